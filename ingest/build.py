@@ -1,0 +1,145 @@
+"""Build or update the knowledge base from files: incremental, atomic, per-file errors.
+
+Unchanged files (same content hash) are skipped, changed ones replaced, files that
+disappeared from the given folders deleted. A file that fails is reported with its
+reason and the batch goes on; if an earlier version of it is in the knowledge base,
+that version is kept.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.loaders import LoadError
+from ingest.ocr import OcrEngine
+from ingest.pipeline import file_hash, process_file, source_key
+from kb.settings import Settings
+from kb.store import FileEntry, GenerationWriter, Manifest, build_lock, read_manifest
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # ok, unchanged, skipped (duplicate content), failed, removed
+    reason: str = ""
+    chunks: int = 0
+
+
+@dataclass
+class BuildReport:
+    kb_dir: Path
+    results: list[FileResult] = field(default_factory=list)
+    generation: Path | None = None  # None when nothing changed
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.count('ok')} ok, {self.count('unchanged')} unchanged, {self.count('skipped')} skipped, "
+            f"{self.count('failed')} failed, {self.count('removed')} removed -> {self.kb_dir}"
+        ]
+        lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
+        return "\n".join(lines)
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Files under the given paths, sorted; hidden files and folders are skipped."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            found.update(
+                p for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            found.add(path)  # a missing file is reported as failed, not ignored
+    return sorted(found)
+
+
+def _under(key: str, roots: list[Path]) -> bool:
+    path = Path(key)
+    return any(path == root or root in path.parents for root in roots)
+
+
+def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progress: bool = True) -> BuildReport:
+    kb_dir = settings.kb_dir
+    report = BuildReport(kb_dir)
+    ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
+    files = discover(paths)
+    roots = [p.resolve() for p in paths]
+    with build_lock(kb_dir):
+        previous, old = read_manifest(kb_dir)
+        if rebuild:
+            previous, old = None, Manifest()
+        manifest = Manifest(embedder=settings.embedder, files=dict(old.files))
+        writer: GenerationWriter | None = None
+
+        def open_writer() -> GenerationWriter:
+            nonlocal writer
+            if writer is None:
+                writer = GenerationWriter(kb_dir, previous, manifest)
+            return writer
+
+        try:
+            bar = tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr)
+            for path in bar:
+                bar.set_postfix_str(path.name[-30:])
+                key = source_key(path)
+                try:
+                    if not path.is_file():
+                        raise LoadError("file not found")
+                    digest = file_hash(path)
+                    entry = old.files.get(key)
+                    if entry and entry.content_hash == digest and not rebuild:
+                        report.results.append(FileResult(str(path), "unchanged"))
+                        continue
+                    duplicate = next((k for k, e in manifest.files.items() if e.content_hash == digest and k != key), None)
+                    if duplicate:
+                        report.results.append(FileResult(str(path), "skipped", f"same content as {duplicate}"))
+                        continue
+                    show_pages = progress and path.suffix.lower() == ".pdf"
+                    with tqdm(desc="  pages", unit="page", leave=False, disable=not show_pages, file=sys.stderr) as pages:
+                        def on_page(done: int, total: int) -> None:
+                            pages.total = total
+                            pages.update(done - pages.n)
+
+                        doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
+                                              content_hash=digest, on_page=on_page)
+                except Exception as exc:  # one bad file never aborts the batch
+                    if isinstance(exc, LoadError):
+                        reason = str(exc)
+                    elif isinstance(exc, OSError):
+                        reason = f"cannot read file: {exc.strerror or exc}"
+                    else:
+                        reason = f"internal error while processing: {type(exc).__name__}: {exc}"
+                    if key in manifest.files:
+                        reason += " (previous version kept)"
+                    report.results.append(FileResult(str(path), "failed", reason))
+                    continue
+                open_writer().put_document(doc)
+                manifest.files[key] = FileEntry(doc.doc_id, digest, path.stat().st_size)
+                report.results.append(FileResult(str(path), "ok", chunks=len(doc.chunks)))
+
+            seen = {source_key(p) for p in files}
+            for key in sorted(old.files):
+                if key not in seen and (_under(key, roots) or rebuild) and not Path(key).exists():
+                    open_writer().delete_document(old.files[key].doc_id)
+                    del manifest.files[key]
+                    report.results.append(FileResult(key, "removed"))
+            if writer is None and (previous is None or old.embedder != settings.embedder):
+                open_writer()  # first build, or the manifest must change: still write a generation
+            if writer is not None:
+                report.generation = writer.commit()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    return report

@@ -1,0 +1,159 @@
+"""Split a cleaned document along its own headings into chunks. Pure functions.
+
+Each heading (一、 （一） 1、 第X条 一是 下一步 …) opens a section whose heading path is
+the stack of headings above it. A section is one chunk when it fits, else it is packed
+into chunks of about TARGET_MIN–TARGET_MAX characters, never over CAP, cut at paragraph
+or sentence ends. A heading never ends a chunk without its body, and a chunk that
+starts inside a table repeats the table's header row.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ingest.clean import table_flags
+from ingest.headings import detect_heading
+from kb.records import Chunk, CleanText
+
+TARGET_MIN = 300
+TARGET_MAX = 500
+CAP = 800
+_SENTENCE = re.compile(r".+?(?:[。！？!?；;][”’」』\"']*|$)", re.S)
+_SOFT_BREAK = re.compile(r"[，,、]")
+
+
+@dataclass
+class _Para:
+    index: int
+    start: int
+    end: int
+    heading: bool  # the paragraph is nothing but a heading line, e.g. "1、加强知识产权创造。"
+    table_header: int | None  # paragraph index of the header row of the table this row is in
+
+
+@dataclass
+class _Section:
+    path: list[str]
+    paras: list[_Para] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    para: _Para
+
+
+def _paragraphs(text: str) -> list[_Para]:
+    lines = text.split("\n")
+    flags = table_flags(lines)
+    paras, offset, header = [], 0, None
+    for i, (line, table) in enumerate(zip(lines, flags)):
+        if table:
+            header = i if header is None else header
+        else:
+            header = None
+        if line.strip():
+            found = None if table else detect_heading(line)
+            heading = found is not None and len(line.strip().rstrip("。.：:；;")) <= len(found.label)
+            paras.append(_Para(i, offset, offset + len(line), heading, header if table else None))
+        offset += len(line) + 1
+    return paras
+
+
+def _sections(text: str, paras: list[_Para]) -> list[_Section]:
+    sections = [_Section([])]
+    stack: list[tuple[int, str]] = []
+    for para in paras:
+        heading = None if para.table_header is not None else detect_heading(text[para.start : para.end])
+        if heading:
+            while stack and stack[-1][0] >= heading.rank:
+                stack.pop()
+            stack.append((heading.rank, heading.label))
+            sections.append(_Section([label for _, label in stack]))
+        sections[-1].paras.append(para)
+    sections = [s for s in sections if s.paras]
+    # A section that is only headings ("一、总体情况" right before "（一）…") joins the next one.
+    merged: list[_Section] = []
+    carry: list[_Para] = []
+    for section in sections:
+        section.paras = carry + section.paras
+        carry = []
+        if all(p.heading for p in section.paras) and section is not sections[-1]:
+            carry = section.paras
+            continue
+        merged.append(section)
+    return merged
+
+
+def _units(text: str, para: _Para) -> list[_Unit]:
+    """A paragraph, or its sentences when it is over CAP, or CAP-sized pieces of a huge sentence."""
+    if para.end - para.start <= CAP:
+        return [_Unit(para.start, para.end, para)]
+    units = []
+    for m in _SENTENCE.finditer(text, para.start, para.end):
+        start, end = m.start(), m.end()
+        while end - start > CAP:
+            # Prefer a comma in the last third of the window for the forced cut.
+            window = text[start + CAP * 2 // 3 : start + CAP]
+            soft = [x.end() for x in _SOFT_BREAK.finditer(window)]
+            cut = start + CAP * 2 // 3 + soft[-1] if soft else start + CAP
+            units.append(_Unit(start, cut, para))
+            start = cut
+        if end > start:
+            units.append(_Unit(start, end, para))
+    return units
+
+
+def _pack(units: list[_Unit]) -> list[list[_Unit]]:
+    groups: list[list[_Unit]] = []
+    for unit in units:
+        if groups:
+            cur = groups[-1]
+            cur_len = cur[-1].end - cur[0].start
+            new_len = unit.end - cur[0].start
+            only_headings = all(u.para.heading for u in cur)
+            if new_len <= TARGET_MAX or ((cur_len < TARGET_MIN or only_headings) and new_len <= CAP):
+                cur.append(unit)
+                continue
+        groups.append([unit])
+    # A heading left at the end of a group moves to the next one, with its body.
+    for i in range(len(groups) - 1):
+        while len(groups[i]) > 1 and groups[i][-1].para.heading:
+            groups[i + 1].insert(0, groups[i].pop())
+    # A short tail goes back into the group before it when that fits.
+    if len(groups) >= 2 and groups[-1][-1].end - groups[-1][0].start < TARGET_MIN // 2:
+        if groups[-1][-1].end - groups[-2][0].start <= CAP:
+            groups[-2].extend(groups.pop())
+    return groups
+
+
+def chunk_document(doc_id: str, title: str, clean: CleanText) -> list[Chunk]:
+    text = clean.text
+    paras = _paragraphs(text)
+    chunks: list[Chunk] = []
+    for section in _sections(text, paras):
+        units = [u for p in section.paras for u in _units(text, p)]
+        for group in _pack(units):
+            start, end = group[0].start, group[-1].end
+            body = text[start:end]
+            first = group[0].para
+            if first.table_header is not None and first.table_header != first.index:
+                header_line = text.split("\n")[first.table_header]
+                body = f"{header_line}\n{body}"
+            path = list(section.path)
+            prefix = "\n".join(x for x in (title, " > ".join(path)) if x)
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{doc_id}-{len(chunks):04d}",
+                    doc_id=doc_id,
+                    ordinal=len(chunks),
+                    heading_path=path,
+                    pages=clean.pages_between(start, end),
+                    start=start,
+                    end=end,
+                    text=body,
+                    embed_text=f"{prefix}\n{body}",
+                )
+            )
+    return chunks

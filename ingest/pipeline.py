@@ -1,0 +1,62 @@
+"""One file from disk to a cleaned, described, chunked Document."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+from ingest.chunking import chunk_document
+from ingest.clean import clean_pages
+from ingest.loaders import load
+from ingest.metadata import extract_metadata
+from ingest.ocr import OcrEngine
+from kb.records import CleanText, Document
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def doc_id_for(source: str) -> str:
+    """Stable per source path, so a changed file replaces its own chunks."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]
+
+
+def source_key(path: Path) -> str:
+    return str(path.resolve())
+
+
+def process_file(
+    path: Path,
+    *,
+    max_bytes: int,
+    ocr: OcrEngine | None,
+    content_hash: str | None = None,
+    on_page: Callable[[int, int], None] | None = None,
+) -> tuple[Document, CleanText]:
+    """Load, clean, describe and chunk one file. Raises LoadError for bad input."""
+    raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page)
+    clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1)
+    meta = extract_metadata(clean.text, path.name, raw.file_title)
+    key = source_key(path)
+    doc_id = doc_id_for(key)
+    return (
+        Document(
+            doc_id=doc_id,
+            source_path=key,
+            file_name=path.name,
+            kind=raw.kind,
+            content_hash=content_hash or file_hash(path),
+            meta=meta,
+            text=clean.text,
+            page_count=len(raw.pages),
+            ocr_pages=[p.number for p in raw.pages if p.ocr],
+            encoding=raw.encoding,
+            chunks=chunk_document(doc_id, meta.title, clean),
+        ),
+        clean,
+    )

@@ -1,0 +1,106 @@
+"""Typed records passed between ingestion, storage and retrieval.
+
+Everything here is plain data: no I/O, no behaviour beyond small helpers.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Page:
+    """Raw text of one page as a loader read it (1-based page number)."""
+
+    number: int
+    text: str
+    ocr: bool = False  # True when the text came from OCR, not a text layer
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """One source file as loaded, before cleaning."""
+
+    path: str
+    kind: str  # pdf, docx, txt, md, html
+    pages: list[Page]
+    encoding: str | None = None  # detected encoding for text formats
+    file_title: str | None = None  # title stored in the file's own properties, if any
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.pages)
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """Cleaned text of a document plus where each page starts in it."""
+
+    text: str
+    page_starts: list[tuple[int, int]]  # (offset in text, page number), ascending
+
+    def page_at(self, offset: int) -> int:
+        page = self.page_starts[0][1] if self.page_starts else 1
+        for start, number in self.page_starts:
+            if start > offset:
+                break
+            page = number
+        return page
+
+    def pages_between(self, start: int, end: int) -> list[int]:
+        """Page numbers covered by text[start:end]."""
+        first, last = self.page_at(start), self.page_at(max(start, end - 1))
+        return [n for _, n in self.page_starts if first <= n <= last] or [first]
+
+
+@dataclass
+class DocumentMeta:
+    """Official-document elements (GB/T 9704-2012). Missing ones stay None."""
+
+    title: str
+    doc_type: str = "其他"  # 答复, 办法, 措施, 通知, 意见, 报告, 其他
+    issuer: str | None = None  # 发文机关
+    doc_number: str | None = None  # 发文字号, e.g. 甬市监函〔2019〕25号
+    date: str | None = None  # 成文日期, ISO yyyy-mm-dd
+    addressee: str | None = None  # 主送
+    cc: str | None = None  # 抄送
+    printed_by: str | None = None  # 印发机关
+    printed_date: str | None = None  # 印发日期, ISO
+    contact: str | None = None  # 联系人
+    phone: str | None = None  # 联系电话
+    category_mark: str | None = None  # 类别标记
+    title_from_filename: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable piece of a document, split along its own headings."""
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    heading_path: list[str]
+    pages: list[int]
+    start: int  # offsets in the document's cleaned text
+    end: int
+    text: str  # what people read: the cleaned original
+    embed_text: str  # what the embedder sees: title and heading path, then text
+
+
+@dataclass
+class Document:
+    """A cleaned, described, chunked source file, ready for the knowledge base."""
+
+    doc_id: str
+    source_path: str
+    file_name: str
+    kind: str
+    content_hash: str
+    meta: DocumentMeta
+    text: str
+    page_count: int
+    ocr_pages: list[int] = field(default_factory=list)
+    encoding: str | None = None
+    chunks: list[Chunk] = field(default_factory=list)

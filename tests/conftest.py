@@ -1,0 +1,33 @@
+"""Shared pytest fixtures. Tests must never reach the network."""
+from __future__ import annotations
+
+import os
+
+# set before any test module imports HF / Gradio code
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    """The read-only corpus of real documents next to the repository (../shared/corpus)."""
+    if not (SHARED_CORPUS / "pdf").is_dir():
+        pytest.skip(f"../shared/corpus not found: {SHARED_CORPUS}")
+    return SHARED_CORPUS
+
+
+REPO = Path(__file__).resolve().parents[1]
+REPLY_LETTER = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"
+
+
+@pytest.fixture(scope="session")
+def reply_letter_text() -> str:
+    """The bundled sample document, as received (with its page-break damage)."""
+    return REPLY_LETTER.read_text(encoding="utf-8")
