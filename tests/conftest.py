@@ -19,6 +19,8 @@ SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 def shared_corpus() -> Path:
     """The read-only corpus of real documents next to the repository (../shared/corpus)."""
     if not (SHARED_CORPUS / "pdf").is_dir():
+        if os.environ.get("CI"):  # CI always has ../shared: a skip there would hide a broken setup
+            pytest.fail(f"../shared/corpus not found in CI: {SHARED_CORPUS}")
         pytest.skip(f"../shared/corpus not found: {SHARED_CORPUS}")
     return SHARED_CORPUS
 
