@@ -1,0 +1,1 @@
+"""Scoring of retrieval and answers on a test set; arrives with the eval issue."""
