@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/ingest.py
+	$(PY) bench/retrieval.py
 
 clean:
 	rm -rf $(VENV) .kb

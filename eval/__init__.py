@@ -1,1 +1,1 @@
-"""Scoring of retrieval and answers on a test set; arrives with the eval issue."""
+"""Evaluation: test sets (testset.py) and metric definitions (metrics.py)."""

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ingest.indexing import index_generation
 from ingest.loaders import LoadError
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
+from kb.embeddings import CachedEmbedder, EmbeddingError, embedder_id, make_embedder
+from kb.lexical import Tokenizer
 from kb.settings import Settings
-from kb.store import FileEntry, GenerationWriter, Manifest, build_lock, read_manifest
+from kb.store import FileEntry, GenerationWriter, KbError, Manifest, build_lock, read_manifest
 
 
 @dataclass
@@ -33,6 +36,7 @@ class BuildReport:
     kb_dir: Path
     results: list[FileResult] = field(default_factory=list)
     generation: Path | None = None  # None when nothing changed
+    embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -44,7 +48,8 @@ class BuildReport:
     def summary(self) -> str:
         lines = [
             f"{self.count('ok')} ok, {self.count('unchanged')} unchanged, {self.count('skipped')} skipped, "
-            f"{self.count('failed')} failed, {self.count('removed')} removed -> {self.kb_dir}"
+            f"{self.count('failed')} failed, {self.count('removed')} removed, "
+            f"{self.embedded} chunk(s) embedded -> {self.kb_dir}"
         ]
         lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
         return "\n".join(lines)
@@ -72,14 +77,17 @@ def _under(key: str, roots: list[Path]) -> bool:
 def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progress: bool = True) -> BuildReport:
     kb_dir = settings.kb_dir
     report = BuildReport(kb_dir)
+    try:
+        model_id = embedder_id(settings)
+    except EmbeddingError as exc:
+        raise KbError(str(exc)) from None
     ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
     files = discover(paths)
     roots = [p.resolve() for p in paths]
     with build_lock(kb_dir):
-        previous, old = read_manifest(kb_dir)
-        if rebuild:
-            previous, old = None, Manifest()
-        manifest = Manifest(embedder=settings.embedder, files=dict(old.files))
+        # --rebuild must not read the old manifest: it may be of a format this version cannot read.
+        previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
+        manifest = Manifest(embedder=model_id, files=dict(old.files))
         writer: GenerationWriter | None = None
 
         def open_writer() -> GenerationWriter:
@@ -134,9 +142,18 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))
-            if writer is None and (previous is None or old.embedder != settings.embedder):
-                open_writer()  # first build, or the manifest must change: still write a generation
+            if writer is None and (previous is None or old.embedder != model_id):
+                open_writer()  # first build, or another embedder: still write a generation
             if writer is not None:
+                embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
+                                          settings.embed_batch)
+                try:
+                    manifest.dimension = index_generation(writer, embedder, Tokenizer(), progress=progress)
+                except EmbeddingError as exc:
+                    raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
+                finally:
+                    embedder.close()
+                report.embedded = embedder.embedded
                 report.generation = writer.commit()
         except BaseException:
             if writer is not None:

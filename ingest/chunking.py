@@ -153,7 +153,7 @@ def chunk_document(doc_id: str, title: str, clean: CleanText) -> list[Chunk]:
                     start=start,
                     end=end,
                     text=body,
-                    embed_text=f"{prefix}\n{body}",
+                    search_text=f"{prefix}\n{body}",
                 )
             )
     return chunks

@@ -86,7 +86,7 @@ class Chunk:
     start: int  # offsets in the document's cleaned text
     end: int
     text: str  # what people read: the cleaned original
-    embed_text: str  # what the embedder sees: title and heading path, then text
+    search_text: str  # what BM25 reads: title and heading path, then text (the embedder reads `text`)
 
 
 @dataclass
@@ -104,3 +104,36 @@ class Document:
     ocr_pages: list[int] = field(default_factory=list)
     encoding: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its rank, score and the document facts a citation needs."""
+
+    rank: int  # 1-based
+    score: float  # fused score (RRF) in hybrid mode, cosine or BM25 score otherwise
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str
+    doc_number: str | None
+    issuer: str | None
+    date: str | None
+    doc_type: str
+    pages: list[int]
+    heading_path: list[str]
+    source: str  # file name
+    source_path: str
+    dense_score: float | None = None  # cosine similarity, when dense retrieval ran
+    bm25_score: float | None = None
+
+    def to_json(self) -> dict:
+        """The stable passage object of `python -m kb search --json` and the answer JSON."""
+        return {
+            "rank": self.rank, "score": round(self.score, 6), "text": self.text, "title": self.title,
+            "doc_number": self.doc_number, "date": self.date, "issuer": self.issuer, "doc_type": self.doc_type,
+            "pages": self.pages, "section": self.heading_path, "source": self.source,
+            "chunk_id": self.chunk_id, "doc_id": self.doc_id,
+            "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
+            "bm25_score": None if self.bm25_score is None else round(self.bm25_score, 6),
+        }

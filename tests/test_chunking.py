@@ -21,7 +21,7 @@ def test_reply_letter_chunks_follow_its_structure(reply_letter_text):
         assert len(c.text) <= CAP
         assert c.text == clean.text[c.start : c.end]
         assert c.pages == [1]
-        assert c.embed_text.startswith("标题\n") and c.embed_text.endswith(c.text)
+        assert c.search_text.startswith("标题\n") and c.search_text.endswith(c.text)
         assert c.chunk_id == f"doc-{c.ordinal:04d}"
 
 

@@ -21,8 +21,8 @@ PDF_PAGES = {
 
 
 @pytest.fixture(scope="module")
-def corpus_kb(tmp_path_factory, shared_corpus):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"))
+def corpus_kb(tmp_path_factory, shared_corpus, embed_cache):
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     report = build([REPO / "data" / "corpus", shared_corpus / "pdf"], settings, progress=False)
     assert not report.failed, report.summary()
     return open_kb(settings.kb_dir)

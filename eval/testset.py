@@ -1,0 +1,44 @@
+"""Test sets: JSONL, one question per line (format in eval/testsets/README.md)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class TestSetError(ValueError):
+    """A test set that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answerable: bool
+    evidence: list[str] = field(default_factory=list)
+    keypoints: list[str] = field(default_factory=list)
+    kind: str = ""
+
+
+def load_testset(path: Path) -> list[Question]:
+    questions: list[Question] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            q = Question(id=str(raw["id"]), question=str(raw["question"]), answerable=bool(raw["answerable"]),
+                         evidence=list(raw.get("evidence", [])), keypoints=list(raw.get("keypoints", [])),
+                         kind=str(raw.get("kind", "")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TestSetError(f"{path}, line {number}: not a test-set question ({type(exc).__name__}: {exc})") from None
+        if q.id in seen:
+            raise TestSetError(f"{path}, line {number}: duplicate id {q.id!r}")
+        if q.answerable and not q.evidence:
+            raise TestSetError(f"{path}, line {number}: answerable question {q.id!r} has no evidence")
+        seen.add(q.id)
+        questions.append(q)
+    if not questions:
+        raise TestSetError(f"{path}: the test set is empty")
+    return questions

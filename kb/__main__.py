@@ -1,0 +1,77 @@
+"""Command line for hotline lookup.
+
+    python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25]
+                        [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME]
+
+`--json` prints {"query": str, "passages": [passage, …]}; the passage object is
+documented in the README and kept stable.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from kb.citations import source_line  # noqa: E402
+from kb.embeddings import EmbeddingError  # noqa: E402
+from kb.retrieval import MODES, Filters, Retriever  # noqa: E402
+from kb.settings import SettingsError, load_settings  # noqa: E402
+from kb.store import KbError  # noqa: E402
+
+
+def _search(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.kb:
+        settings = dataclasses.replace(settings, kb_dir=args.kb)
+    filters = Filters(doc_types=tuple(args.type), issuers=tuple(args.issuer), date_from=args.date_from,
+                      date_to=args.date_to, files=tuple(args.file))
+    retriever = Retriever.open(settings)
+    try:
+        passages = retriever.search(args.query, k=args.k, filters=filters, mode=args.mode)
+    finally:
+        retriever.close()
+    if args.json:
+        print(json.dumps({"query": args.query, "passages": [p.to_json() for p in passages]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    if not passages:
+        print("没有找到相关段落。")
+    for p in passages:
+        print(f"[{p.rank}] {source_line(p)}  (score {p.score:.4f})")
+        print("    " + p.text.replace("\n", "\n    "))
+        print()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kb", description="Search the IPKB knowledge base.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser("search", help="ranked passages for a question, with their sources")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=10, help="number of passages (default 10)")
+    search.add_argument("--json", action="store_true", help="print JSON: {query, passages}")
+    search.add_argument("--kb", type=Path, help="knowledge-base folder (default: IPKB_KB_DIR or .kb)")
+    search.add_argument("--mode", choices=MODES, default="hybrid")
+    search.add_argument("--type", action="append", default=[], help="document type, e.g. 答复 (repeatable)")
+    search.add_argument("--issuer", action="append", default=[], help="发文机关, substring (repeatable)")
+    search.add_argument("--from", dest="date_from", help="成文日期 on or after, yyyy-mm-dd")
+    search.add_argument("--to", dest="date_to", help="成文日期 on or before, yyyy-mm-dd")
+    search.add_argument("--file", action="append", default=[], help="file name or document id (repeatable)")
+    args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error("--k must be at least 1")
+    try:
+        return _search(args)
+    except (KbError, SettingsError, EmbeddingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

