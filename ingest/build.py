@@ -37,6 +37,7 @@ class BuildReport:
     results: list[FileResult] = field(default_factory=list)
     generation: Path | None = None  # None when nothing changed
     embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
+    notices: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -52,6 +53,7 @@ class BuildReport:
             f"{self.embedded} chunk(s) embedded -> {self.kb_dir}"
         ]
         lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
+        lines += [f"  NOTE {n}" for n in self.notices]
         return "\n".join(lines)
 
 
@@ -85,8 +87,11 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     files = discover(paths)
     roots = [p.resolve() for p in paths]
     with build_lock(kb_dir):
-        # --rebuild must not read the old manifest: it may be of a format this version cannot read.
-        previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
+        try:
+            previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
+        except KbError as exc:  # an older format or a damaged manifest: ingest everything again
+            report.notices.append(f"existing knowledge base not reusable ({exc}); building a new one")
+            previous, old, rebuild = None, Manifest(), True
         manifest = Manifest(embedder=model_id, files=dict(old.files))
         writer: GenerationWriter | None = None
 

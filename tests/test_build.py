@@ -167,3 +167,22 @@ def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply
     assert _run_cli(str(corpus), "--no-ocr", env=env).returncode in (0, 1)
     assert len(list(kb_dir.glob("gen-*"))) == 1
     assert open_kb(kb_dir).document(after.documents()[0].doc_id).meta.addressee == "张三委员"
+
+
+def test_a_knowledge_base_of_an_older_format_is_rebuilt_not_fatal(tmp_path, reply_letter_text, embed_cache):
+    import json
+
+    from kb.store import KbError, MANIFEST
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "答复.txt").write_text(reply_letter_text, encoding="utf-8")
+    settings = _settings(tmp_path, embed_cache=embed_cache)
+    build([corpus], settings, progress=False)
+    manifest = current_generation(settings.kb_dir) / MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 1}))
+    with pytest.raises(KbError, match="rebuild with `python -m ingest --rebuild`"):
+        open_kb(settings.kb_dir)
+    report = build([corpus], settings, progress=False)
+    assert report.count("ok") == 1 and "building a new one" in report.summary()
+    assert open_kb(settings.kb_dir).count() == (1, 15)
