@@ -8,10 +8,7 @@ process, query latency p50/p95 (query embedding included) on the sample knowledg
 and on a 10,000-chunk one; index size and resident memory.
 
 The 10,000-chunk knowledge base repeats the documents of the sample corpus and the
-shared PDFs under new document ids until it holds 10,000 chunks. Each copy's text gets
-a copy marker (so de-duplication does not collapse the copies) and its vector is the
-original's plus a little noise (embedding 10,000 chunks with e5 would take half an hour
-and search cost does not depend on the values).
+shared PDFs under new document ids (bench/large_kb.py).
 
 Run: `make bench-retrieval` or `.venv/bin/python bench/retrieval.py [--testset FILE] [--size 10000]`.
 """
@@ -33,7 +30,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 
 from eval.metrics import hit_at, percentile, reciprocal_rank  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
@@ -41,12 +37,9 @@ from ingest.build import build  # noqa: E402
 from ingest.loaders import load  # noqa: E402
 from ingest.ocr import OcrEngine  # noqa: E402
 from kb.embeddings import E5Embeddings  # noqa: E402
-from kb.indexes import write_indexes  # noqa: E402
-from kb.lexical import Tokenizer  # noqa: E402
-from kb.records import Chunk  # noqa: E402
 from kb.retrieval import MODES, Retriever  # noqa: E402
 from kb.settings import Settings  # noqa: E402
-from kb.store import FileEntry, GenerationWriter, Manifest, open_kb  # noqa: E402
+from large_kb import build_large  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus"
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"
@@ -120,44 +113,6 @@ def startup_seconds(kb_dir: Path) -> float:
             "print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def build_large(source: Path, target: Settings, size: int, cache: Path) -> float:
-    """Write a `size`-chunk knowledge base by repeating the documents of `source` under new ids."""
-    kb = open_kb(source)
-    docs = [kb.document(d.doc_id) for d in kb.documents()]
-    from kb.embeddings import CachedEmbedder
-
-    embedder = CachedEmbedder(cache, E5Embeddings.id, E5Embeddings)
-    base = {c.chunk_id: v for d in docs for c, v in zip(d.chunks, embedder.embed([c.text for c in d.chunks]))}
-    rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    manifest = Manifest(embedder=E5Embeddings.id, dimension=384)
-    target.kb_dir.mkdir(parents=True, exist_ok=True)
-    writer = GenerationWriter(target.kb_dir, None, manifest)
-    chunk_ids, vectors, tokens, tokenizer, copy = [], [], [], Tokenizer(), 0
-    while len(chunk_ids) < size:
-        for doc in docs:
-            if len(chunk_ids) >= size:
-                break
-            doc_id = f"{doc.doc_id}-{copy:04d}"
-            mark = f"（副本{copy}）"
-            chunks = [replace(c, chunk_id=f"{doc_id}-{c.ordinal}", doc_id=doc_id, text=c.text + mark,
-                              search_text=c.search_text + mark) for c in doc.chunks][: size - len(chunk_ids)]
-            writer.put_document(replace(doc, doc_id=doc_id, source_path=f"{doc.source_path}#{copy}",
-                                        file_name=f"{copy:04d}-{doc.file_name}", chunks=chunks))
-            manifest.files[f"{doc.source_path}#{copy}"] = FileEntry(doc_id, doc.content_hash, 0)
-            for original, chunk in zip(doc.chunks, chunks):
-                noisy = base[original.chunk_id] + rng.normal(0, 0.02, 384).astype(np.float32)
-                vectors.append(noisy / np.linalg.norm(noisy))
-                chunk_ids.append(chunk.chunk_id)
-                tokens.append(tokenizer.tokens(chunk.search_text))
-        copy += 1
-    write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens)
-    writer.commit()
-    kb.close()
-    embedder.close()
-    return time.perf_counter() - start
 
 
 def main() -> int:

@@ -50,3 +50,22 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+def keypoint_recall(answer: str, keypoints: list[str]) -> float:
+    """Share of keypoints found in the answer, whitespace ignored (1.0 when there are none)."""
+    if not keypoints:
+        return 1.0
+    body = squeeze(answer)
+    return sum(squeeze(k) in body for k in keypoints) / len(keypoints)
+
+
+def citation_precision(cited_texts: list[str], evidence: list[str]) -> float | None:
+    """Share of cited passages that support some evidence string; None when nothing is cited."""
+    if not cited_texts:
+        return None
+    return sum(any(supports(t, e) for e in evidence) for t in cited_texts) / len(cited_texts)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kb.guard import looks_like_instruction
 from kb.records import DocumentMeta
 
 HEAD_LINES = 12
@@ -90,8 +91,8 @@ def _head(lines: list[str]) -> list[str]:
 def _find_title(head: list[str], skip: set[int]) -> str | None:
     """Title lines: starting with 关于 or ending with a document-type word, wrapped lines joined."""
     for i, line in enumerate(head):
-        if i in skip or not (_TITLE_START.match(line) or _TITLE_END.search(line)):
-            continue
+        if i in skip or not (_TITLE_START.match(line) or _TITLE_END.search(line)) or looks_like_instruction(line):
+            continue  # a line addressing an assistant is never a title, whatever it ends with
         parts, j = [line], i
         # A wrapped title continues until it ends with a document-type word.
         while not _TITLE_END.search(parts[-1]) and j + 1 < len(head) and j + 1 not in skip:

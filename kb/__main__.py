@@ -1,10 +1,11 @@
-"""Command line for hotline lookup.
+"""Command line for hotline lookup and answers.
 
-    python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25]
-                        [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME]
+    python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25] [filters]
+    python -m kb ask "问题" [--json] [--kb DIR] [filters]
 
-`--json` prints {"query": str, "passages": [passage, …]}; the passage object is
-documented in the README and kept stable.
+Filters: [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME].
+`search --json` prints {"query": str, "passages": [passage, …]}; `ask --json` prints the
+Answer JSON. Both shapes are documented in the README and kept stable.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from kb.answering import Answerer  # noqa: E402
 from kb.citations import source_line  # noqa: E402
 from kb.embeddings import EmbeddingError  # noqa: E402
 from kb.retrieval import MODES, Filters, Retriever  # noqa: E402
@@ -25,13 +27,46 @@ from kb.settings import SettingsError, load_settings  # noqa: E402
 from kb.store import KbError  # noqa: E402
 
 
-def _search(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace):
     settings = load_settings()
-    if args.kb:
-        settings = dataclasses.replace(settings, kb_dir=args.kb)
-    filters = Filters(doc_types=tuple(args.type), issuers=tuple(args.issuer), date_from=args.date_from,
-                      date_to=args.date_to, files=tuple(args.file))
-    retriever = Retriever.open(settings)
+    return dataclasses.replace(settings, kb_dir=args.kb) if args.kb else settings
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(doc_types=tuple(args.type), issuers=tuple(args.issuer), date_from=args.date_from,
+                   date_to=args.date_to, files=tuple(args.file))
+
+
+def _ask(args: argparse.Namespace) -> int:
+    answerer = Answerer.open(_settings(args))
+    try:
+        if args.json:
+            result = answerer.answer(args.question, filters=_filters(args))
+            print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+            return 0
+        result = None
+        for event in answerer.stream(args.question, filters=_filters(args)):
+            if isinstance(event, str):
+                print(event, end="", flush=True)  # LLM answers stream
+            else:
+                result = event
+    finally:
+        answerer.close()
+    if result.answerer == "llm" and not result.refused:
+        print("\n")
+    for notice in result.notices:
+        print(f"【提示】{notice}")
+    print(result.answer)
+    if result.refused and result.passages:
+        print("\n最接近的段落（供参考）：")
+        for p in result.passages[:3]:
+            print(f"[{p.rank}] {source_line(p)}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    filters = _filters(args)
+    retriever = Retriever.open(_settings(args))
     try:
         passages = retriever.search(args.query, k=args.k, filters=filters, mode=args.mode)
     finally:
@@ -50,24 +85,28 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kb", description="Search the IPKB knowledge base.")
+    parser = argparse.ArgumentParser(prog="python -m kb", description="Search the IPKB knowledge base, or ask it.")
     commands = parser.add_subparsers(dest="command", required=True)
     search = commands.add_parser("search", help="ranked passages for a question, with their sources")
     search.add_argument("query")
     search.add_argument("--k", type=int, default=10, help="number of passages (default 10)")
     search.add_argument("--json", action="store_true", help="print JSON: {query, passages}")
-    search.add_argument("--kb", type=Path, help="knowledge-base folder (default: IPKB_KB_DIR or .kb)")
     search.add_argument("--mode", choices=MODES, default="hybrid")
-    search.add_argument("--type", action="append", default=[], help="document type, e.g. 答复 (repeatable)")
-    search.add_argument("--issuer", action="append", default=[], help="发文机关, substring (repeatable)")
-    search.add_argument("--from", dest="date_from", help="成文日期 on or after, yyyy-mm-dd")
-    search.add_argument("--to", dest="date_to", help="成文日期 on or before, yyyy-mm-dd")
-    search.add_argument("--file", action="append", default=[], help="file name or document id (repeatable)")
+    ask = commands.add_parser("ask", help="an answer with citations (extractive, or the configured LLM)")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the Answer JSON")
+    for command in (search, ask):
+        command.add_argument("--kb", type=Path, help="knowledge-base folder (default: IPKB_KB_DIR or .kb)")
+        command.add_argument("--type", action="append", default=[], help="document type, e.g. 答复 (repeatable)")
+        command.add_argument("--issuer", action="append", default=[], help="发文机关, substring (repeatable)")
+        command.add_argument("--from", dest="date_from", help="成文日期 on or after, yyyy-mm-dd")
+        command.add_argument("--to", dest="date_to", help="成文日期 on or before, yyyy-mm-dd")
+        command.add_argument("--file", action="append", default=[], help="file name or document id (repeatable)")
     args = parser.parse_args(argv)
-    if args.k < 1:
+    if args.command == "search" and args.k < 1:
         parser.error("--k must be at least 1")
     try:
-        return _search(args)
+        return _search(args) if args.command == "search" else _ask(args)
     except (KbError, SettingsError, EmbeddingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

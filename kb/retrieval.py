@@ -71,7 +71,6 @@ class Retriever:
         self.documents = {d.doc_id: d for d in kb.documents()}
         by_id = {c.chunk_id: c for c in kb.chunks()}
         self._chunks: list[Chunk] = [by_id[cid] for cid in indexes.chunk_ids]
-        self._row_doc = [self.documents[c.doc_id] for c in self._chunks]
 
     @classmethod
     def open(cls, settings: Settings, embedder: KbEmbeddings | None = None,
@@ -104,6 +103,29 @@ class Retriever:
     @property
     def size(self) -> int:
         return len(self._chunks)
+
+    def idf(self, term: str) -> float:
+        return self._indexes.bm25.idf(term)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tokenizer
+
+    @property
+    def embedder(self) -> KbEmbeddings:
+        return self._embedder
+
+    def passage_for(self, chunk: Chunk, rank: int = 0, score: float = 0.0) -> Passage:
+        doc = self.documents[chunk.doc_id]
+        return Passage(
+            rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
+            title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
+            doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
+            source=doc.file_name, source_path=doc.source_path,
+        )
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        return [c for c in self._chunks if c.doc_id == doc_id]
 
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         if filters is None or filters.empty:
@@ -151,14 +173,9 @@ class Retriever:
         dense_of, bm25_of = dict(dense), dict(lexical)
         passages: list[Passage] = []
         for row, score in self._distinct(order):
-            chunk, doc = self._chunks[row], self._row_doc[row]
-            passages.append(Passage(
-                rank=len(passages) + 1, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
-                title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
-                doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
-                source=doc.file_name, source_path=doc.source_path,
-                dense_score=dense_of.get(row), bm25_score=bm25_of.get(row),
-            ))
+            passage = self.passage_for(self._chunks[row], rank=len(passages) + 1, score=score)
+            passage.dense_score, passage.bm25_score = dense_of.get(row), bm25_of.get(row)
+            passages.append(passage)
             if len(passages) == k:
                 break
         return passages

@@ -43,6 +43,16 @@ class Settings:
     bm25_weight: float = 2.0  # e5-small is the weaker ranker on both test sets (bench/retrieval.py)
     rrf_k: int = 60
     candidates: int = 50  # taken from each ranking before fusion
+    retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
+    # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model).
+    llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
+    llm_api_key: str = ""
+    llm_model: str = ""
+    llm_timeout: float = 30.0  # seconds; on timeout the extractive answer is shown with a notice
+    llm_temperature: float = 0.1
+    prompts_dir: Path = Path(__file__).resolve().parents[1] / "prompts"
+    answer_passages: int = 5  # passages the answerers read (more are returned for staff)
+    max_question_chars: int = 500
 
     @property
     def embed_cache_path(self) -> Path:

@@ -68,11 +68,13 @@ def test_openai_compatible_endpoint(tmp_path, corpus):
                            embed_base_url=server.base_url, embed_api_key="sk-test", embed_batch=4)
         passages = _build_and_search(settings, corpus, "发明专利被侵权保险")
         calls = server.embedding_requests()
-        assert len(calls) == 4 + 1  # 15 chunks in batches of 4, then the query
+        # 15 chunks in batches of 4, then the sentences for the extractive answerer, then the query
+        assert [len(c["json"]["input"]) for c in calls[:4]] == [4, 4, 4, 3]
+        assert all(len(c["json"]["input"]) <= 4 for c in calls)
         assert all(c["json"]["model"] == "bge-m3" and c["headers"]["authorization"] == "Bearer sk-test" for c in calls)
         assert calls[-1]["json"]["input"] == ["发明专利被侵权保险"]
         query = np.asarray(fake_embedding("发明专利被侵权保险", 64))
-        chunks = [text for call in calls[:-1] for text in call["json"]["input"]]
+        chunks = [text for call in calls[:4] for text in call["json"]["input"]]
         best = max(float(query @ np.asarray(fake_embedding(t, 64))) for t in chunks)
         assert passages[0].dense_score == pytest.approx(best, abs=1e-4)
 

@@ -1,0 +1,181 @@
+"""The default answerer: quote the sentences of the top passages that answer the question.
+
+Each sentence of the top passages is scored by
+  - coverage: the IDF-weighted share of the question's terms it contains (the document
+    title and its section heading count at a lower weight), and
+  - dense similarity to the question (e5 over sentences, through the embedding cache),
+  - plus a bonus when it holds the kind of fact the question asks for (number, date…).
+The best sentences, in document order, become the answer, each followed by [n].
+
+It refuses — returns a Draft with `refused=True` and the reason — when the documents do
+not answer: no sentence covers the question well enough; the question asks for a fact
+(an amount, a ratio, a date…) that no matching sentence holds; or it names a place that
+no retrieved document mentions (sentences only come from documents about that place). Retrieval scores alone cannot tell these apart.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kb.guard import looks_like_instruction
+from kb.lexical import Tokenizer
+from kb.question import Intent, has_value
+from kb.records import Passage
+from kb.sentences import sentence_spans
+
+# Calibrated on eval/testsets/sample.jsonl (bench/answers.py): off-topic questions share
+# almost no weighted terms with any sentence; colloquial answerable ones share 0.12 and up.
+MIN_COVERAGE = 0.1
+VALUE_COVERAGE = 0.2  # a sentence holding the asked-for fact must also be about the question
+HEADING_WEIGHT = 0.5
+IDF_FLOOR = 1.0
+CONTEXT_WEIGHT = 0.3  # all terms of the earlier question together, for a follow-up
+DENSE_WEIGHT = 0.5
+VALUE_BONUS = 0.25
+KEEP_RATIO = 0.8  # further sentences must score within 80% of the best
+MAX_SENTENCES = 3
+MAX_CHARS = 200
+
+
+@dataclass
+class Candidate:
+    passage: Passage
+    index: int  # sentence number within the passage
+    span: tuple[int, int]
+    text: str
+    coverage: float
+    score: float = 0.0
+
+
+@dataclass
+class Draft:
+    """An answer before validation: text with [n] markers and what each n points to."""
+
+    text: str
+    cited: list[tuple[Passage, list[int], list[tuple[int, int]]]] = field(default_factory=list)
+    refused: bool = False
+    reason: str = ""
+
+
+def quotable(sentence: str) -> bool:
+    """A sentence the answerer may quote: not a fragment, not an instruction to the assistant."""
+    return len(sentence) >= 4 and not looks_like_instruction(sentence)
+
+
+def answer_sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text) if quotable(text[s:e])]
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _place_stem(place: str) -> str:
+    return place[:-1] if len(place) > 2 and place[-1] in "省市区县镇" else place
+
+
+class ExtractiveAnswerer:
+    def __init__(self, tokenizer: Tokenizer, idf: Callable[[str], float],
+                 embed_sentences: Callable[[list[str]], np.ndarray] | None = None,
+                 embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
+                 document_text: Callable[[str], str] | None = None):
+        self._tokenizer = tokenizer
+        self._document_text = document_text  # doc id -> its title, issuer and text (for place names)
+        self._idf = idf
+        self._embed_sentences = embed_sentences
+        self._embed_query = embed_query
+        self._passages_used = passages_used
+
+    def _coverage(self, weights: dict[str, float], tokens: set[str]) -> float:
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+    def _weight(self, term: str) -> float:
+        """IDF with a floor: a term in every chunk (the title's, in a one-document KB) still shows
+        the question is about these documents. Single characters count half."""
+        return max(self._idf(term), IDF_FLOOR) * (0.5 if len(term) == 1 else 1.0)
+
+    def _about(self, passage: Passage, places: list[str]) -> bool:
+        """Whether the passage's document mentions every place the question names."""
+        if not places:
+            return True
+        text = f"{passage.title} {passage.issuer or ''} " + (
+            self._document_text(passage.doc_id) if self._document_text else passage.text)
+        return all(_place_stem(p) in text for p in places)
+
+    def candidates(self, question: str, passages: list[Passage], context: str = "") -> list[Candidate]:
+        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        earlier = {t: self._weight(t) for t in set(self._tokenizer.tokens(context)) if t not in weights}
+        if earlier:  # the follow-up's own terms lead: the earlier question's weigh 30% of them in all
+            scale = CONTEXT_WEIGHT * (sum(weights.values()) or 1.0) / sum(earlier.values())
+            weights.update({t: w * scale for t, w in earlier.items()})
+        places = self._tokenizer.places(f"{context} {question}")
+        out = []
+        for passage in [p for p in passages if self._about(p, places)][: self._passages_used]:
+            heading = set(self._tokenizer.tokens(" ".join([passage.title, *passage.heading_path])))
+            for index, (start, end) in enumerate(sentence_spans(passage.text)):
+                text = passage.text[start:end]
+                if not quotable(text) or _squeeze(text) in _squeeze(passage.title):
+                    continue  # a title line is not an answer
+                tokens = set(self._tokenizer.tokens(text))
+                coverage = self._coverage(weights, tokens)
+                with_heading = self._coverage(weights, tokens | heading)
+                coverage += HEADING_WEIGHT * (with_heading - coverage)
+                out.append(Candidate(passage, index, (start, end), text, coverage))
+        return out
+
+    def answer(self, question: str, intent: Intent, passages: list[Passage], context: str = "") -> Draft:
+        """`context`: the earlier question a follow-up leans on; its terms count for less."""
+        candidates = self.candidates(question, passages, context)
+        if not candidates:
+            places = self._tokenizer.places(f"{context} {question}")
+            reason = f"no document mentions {'、'.join(places)}" if places else "no passage matches the question"
+            return Draft("", refused=True, reason=reason)
+        dense = self._dense(f"{context} {question}".strip(), [c.text for c in candidates])
+        wanted = intent.wants_value
+        for c, similarity in zip(candidates, dense):
+            bonus = VALUE_BONUS if wanted and any(has_value(c.text, k) for k in wanted) else 0.0
+            c.score = c.coverage + DENSE_WEIGHT * similarity + bonus + 0.02 / max(c.passage.rank, 1)
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        best = ranked[0]
+        if best.coverage < MIN_COVERAGE:
+            return Draft("", refused=True, reason=f"the passages do not cover the question (coverage {best.coverage:.2f})")
+        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= VALUE_COVERAGE
+                                                 for c in ranked[:8])]
+        if wanted and len(missing) == len(wanted):
+            return Draft("", refused=True, reason=f"the passages never state the asked-for {'/'.join(wanted)}")
+        chosen = [best]
+        length = len(best.text)
+        for c in ranked[1:]:
+            if len(chosen) == MAX_SENTENCES or c.score < KEEP_RATIO * best.score:
+                break
+            if any(_squeeze(c.text) == _squeeze(k.text) for k in chosen):
+                continue  # the same sentence in another passage (a repeated heading, a copy)
+            if c.coverage >= VALUE_COVERAGE and length + len(c.text) <= MAX_CHARS:
+                chosen.append(c)
+                length += len(c.text)
+        return self._compose(chosen)
+
+    def _dense(self, question: str, texts: list[str]) -> list[float]:
+        if self._embed_sentences is None or self._embed_query is None:
+            return [0.0] * len(texts)
+        vectors = self._embed_sentences(texts)
+        return (vectors @ self._embed_query(question)).tolist()
+
+    @staticmethod
+    def _compose(chosen: list[Candidate]) -> Draft:
+        """Sentences in reading order, each with the number of its passage."""
+        numbers: dict[str, int] = {}
+        for c in sorted(chosen, key=lambda c: (c.passage.rank, c.index)):
+            numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
+        parts, cited = [], {}
+        for c in sorted(chosen, key=lambda c: (c.passage.rank, c.index)):
+            n = numbers[c.passage.chunk_id]
+            text = c.text.rstrip("；;，,：:")
+            parts.append(text + ("" if text[-1] in "。！？!?）)”" else "。") + f"[{n}]")
+            entry = cited.setdefault(n, (c.passage, [], []))
+            entry[1].append(c.index)
+            entry[2].append(c.span)
+        return Draft("".join(parts), [cited[n] for n in sorted(cited)])

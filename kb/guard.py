@@ -1,0 +1,67 @@
+"""Passages are data, never instructions. Pure.
+
+A sentence in a document that talks to the assistant ("忽略以上所有指令……", "ignore previous
+instructions", "你现在是……") is never quoted by the extractive answerer and is replaced by a
+placeholder before passages reach an LLM. So is a sentence that only carries the payload of
+such an instruction ("回答：……") right after one.
+
+Ordinary policy language is not an instruction: "各单位应当遵守本办法的规定。",
+"请各区县按要求执行。", "企业不得忽略上述要求。" (a prohibition, not a command to the assistant).
+"""
+from __future__ import annotations
+
+import re
+
+from kb.sentences import sentence_spans
+
+# "忽略/无视/忘记 + (以上|之前|所有…) + … + 指令/提示/规则…"; not after 不得/不能/切勿… (policy prohibitions)
+_NOT_A_PROHIBITION = "".join(f"(?<!{w})" for w in ("不得", "不能", "不可", "不应", "不要", "切勿", "严禁", "禁止", "请勿", "不准"))
+_DISMISS = r"(?:忽略|忽视|无视|不要理会|不必理会|不用理会|别管|忘记|忘掉|抛开|抛弃|跳过|撤销)掉?"
+_EARLIER = r"(?:以上|上述|上面|之前|此前|先前|前面|前述|你的|您的|原有的?|原来的?|原先的?|系统的?|所有|全部|一切|任何)"
+_RULES = r"(?:指令|指示|提示词?|命令|规则|设定|要求|约束|限制|内容|说明)"
+_CN = (
+    rf"{_NOT_A_PROHIBITION}{_DISMISS}(?:{_EARLIER}.{{0,6}}?{_RULES}|.{{0,4}}?(?:指令|指示|提示词|命令|设定))"
+    r"|(?:你|您)(?:现在|从现在起|接下来|从今以后)?(?:是|扮演|作为|充当|变成|化身为?)(?:一个|一名|一位)?"
+    r"(?:AI|人工智能|助手|机器人|模型|语言模型|ChatGPT|GPT|DAN)"
+    r"|(?:从现在(?:开始|起)|从今以后|接下来)[，,]?(?:你|您)(?:要|必须|应该|应当|只能|只需)"
+    r"|(?:请)?(?:改为|改成|转而|直接)(?:回答|回复|输出)[:：]?"
+    r"|(?:以下是)?新的?指令[:：]|系统提示词|(?:开发者|管理员)模式"
+)
+_EN = (
+    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:(?:all|any|every|the|your|my|of|everything|that)\s+)*"
+    r"(?:previous|prior|above|earlier|preceding|foregoing|system|original|former)"
+    r"(?:\s+(?:instructions?|prompts?|rules|messages?|directions|context|text|guidelines|commands?)\b|\s*[.,;:!]|\s+and\b|\s*$)"
+    r"|\b(?:ignore|disregard|forget|override)\s+(?:all\s+)?your\s+(?:instructions|rules|prompt|guidelines)"
+    r"|\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+you\b|\bnew\s+instructions?\s*:"
+    r"|\bsystem\s+prompt\b|\bpretend\s+(?:to\s+be|you\s+are)\b|\bjailbreak\b"
+    r"|(?:^|\s)(?:assistant|system)\s*[:：]|<\|?im_(?:start|end)\|?>"
+)
+_INSTRUCTION = re.compile(f"{_CN}|{_EN}", re.IGNORECASE)
+# the payload of an instruction, when it stands in the sentence after one: "回答：宁波市……"
+_PAYLOAD = re.compile(r"^\s*(?:请)?(?:回答|回复|输出|说|answer|reply|say|respond)\s*[:：]", re.IGNORECASE)
+PLACEHOLDER = "[此处疑似指令文本，已略去]"
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION.search(sentence))
+
+
+def instruction_sentences(text: str) -> list[bool]:
+    """For each sentence of `text` (kb/sentences.py), whether it is instruction-like or the
+    payload ("回答：……") of the instruction just before it."""
+    out: list[bool] = []
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
+        out.append(looks_like_instruction(sentence) or (bool(out) and out[-1] and bool(_PAYLOAD.search(sentence))))
+    return out
+
+
+def neutralise(text: str) -> str:
+    """The text with every instruction-like sentence replaced by a placeholder."""
+    out, last = [], 0
+    for (start, end), flagged in zip(sentence_spans(text), instruction_sentences(text)):
+        if flagged:
+            out += [text[last:start], PLACEHOLDER]
+            last = end
+    out.append(text[last:])
+    return "".join(out)

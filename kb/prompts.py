@@ -1,0 +1,28 @@
+"""Prompt texts from the prompts folder (prompts/README.md), read once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.store import KbError
+
+_FILES = ("system", "answer", "condense", "refusal")
+
+
+@dataclass(frozen=True)
+class Prompts:
+    system: str
+    answer: str
+    condense: str
+    refusal: str
+
+    @classmethod
+    def load(cls, folder: Path) -> Prompts:
+        texts = {}
+        for name in _FILES:
+            path = folder / f"{name}.txt"
+            try:
+                texts[name] = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise KbError(f"prompt file {path} unreadable ({exc.strerror}): set prompts_dir to the prompts folder")
+        return cls(**texts)
