@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test setup kb bench clean
+.PHONY: run test setup kb bench browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,19 @@ kb: setup
 run: kb
 	$(PY) app.py
 
-test: setup
+# Browser tests drive Debian's chromium through Playwright; CJK fonts make pages and screenshots legible.
+browser:
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -q "Noto Sans CJK" || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
+	  echo "chromium not installed (needs apt-get as root): browser tests will be skipped outside CI"
+
+test: setup browser
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/retrieval.py
+	$(PY) bench/answers.py
 
 clean:
 	rm -rf $(VENV) .kb

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class TestSetError(ValueError):
+class BadTestSetError(ValueError):
     """A test set that cannot be used; the message names the file and line."""
 
 
@@ -32,13 +32,13 @@ def load_testset(path: Path) -> list[Question]:
                          evidence=list(raw.get("evidence", [])), keypoints=list(raw.get("keypoints", [])),
                          kind=str(raw.get("kind", "")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise TestSetError(f"{path}, line {number}: not a test-set question ({type(exc).__name__}: {exc})") from None
+            raise BadTestSetError(f"{path}, line {number}: not a test-set question ({type(exc).__name__}: {exc})") from None
         if q.id in seen:
-            raise TestSetError(f"{path}, line {number}: duplicate id {q.id!r}")
+            raise BadTestSetError(f"{path}, line {number}: duplicate id {q.id!r}")
         if q.answerable and not q.evidence:
-            raise TestSetError(f"{path}, line {number}: answerable question {q.id!r} has no evidence")
+            raise BadTestSetError(f"{path}, line {number}: answerable question {q.id!r} has no evidence")
         seen.add(q.id)
         questions.append(q)
     if not questions:
-        raise TestSetError(f"{path}: the test set is empty")
+        raise BadTestSetError(f"{path}: the test set is empty")
     return questions

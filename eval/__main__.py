@@ -1,0 +1,84 @@
+"""Command line:
+
+    python -m eval run --testset FILE [--kb DIR] [--out DIR] [--no-ablation] [--floors eval/floors.toml]
+    python -m eval compare OLD_DIR NEW_DIR
+
+`run` exits 1 when `--floors` is given and a metric is outside its limit; `compare` exits 1
+when the new run regresses.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from eval.compare import compare  # noqa: E402
+from eval.gate import check  # noqa: E402
+from eval.runner import run  # noqa: E402
+from eval.testset import BadTestSetError  # noqa: E402
+from kb.embeddings import EmbeddingError  # noqa: E402
+from kb.settings import SettingsError, load_settings  # noqa: E402
+from kb.store import KbError  # noqa: E402
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.kb:
+        settings = dataclasses.replace(settings, kb_dir=args.kb)
+    out = args.out or Path("eval-runs") / time.strftime("%Y%m%d-%H%M%S")
+    metrics = run(settings, args.testset, out, ablation=not args.no_ablation, show_bar=not args.quiet)
+    r, a, f = metrics["retrieval"], metrics["answers"], metrics["refusals"]
+    print(f"{metrics['questions']} questions -> {out}")
+    print(f"  retrieval  hit@1 {r['hit@1']:.3f}  hit@3 {r['hit@3']:.3f}  hit@5 {r['hit@5']:.3f}  MRR@10 {r['MRR@10']:.3f}")
+    print(f"  answers    keypoint recall {a['keypoint_recall']:.3f}  citation precision {a['citation_precision']:.3f}"
+          f"  all keypoints {a['all_keypoints']:.3f}")
+    print(f"  refusals   refusal recall {f['refusal_recall']:.3f}  false-refusal rate {f['false_refusal_rate']:.3f}")
+    lat = metrics["latency_ms"]["total"]
+    print(f"  latency    total p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms")
+    print(f"  report     {out / 'report.html'}")
+    if args.floors:
+        failures = check(metrics, args.floors)
+        for line in failures:
+            print(f"BELOW FLOOR: {line}", file=sys.stderr)
+        if failures:
+            return 1
+        print(f"  all metrics within {args.floors}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval", description="Evaluate IPKB on a test set.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="answer every question, score, write results and a report")
+    run_cmd.add_argument("--testset", type=Path, required=True, help="JSONL test set (eval/testsets/README.md)")
+    run_cmd.add_argument("--kb", type=Path, help="knowledge-base folder (default: IPKB_KB_DIR or .kb)")
+    run_cmd.add_argument("--out", type=Path, help="output folder (default: eval-runs/<time>)")
+    run_cmd.add_argument("--no-ablation", action="store_true", help="only the configured pipeline")
+    run_cmd.add_argument("--floors", type=Path, help="fail (exit 1) when a metric is outside these limits")
+    run_cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cmp_cmd = commands.add_parser("compare", help="differences between two runs, regressions marked")
+    cmp_cmd.add_argument("old", type=Path)
+    cmp_cmd.add_argument("new", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "compare":
+            lines, regressions = compare(args.old, args.new)
+            print("\n".join(lines))
+            return 1 if regressions else 0
+        return _run(args)
+    except (BadTestSetError, KbError, SettingsError, EmbeddingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
