@@ -126,7 +126,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    for label, (answers, searches) in ((f"sample KB (15 chunks)", small), (f"large KB ({chunks} chunks)", big_latency)):
+    for label, (answers, searches) in (("sample KB (15 chunks)", small), (f"large KB ({chunks} chunks)", big_latency)):
         a50, a95, s50 = percentile(answers, 50), percentile(answers, 95), percentile(searches, 50)
         print(f"answer, {label:<24} p50 {a50:6.1f} ms  p95 {a95:6.1f} ms   "
               f"(baseline retrieval alone p50 {s50:5.1f} ms; answer/retrieval {a50 / s50:.2f}x)")
