@@ -25,7 +25,7 @@ run: kb
 # Browser tests drive Debian's chromium through Playwright; CJK fonts make pages and screenshots legible.
 browser:
 	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -q "Noto Sans CJK" || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null) || \
 	  echo "chromium not installed (needs apt-get as root): browser tests will be skipped outside CI"
 
 test: setup browser
@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/answers.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .kb

@@ -8,6 +8,7 @@ that version is kept.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def _under(key: str, roots: list[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progress: bool = True) -> BuildReport:
+def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progress: bool = True,
+          exclude: set[str] | None = None, on_file: Callable[[int, int, str], None] | None = None) -> BuildReport:
+    """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
+    `on_file(done, total, name)` reports progress to a UI."""
     kb_dir = settings.kb_dir
     report = BuildReport(kb_dir)
     try:
@@ -85,7 +89,8 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     except EmbeddingError as exc:
         raise KbError(str(exc)) from None
     ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
-    files = discover(paths)
+    exclude = exclude or set()
+    files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
     with build_lock(kb_dir):
         try:
@@ -104,8 +109,10 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
 
         try:
             bar = tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr)
-            for path in bar:
+            for done, path in enumerate(bar):
                 bar.set_postfix_str(path.name[-30:])
+                if on_file:
+                    on_file(done, len(files), path.name)
                 key = source_key(path)
                 try:
                     if not path.is_file():
@@ -144,7 +151,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
 
             seen = {source_key(p) for p in files}
             for key in sorted(old.files):
-                if key not in seen and (_under(key, roots) or rebuild) and not Path(key).exists():
+                if key not in seen and (key in exclude or ((_under(key, roots) or rebuild) and not Path(key).exists())):
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))

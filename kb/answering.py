@@ -57,10 +57,11 @@ class Answerer:
         self._sentence_cache = CachedEmbedder(settings.embed_cache_path, retriever.embedder.id,
                                               lambda: retriever.embedder, settings.embed_batch)
         self.extractive = ExtractiveAnswerer(
-            retriever.tokenizer, retriever.idf, embed_query=retriever.embedder.encode_query,
+            retriever.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
             document_text=self._document_text,
         )
+        retriever.tokenizer.places("宁波")  # load jieba's tag dictionary now, not on the first question
 
     def _document_text(self, doc_id: str) -> str:
         doc = self.retriever.documents[doc_id]
@@ -211,7 +212,7 @@ class Answerer:
             citations.append(Citation(
                 n=n, text=passage.text, title=passage.title, doc_number=passage.doc_number, date=passage.date,
                 pages=passage.pages, section=passage.heading_path, source=passage.source,
-                chunk_id=passage.chunk_id, sentences=sentences, spans=spans,
+                chunk_id=passage.chunk_id, sentences=sentences, spans=spans, doc_id=passage.doc_id,
             ))
         sources = "\n".join(f"[{c.n}] {source_line(p)}" for c, (p, _, _) in zip(citations, draft.cited))
         return Answer(question=question, answer=f"{text}\n\n来源：\n{sources}", refused=False, citations=citations,

@@ -154,6 +154,7 @@ class Citation:
     chunk_id: str
     sentences: list[int]  # which of the passage's sentences (kb/sentences.py) the answer rests on
     spans: list[tuple[int, int]] = field(default_factory=list)  # their offsets in `text`, for highlighting
+    doc_id: str = ""
 
     def to_json(self) -> dict:
         data = asdict(self)

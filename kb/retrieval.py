@@ -71,6 +71,7 @@ class Retriever:
         self.documents = {d.doc_id: d for d in kb.documents()}
         by_id = {c.chunk_id: c for c in kb.chunks()}
         self._chunks: list[Chunk] = [by_id[cid] for cid in indexes.chunk_ids]
+        self._query_vectors: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, settings: Settings, embedder: KbEmbeddings | None = None,
@@ -104,6 +105,19 @@ class Retriever:
     def size(self) -> int:
         return len(self._chunks)
 
+    def encode_query(self, text: str) -> np.ndarray:
+        """The query vector, remembered for a while: the answerer asks again for the same text."""
+        vector = self._query_vectors.get(text)
+        if vector is None:
+            vector = self._embedder.encode_query(text)
+            if len(self._query_vectors) >= 256:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+            self._query_vectors[text] = vector
+        return vector
+
+    def clear_query_cache(self) -> None:
+        self._query_vectors.clear()
+
     def idf(self, term: str) -> float:
         return self._indexes.bm25.idf(term)
 
@@ -124,6 +138,12 @@ class Retriever:
             source=doc.file_name, source_path=doc.source_path,
         )
 
+    def chunk_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.documents, 0)
+        for chunk in self._chunks:
+            counts[chunk.doc_id] += 1
+        return counts
+
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         return [c for c in self._chunks if c.doc_id == doc_id]
 
@@ -136,7 +156,7 @@ class Retriever:
     def dense_ranking(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         if self._indexes.vectors is None:
             return []
-        vector = self._embedder.encode_query(query)
+        vector = self.encode_query(query)
         if vector.shape[-1] != self._indexes.vectors.dim:
             raise KbError(f"query vectors have dimension {vector.shape[-1]}, the index {self._indexes.vectors.dim}")
         rows, scores = self._indexes.vectors.search(vector, n, allowed)

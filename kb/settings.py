@@ -53,6 +53,9 @@ class Settings:
     prompts_dir: Path = Path(__file__).resolve().parents[1] / "prompts"
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
+    # Web app: knowledge-base management needs this password; empty = management off.
+    admin_password: str = ""
+    max_body_kb: int = 64  # HTTP API request bodies
 
     @property
     def embed_cache_path(self) -> Path:

@@ -1,46 +1,515 @@
-"""The real Gradio app on 127.0.0.1, called through gradio_client."""
+"""The real app (FastAPI + Gradio under uvicorn) on 127.0.0.1: the Gradio endpoints through
+gradio_client, the JSON API and the file route through httpx, and knowledge-base management."""
 from __future__ import annotations
 
-import socket
+import shutil
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
-from app import build_app
+import kb.service
+from app_server import running_app
 from ingest.build import build
+from kb.feedback import FeedbackStore
 from kb.settings import Settings
-from kb.store import open_kb
+from kb.store import current_generation
+from tests_support import REPLY_LETTER
 
-REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "s3cret"
+QUESTION = "发明专利被侵权有保险吗？"
+LETTER_TITLE = "关于市政协十五届三次会议第130号提案的答复"
+LETTER_NUMBER = "甬市监函〔2019〕25号"
+POLICY_NAME = "宁波专利保险补贴通知.txt"
+SUBSIDY_QUESTION = "宁波专利保险的保费补贴最高多少钱？"
+SUBSIDY_POLICY = """宁波市知识产权局关于开展专利保险保费补贴的通知
+
+各区县（市）市场监督管理局，各有关企业：
+
+一、补贴对象
+在宁波市注册的企业投保专利执行保险、发明专利被侵权保险的，可以申请保费补贴。
+
+二、补贴标准
+按企业实际缴纳保费的60%给予补贴，每家企业每年最高补贴12万元。
+
+三、申请时间
+企业应于每年3月31日前向市知识产权局提交补贴申请。
+"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --- fixtures and helpers
+@pytest.fixture(scope="module", autouse=True)
+def no_heartbeat():
+    """gradio_client keeps a heartbeat stream open per Client (it tells the server a browser tab is
+    still there); uvicorn's graceful shutdown then waits out app_server's 10 s join on every app.
+    Nothing here needs it: session state lives on the server either way."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Client, "_stream_heartbeat", staticmethod(lambda *args: None))
+        yield
+
+
+def make_kb(tmp_path_factory, embed_cache, **overrides) -> Settings:
+    """A knowledge base of the sample letter (a copy: deleting it through the app must not touch data/)."""
+    corpus = tmp_path_factory.mktemp("corpus")
+    shutil.copy(REPLY_LETTER, corpus)
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+                       admin_password=PASSWORD, corpus=[corpus], **overrides)
+    assert not build([corpus], settings, progress=False).failed
+    return settings
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, embed_cache):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
-    assert not build([REPO / "data" / "corpus"], settings, progress=False).failed
-    kb = open_kb(settings.kb_dir)
-    app = build_app(kb)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+def app(tmp_path_factory, embed_cache):
+    """The app for asking and searching; its knowledge base is not changed by the tests using it."""
+    settings = make_kb(tmp_path_factory, embed_cache)
+    with running_app(settings) as (base, service):
+        yield SimpleNamespace(base=base, service=service, settings=settings)
+
+
+@pytest.fixture(scope="module")
+def managed(tmp_path_factory, embed_cache):
+    """A second app whose knowledge base the management tests change."""
+    settings = make_kb(tmp_path_factory, embed_cache)
+    with running_app(settings) as (base, service):
+        yield SimpleNamespace(base=base, service=service, settings=settings)
+        wait_idle(service)
+
+
+@pytest.fixture
+def client(app) -> Client:
+    """A new Gradio session for each test."""
+    return Client(app.base, verbose=False)
+
+
+@pytest.fixture
+def http(app):
+    with httpx.Client(base_url=app.base, timeout=60) as h:
+        yield h
+
+
+def text_of(message: dict) -> str:
+    """A Gradio chat message's text (content is a string or a list of parts)."""
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content
+
+
+def wait_idle(service, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while service.job.running:
+        assert time.time() < deadline, f"re-index still running: {service.job}"
+        time.sleep(0.05)
+
+
+def poll_status(client: Client, service, timeout: float = 120) -> tuple:
+    """Poll /status like the UI's timer until the re-index is over: (job text, and the latest document
+    table, file choices and overview sent; /status sends those only when the index changed)."""
+    deadline, latest = time.time() + timeout, [None, None, None]
+    while True:
+        text, *rest = client.predict(api_name="/status")
+        latest = [old if value == {"__type__": "update"} else value for old, value in zip(latest, rest)]
+        if not service.job.running and "完成" in text:
+            return text, *latest
+        assert time.time() < deadline, f"re-index still running: {text}"
+        time.sleep(0.2)
+
+
+def kb_state(settings: Settings) -> tuple:
+    """What management could change: the files of the KB folder (feedback aside) and the generation."""
+    files = sorted(str(p.relative_to(settings.kb_dir)) for p in settings.kb_dir.rglob("*")
+                   if p.is_file() and "feedback" not in p.name and p.name != "build.lock")
+    return files, current_generation(settings.kb_dir)
+
+
+# --- 咨询 through gradio_client
+def test_ask_answers_with_citations(client, app):
+    message, chat, cited = client.predict(QUESTION, [], api_name="/ask")
+    assert message == ""  # the question box is cleared
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    assert text_of(chat[0]) == QUESTION
+    reply = text_of(chat[1])
+    assert "发明专利被侵权保险" in reply and "[1]" in reply
+    assert f"来源：\n[1] 《{LETTER_TITLE}》（{LETTER_NUMBER}）第1页" in reply
+    assert "引用的段落" in cited
+    assert '<div class="ipkb-card"' in cited and '<span class="ipkb-n">[1]</span>' in cited
+    assert "<mark>" in cited and LETTER_NUMBER in cited
+    assert f'href="/files/{app.service.documents()[0].doc_id}"' in cited
+
+
+def test_ask_follows_up_on_the_chat(client):
+    _, chat, _ = client.predict("专利质押贷款出了坏账谁兜底？", [], api_name="/ask")
+    assert "风险池基金" in text_of(chat[-1])
+    _, chat, cited = client.predict("那保险呢？", chat, api_name="/ask")
+    assert [m["role"] for m in chat] == ["user", "assistant"] * 2
+    assert "保险" in text_of(chat[-1]) and "[1]" in text_of(chat[-1]) and "ipkb-card" in cited
+
+
+def test_ask_refuses_visibly(client):
+    _, chat, cited = client.predict("杭州对专利质押贷款有没有贴息？", [], api_name="/ask")
+    assert text_of(chat[-1]).startswith("⚠️ 未找到答案")
+    assert 'class="ipkb-refused"' in cited
+
+
+def test_ask_too_long_gets_a_notice_not_an_error(client, app):
+    long_question = "专利" * app.settings.max_question_chars
+    _, chat, cited = client.predict(long_question, [], api_name="/ask")
+    assert "问题过长" in text_of(chat[-1]) and "问题过长" in cited
+
+
+# --- 检索 through gradio_client
+def test_search_returns_results_and_read_aloud_text(client):
+    results, aloud = client.predict("发明专利被侵权保险", 5, [], [], "", "", api_name="/search")
+    assert results.count('<div class="ipkb-card"') == 5
+    assert '<span class="ipkb-n">#1</span>' in results and "相关度" in results
+    assert "发明专利被侵权保险" in aloud
+    assert f"\n出处：《{LETTER_TITLE}》（{LETTER_NUMBER}）第1页" in aloud
+
+
+def test_search_filters_and_limits(client, app):
+    results, _ = client.predict("发明专利被侵权保险", 3, ["答复"], ["宁波市市场监督管理局"], "2019-01-01", "2019-12-31",
+                                api_name="/search")
+    assert results.count('<div class="ipkb-card"') == 3
+    results, _ = client.predict("发明专利被侵权保险", 10, [], [], "2020-01-01", "", api_name="/search")
+    assert "没有找到相关段落" in results
+    results, aloud = client.predict("专" * (app.settings.max_question_chars + 1), 10, [], [], "", "", api_name="/search")
+    assert "检索内容过长" in results and aloud == ""
+
+
+# --- 👍/👎 through gradio_client: the session's last answer
+def test_feedback_stores_the_sessions_last_answer(app):
+    first, second = Client(app.base, verbose=False), Client(app.base, verbose=False)
+    assert first.predict("up", "", api_name="/feedback") == "请先提问，再评价答案。"
+    _, chat, _ = first.predict(QUESTION, [], api_name="/ask")
+    _, other_chat, _ = second.predict("专利质押贷款出了坏账谁兜底？", [], api_name="/ask")
+    # each session rates its own last answer, whatever the other asked meanwhile
+    assert first.predict("up", "答得准确，有出处", api_name="/feedback") == "感谢反馈！"
+    assert second.predict("down", "", api_name="/feedback") == "感谢反馈！"
+    assert "up" in first.predict("maybe", "", api_name="/feedback")  # not a vote: nothing stored
+
+    store = FeedbackStore(app.settings.kb_dir / "feedback.sqlite")
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), kb
+        rows = store.all()
     finally:
-        app.close()
+        store.close()
+    assert len(rows) == 2
+    up, down = rows
+    assert up["question"] == QUESTION and up["vote"] == 1 and up["comment"] == "答得准确，有出处"
+    assert up["answer"] == text_of(chat[-1])
+    assert up["citations"] and up["citations"][0]["n"] == 1
+    assert up["citations"][0]["title"] == LETTER_TITLE and up["citations"][0]["doc_number"] == LETTER_NUMBER
+    assert "发明专利被侵权保险" in up["citations"][0]["text"]
+    assert down["question"] == "专利质押贷款出了坏账谁兜底？" and down["vote"] == -1 and down["comment"] == ""
+    assert down["answer"] == text_of(other_chat[-1]) and "风险池基金" in down["answer"]
 
 
-def test_document_view_shows_metadata_and_chunks(client):
-    c, kb = client
-    doc_id = kb.documents()[0].doc_id
-    page = c.predict(doc_id, "", api_name="/show_document")
-    assert "甬市监函〔2019〕25号" in page and "刘正义委员" in page
-    assert "下一步 › 1、加强知识产权创造" in page
-    filtered = c.predict(doc_id, "风险池基金", api_name="/show_document")
-    assert "风险池基金" in filtered and "分块：2 / " in filtered
+# --- the JSON API
+def test_api_ask_returns_the_answer_json(http):
+    r = http.post("/api/ask", json={"question": QUESTION})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    data = r.json()
+    assert {"question", "answer", "refused", "citations", "passages", "notices", "timings_ms"} <= set(data)
+    assert data["question"] == QUESTION and data["refused"] is False and data["notices"] == []
+    assert "发明专利被侵权保险" in data["answer"] and "[1]" in data["answer"]
+    citation = data["citations"][0]
+    assert citation["n"] == 1 and citation["title"] == LETTER_TITLE and citation["doc_number"] == LETTER_NUMBER
+    assert citation["pages"] == [1] and citation["source"] == REPLY_LETTER.name
+    for start, end in citation["spans"]:
+        assert 0 <= start < end <= len(citation["text"])
+    passages = data["passages"]
+    assert len(passages) >= 10
+    assert [p["rank"] for p in passages] == list(range(1, len(passages) + 1))
+    assert [p["score"] for p in passages] == sorted((p["score"] for p in passages), reverse=True)
+    assert {c["chunk_id"] for c in data["citations"]} <= {p["chunk_id"] for p in passages}
+    assert set(data["timings_ms"]) >= {"retrieve", "answer", "total"}
+    assert all(v >= 0 for v in data["timings_ms"].values())
+
+
+def test_api_ask_resolves_a_follow_up_from_history(http):
+    history = [{"role": "user", "content": "专利质押贷款出了坏账谁兜底？"},
+               {"role": "assistant", "content": [{"type": "text", "text": "制订出台了风险池基金管理办法。[1]"}]}]
+    data = http.post("/api/ask", json={"question": "那保险呢？", "history": history}).json()
+    assert data["question"] == "那保险呢？" and not data["refused"]
+    assert "专利质押贷款出了坏账谁兜底" in data["standalone_question"]  # searched with the previous question
+    assert "保险" in data["answer"] and "[1]" in data["answer"]
+    alone = http.post("/api/ask", json={"question": "那保险呢？"}).json()
+    assert alone["standalone_question"] == "那保险呢？"
+
+
+@pytest.mark.parametrize("filters, answered", [
+    ({"doc_types": ["答复"]}, True),
+    ({"doc_types": "答复", "issuers": ["宁波市市场监督管理局"]}, True),
+    ({"date_from": "2019-01-01", "date_to": "2019-12-31"}, True),
+    ({"files": [REPLY_LETTER.name]}, True),
+    ({}, True),
+    ({"doc_types": ["办法"]}, False),
+    ({"date_from": "2020-01-01"}, False),
+    ({"files": ["other.pdf"]}, False),
+])
+def test_api_ask_with_filters(http, filters, answered):
+    data = http.post("/api/ask", json={"question": QUESTION, "filters": filters}).json()
+    assert data["refused"] is (not answered)
+    assert (len(data["passages"]) >= 10) if answered else data["passages"] == []
+
+
+@pytest.mark.parametrize("filters", ["答复", ["答复"], {"date_from": 2019}, {"doc_types": [1]}, {"files": 7}])
+@pytest.mark.parametrize("route, field", [("/api/ask", "question"), ("/api/search", "query")])
+def test_api_bad_filters_are_a_422(http, route, field, filters):
+    r = http.post(route, json={field: QUESTION, "filters": filters})
+    assert r.status_code == 422 and "filters" in r.json()["error"]
+
+
+def test_api_search(http):
+    r = http.post("/api/search", json={"query": "发明专利被侵权保险"})
+    assert r.status_code == 200
+    data = r.json()
+    assert set(data) == {"query", "passages"} and data["query"] == "发明专利被侵权保险"
+    assert len(data["passages"]) == 10
+    assert [p["rank"] for p in data["passages"]] == list(range(1, 11))
+    assert "发明专利被侵权保险" in data["passages"][0]["text"]
+    assert {"rank", "score", "text", "title", "doc_number", "date", "issuer", "doc_type", "pages", "section",
+            "source", "chunk_id", "doc_id", "dense_score", "bm25_score"} <= set(data["passages"][0])
+    assert len(http.post("/api/search", json={"query": "保险", "k": 3}).json()["passages"]) == 3
+    filtered = http.post("/api/search", json={"query": "保险", "filters": {"doc_types": ["办法"]}}).json()
+    assert filtered["passages"] == []
+
+
+@pytest.mark.parametrize("k", [0, 51, -1, "5", 2.5, True, None])
+def test_api_search_k_out_of_range(http, k):
+    r = http.post("/api/search", json={"query": "保险", "k": k})
+    assert r.status_code == 422 and "k 应为 1 到 50 的整数" in r.json()["error"]
+
+
+@pytest.mark.parametrize("route, field", [("/api/ask", "question"), ("/api/search", "query")])
+def test_api_oversize_question(http, app, route, field):
+    limit = app.settings.max_question_chars
+    r = http.post(route, json={field: "专" * (limit + 1)})
+    assert r.status_code == 422
+    assert r.json() == {"error": f"{field} 过长（{limit + 1}字，上限{limit}字）"}
+    assert "Traceback" not in r.text
+    assert http.post(route, json={field: "专利保险" + "专" * (limit - 4)}).status_code == 200  # exactly at the limit
+
+
+def test_api_body_over_the_limit(http, app):
+    big = {"question": "保险", "padding": "x" * (app.settings.max_body_kb * 1024)}
+    r = http.post("/api/ask", json=big)
+    assert r.status_code == 413 and "请求体过大" in r.json()["error"]
+    # without a Content-Length (chunked), the body is measured as it is
+    chunks = (b'{"question": "\xe4\xbf\x9d\xe9\x99\xa9", "padding": "' + b"x" * 1024 * 70 + b'"}',)
+    r = http.post("/api/search", content=iter(chunks), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"{not json", 400, "请求体不是合法的 JSON"),
+    (b"\xff\xfe\x00", 400, "请求体不是合法的 JSON"),
+    (b'["question"]', 400, "请求体应为 JSON 对象"),
+    (b"", 422, "缺少 question"),
+    (b"{}", 422, "缺少 question"),
+    ('{"q": "保险"}'.encode(), 422, "缺少 question"),
+    (b'{"question": "   "}', 422, "缺少 question"),
+    (b'{"question": 42}', 422, "缺少 question"),
+    ('{"question": ["保险"]}'.encode(), 422, "缺少 question"),
+])
+def test_api_bad_requests(http, body, status, message):
+    r = http.post("/api/ask", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status
+    assert r.json() == {"error": message} and "Traceback" not in r.text
+
+
+def test_api_health(http):
+    data = http.get("/api/health").json()
+    assert data["status"] == "ok" and data["documents"] == 1 and data["chunks"] >= 10
+    assert data["generation"].startswith("gen-")
+
+
+# --- the original files
+def test_file_route_serves_the_letter_inline_as_plain_text(http, app):
+    doc_id = app.service.documents()[0].doc_id
+    r = http.get(f"/files/{doc_id}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-disposition"].startswith("inline")
+    assert r.content == REPLY_LETTER.read_bytes()
+
+
+@pytest.mark.parametrize("path", [
+    "/files/0000deadbeef",
+    "/files/..%2F..%2Fetc%2Fpasswd",
+    "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/files/..%5C..%5Cetc%5Cpasswd",
+    "/files/%2Fetc%2Fpasswd",
+])
+def test_file_route_refuses_unknown_and_path_like_ids(http, path):
+    r = http.get(path)
+    assert r.status_code == 404
+    assert "root:" not in r.text
+
+
+# --- management through the app
+def test_management_needs_a_configured_password(app, tmp_path):
+    """With no admin_password, upload/delete/re-index answer “管理未启用” and change nothing."""
+    policy = tmp_path / POLICY_NAME
+    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+    before = kb_state(app.settings)
+    with running_app(replace(app.settings, admin_password="")) as (base, service):
+        c = Client(base, verbose=False)
+        doc_id = service.documents()[0].doc_id
+        for password in ("", PASSWORD, "anything"):
+            assert "管理未启用" in c.predict(password, [handle_file(str(policy))], api_name="/upload")
+            assert "管理未启用" in c.predict(password, api_name="/reindex")
+            assert "管理未启用" in c.predict(password, doc_id, api_name="/delete")
+        assert not service.job.running and service.job.message == "空闲"
+        assert len(service.documents()) == 1
+    assert kb_state(app.settings) == before
+
+
+def test_management_refuses_a_wrong_password(managed, tmp_path):
+    policy = tmp_path / POLICY_NAME
+    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+    before = kb_state(managed.settings)
+    c = Client(managed.base, verbose=False)
+    doc_id = managed.service.documents()[0].doc_id
+    for password in ("", "wrong", "S3CRET", PASSWORD + " "):
+        assert c.predict(password, [handle_file(str(policy))], api_name="/upload") == "⚠️ 管理密码不正确"
+        assert c.predict(password, api_name="/reindex") == "⚠️ 管理密码不正确"
+        assert c.predict(password, doc_id, api_name="/delete") == "⚠️ 管理密码不正确"
+    assert not managed.service.job.running and managed.service.job.message == "空闲"
+    assert kb_state(managed.settings) == before
+
+
+def test_upload_with_a_traversal_name_stays_in_uploads(managed):
+    """Gradio receives the file under the name the browser sends; the service keeps only a plain name."""
+    kb_dir = managed.settings.kb_dir
+    r = httpx.post(f"{managed.base}/gradio_api/upload",
+                   files={"files": ("../../evil.txt", "宁波市知识产权测试文件，无实际内容。".encode())})
+    assert r.status_code == 200
+    served = {"path": r.json()[0], "orig_name": "../../evil.txt", "meta": {"_type": "gradio.FileData"}}
+    c = Client(managed.base, verbose=False)
+    outcome = c.predict(PASSWORD, [served], api_name="/upload")
+    assert outcome.startswith("已上传 1 个文件：evil.txt")
+    poll_status(c, managed.service)
+    assert [p.name for p in (kb_dir / "uploads").iterdir()] == ["evil.txt"]
+    for outside in (kb_dir / "evil.txt", kb_dir.parent / "evil.txt", kb_dir.parent.parent / "evil.txt"):
+        assert not outside.exists()
+    evil = next(d for d in managed.service.documents() if d.file_name == "evil.txt")
+    assert Path(evil.source_path) == (kb_dir / "uploads" / "evil.txt").resolve()
+    # clean up through the app
+    assert c.predict(PASSWORD, evil.doc_id, api_name="/delete") == "已删除“evil.txt”；正在后台重建索引。"
+    poll_status(c, managed.service)
+    assert [d.file_name for d in managed.service.documents()] == [REPLY_LETTER.name]
+
+
+def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
+    service, kb_dir = managed.service, managed.settings.kb_dir
+    http = httpx.Client(base_url=managed.base, timeout=60)
+    c = Client(managed.base, verbose=False)
+    policy = tmp_path / POLICY_NAME
+    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+    assert http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()["refused"]  # not in the letter
+
+    # the first build is slowed down so that questions certainly arrive while it runs
+    real_build, builds = kb.service.build, []
+
+    def slow_build(*args, **kwargs):
+        builds.append(1)
+        if len(builds) == 1:
+            time.sleep(1.0)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(kb.service, "build", slow_build)
+    answers, failures, stop = [], [], threading.Event()
+
+    def keep_asking():
+        with httpx.Client(base_url=managed.base, timeout=60) as h:
+            while not stop.is_set():
+                running = service.job.running
+                try:
+                    r = h.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？"})
+                    data = r.json()
+                    if r.status_code != 200 or data["refused"] or "风险池基金" not in data["answer"]:
+                        failures.append((r.status_code, r.text[:300]))
+                    answers.append(running)
+                except Exception as exc:  # noqa: BLE001 - any error is a failure of the test
+                    failures.append(repr(exc))
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+    for t in askers:
+        t.start()
+    try:
+        outcome = c.predict(PASSWORD, [handle_file(str(policy))], api_name="/upload")
+        assert outcome == f"已上传 1 个文件：{POLICY_NAME}；正在后台建立索引，期间仍按旧索引回答。"
+        assert service.job.running
+        # while it runs: the old index answers; a second request waits for the running one
+        during = http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()
+        assert during["refused"]
+        assert c.predict(PASSWORD, api_name="/reindex") == "索引正在建立中，请稍候。"
+        status = poll_status(c, service)
+        assert len(builds) == 2  # the click during the build ran it once more afterwards
+        time.sleep(0.3)  # a few more questions on the new index
+    finally:
+        stop.set()
+        for t in askers:
+            t.join(60)
+    assert not failures, failures[:3]
+    assert any(answers) and not all(answers)  # questions came during the build and after it
+
+    # the new document is searchable, answerable, listed and served
+    text, table, picked, overview = status
+    assert "完成" in text and "知识库：2 份文件" in overview
+    assert POLICY_NAME in [row[table["headers"].index("文件")] for row in table["data"]]
+    hits = http.post("/api/search", json={"query": "专利保险保费补贴"}).json()["passages"]
+    assert hits[0]["source"] == POLICY_NAME
+    assert any("12万元" in h["text"] for h in hits if h["source"] == POLICY_NAME)
+    answer = http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()
+    assert not answer["refused"] and "12万元" in answer["answer"]
+    assert answer["citations"][0]["source"] == POLICY_NAME
+    docs = {d.file_name: d for d in service.documents()}
+    assert http.get(f"/files/{docs[POLICY_NAME].doc_id}").text == SUBSIDY_POLICY
+    assert (kb_dir / "uploads" / POLICY_NAME).read_text(encoding="utf-8") == SUBSIDY_POLICY
+
+    # delete the uploaded document: the file goes, and after the re-index the document too
+    assert c.predict(PASSWORD, docs[POLICY_NAME].doc_id, api_name="/delete") == \
+        f"已删除“{POLICY_NAME}”；正在后台重建索引。"
+    assert not (kb_dir / "uploads" / POLICY_NAME).exists()
+    poll_status(c, service)
+    hits = http.post("/api/search", json={"query": "专利保险保费补贴", "k": 50}).json()["passages"]
+    assert hits and all(h["source"] != POLICY_NAME for h in hits)
+    assert http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()["refused"]
+
+    # delete the corpus letter: excluded, not deleted from disk; gone after the re-index
+    letter = docs[REPLY_LETTER.name]
+    assert c.predict(PASSWORD, letter.doc_id, api_name="/delete") == f"已删除“{REPLY_LETTER.name}”；正在后台重建索引。"
+    assert Path(letter.source_path).read_bytes() == REPLY_LETTER.read_bytes()
+    text, table, picked, overview = poll_status(c, service)
+    assert table["data"] == [] and "知识库：0 份文件，0 个分块。" in overview
+    assert http.post("/api/search", json={"query": "专利质押"}).json()["passages"] == []
+    empty = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？"})
+    assert empty.status_code == 200 and empty.json()["refused"]
+    assert http.get(f"/files/{letter.doc_id}").status_code == 404
+    assert http.get("/api/health").json()["documents"] == 0
+    assert Path(letter.source_path).is_file()
+    http.close()
+
+
+def test_oversize_upload_is_refused(app, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("专利保险" * 1000, encoding="utf-8")
+    before = kb_state(app.settings)
+    settings = replace(app.settings, max_file_mb=0.001)
+    with running_app(settings) as (base, service):
+        c = Client(base, verbose=False)
+        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {settings.max_file_bytes} bytes"):
+            c.predict(PASSWORD, [handle_file(str(big))], api_name="/upload")
+        # the server refuses it too, whatever the client checks
+        r = httpx.post(f"{base}/gradio_api/upload", files={"files": ("big.txt", big.read_bytes())})
+        assert r.status_code == 413 and f"{settings.max_file_bytes} bytes" in r.text
+        assert not service.job.running
+    assert kb_state(app.settings) == before
+    assert not (app.settings.kb_dir / "uploads").exists()

@@ -1,0 +1,118 @@
+"""HTML for people: cited passages, search results, the document list. Pure functions.
+
+Every text from a document or an answer is HTML-escaped here, so a document containing
+`<script>` or a Markdown image pointing elsewhere shows as plain text and loads nothing.
+The only links are to this app's own /files/ route.
+"""
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+from kb.answering import Answer
+from kb.citations import pages_text
+from kb.records import Citation, Document, Passage
+
+CSS = """
+.ipkb-card { border: 1px solid #d9d9d9; border-radius: 8px; padding: 10px 12px; margin: 8px 0; background: #fff; }
+.ipkb-card .src { font-size: 0.9em; color: #555; margin-bottom: 6px; }
+.ipkb-card .text { white-space: pre-wrap; line-height: 1.6; }
+.ipkb-card mark { background: #fff2a8; padding: 0 1px; }
+.ipkb-refused { border-left: 4px solid #d46b08; background: #fff7e6; padding: 8px 12px; margin: 6px 0; }
+.ipkb-notice { border-left: 4px solid #1677ff; background: #e6f4ff; padding: 6px 12px; margin: 6px 0; }
+.ipkb-n { display: inline-block; min-width: 1.6em; font-weight: bold; color: #1677ff; }
+"""
+
+
+def e(text: object) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def file_link(doc_id: str, source: str, pages: list[int]) -> str:
+    """A link that opens the original file, at the page for PDFs."""
+    anchor = f"#page={pages[0]}" if pages and source.lower().endswith(".pdf") else ""
+    return f'<a href="/files/{quote(doc_id, safe="")}{anchor}" target="_blank" rel="noopener">打开原文</a>'
+
+
+def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for start, end in sorted(spans):
+        start = max(start, last)  # overlapping spans are merged, not dropped
+        if end <= start:
+            continue
+        out += [e(text[last:start]), "<mark>", e(text[start:end]), "</mark>"]
+        last = end
+    out.append(e(text[last:]))
+    return "".join(out)
+
+
+def _meta_line(title: str, doc_number: str | None, date: str | None, pages: list[int], section: list[str]) -> str:
+    parts = [f"《{e(title)}》"]
+    if doc_number:
+        parts.append(e(doc_number))
+    if date:
+        parts.append(f"成文日期 {e(date)}")
+    if pages:
+        parts.append(e(pages_text(pages)))
+    if section:
+        parts.append(e(" › ".join(section)))
+    return " · ".join(parts)
+
+
+def citation_card(c: Citation, doc_id: str) -> str:
+    return (f'<div class="ipkb-card" data-chunk="{e(c.chunk_id)}"><div class="src"><span class="ipkb-n">[{c.n}]</span>'
+            f'{_meta_line(c.title, c.doc_number, c.date, c.pages, c.section)} · {file_link(doc_id, c.source, c.pages)}'
+            f'</div><div class="text">{highlighted(c.text, c.spans)}</div></div>')
+
+
+def passage_card(p: Passage, note: str = "") -> str:
+    return (f'<div class="ipkb-card" data-chunk="{e(p.chunk_id)}"><div class="src"><span class="ipkb-n">#{p.rank}</span>'
+            f'{_meta_line(p.title, p.doc_number, p.date, p.pages, p.heading_path)} · '
+            f'{file_link(p.doc_id, p.source, p.pages)}{e(note)}</div><div class="text">{e(p.text)}</div></div>')
+
+
+def answer_panel(answer: Answer) -> str:
+    """Under an answer: its notices, then its cited passages; for a refusal, the closest passages."""
+    parts = [f'<div class="ipkb-notice">{e(n)}</div>' for n in answer.notices]
+    doc_of = {p.chunk_id: p.doc_id for p in answer.passages}
+    if answer.refused:
+        parts.append('<div class="ipkb-refused"><b>未找到可回答的内容。</b>以下是最接近的段落，仅供参考，'
+                     '不构成答复。</div>')
+        parts += [passage_card(p) for p in answer.passages[:3]]
+    else:
+        parts.append(f"<h4>引用的段落（{len(answer.citations)}）</h4>")
+        parts += [citation_card(c, c.doc_id or doc_of.get(c.chunk_id, "")) for c in answer.citations]
+    return "".join(parts)
+
+
+def chat_text(answer: Answer) -> str:
+    """The chat bubble: the answer, and a visible mark when it is a refusal. Escaped: Gradio's
+    Chatbot renders its messages as (sanitised) HTML even with Markdown off, so an unescaped
+    `<img src="http://…">` quoted from a document would be fetched by the reader's browser."""
+    return f"⚠️ 未找到答案\n{e(answer.answer)}" if answer.refused else e(answer.answer)
+
+
+def search_results(passages: list[Passage]) -> str:
+    if not passages:
+        return '<div class="ipkb-refused">没有找到相关段落。</div>'
+    return "".join(passage_card(p, note=f" · 相关度 {p.score:.3f}") for p in passages)
+
+
+def read_aloud(answer: Answer) -> str:
+    """What hotline staff read out: the answer, then where it comes from, in one line each."""
+    if answer.refused or not answer.citations:
+        return answer.answer
+    body = answer.answer.split("\n\n来源：")[0]
+    sources = "；".join(
+        f"《{c.title}》" + (f"（{c.doc_number}）" if c.doc_number else "") + (pages_text(c.pages) or "")
+        for c in answer.citations)
+    return f"{body}\n出处：{sources}"
+
+
+def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:
+    return [[d.meta.title, d.meta.doc_number or "", d.meta.issuer or "", d.meta.date or "", d.meta.doc_type,
+             d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0), d.file_name, d.doc_id]
+            for d in sorted(documents, key=lambda d: d.file_name)]
+
+
+DOCUMENT_HEADERS = ["标题", "发文字号", "发文机关", "成文日期", "类型", "页数", "OCR页", "分块数", "文件", "ID"]

@@ -1,0 +1,219 @@
+"""The service the web app and the HTTP API stand on: answers, search, documents, feedback,
+and knowledge-base management (upload, delete, re-index in the background).
+
+A re-index builds a new generation while the current Answerer keeps answering; only when
+the build has committed is a new Answerer opened (reusing the loaded embedder and
+tokenizer) and swapped in. Management needs the admin password from the configuration;
+with none configured, management is off.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import shutil
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.build import BuildReport, build
+from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.pipeline import source_key
+from kb.answering import Answerer
+from kb.feedback import FeedbackStore
+from kb.llm import LlmClient
+from kb.prompts import Prompts
+from kb.records import Document
+from kb.retrieval import Filters, Retriever
+from kb.settings import Settings
+from kb.store import KbError, current_generation
+
+UPLOADS = "uploads"
+EXCLUDED = "excluded.json"
+
+
+class AdminError(PermissionError):
+    """Management is off, or the password is wrong."""
+
+
+class UploadError(ValueError):
+    """A file that cannot be accepted; the message says why."""
+
+
+@dataclass
+class Job:
+    """The background ingestion, as the UI shows it."""
+
+    running: bool = False
+    done: int = 0
+    total: int = 0
+    message: str = "空闲"
+    summary: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else (0.0 if self.running else 1.0)
+
+
+def safe_file_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no traversal, no control or odd characters."""
+    name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name)
+    name = re.sub(r"[^\w\u4e00-\u9fff.()（）\-—，、 ]", "_", name).strip(" .")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        raise UploadError(f"“{name or '(空)'}”没有文件扩展名")
+    if f".{suffix.lower()}" not in SUPPORTED_SUFFIXES:
+        raise UploadError(f"不支持的文件类型 .{suffix}（支持：{'、'.join(sorted(SUPPORTED_SUFFIXES))}）")
+    return f"{stem[:100]}.{suffix.lower()}"
+
+
+class KnowledgeService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.kb_dir = settings.kb_dir
+        self.uploads = self.kb_dir / UPLOADS
+        self._lock = threading.RLock()
+        self._answerer = Answerer.open(settings)
+        self.feedback = FeedbackStore(self.kb_dir / "feedback.sqlite")
+        self.job = Job()
+        self._again = False  # a re-index was asked for while one ran: run once more when it ends
+
+    # --- answering and search (always on)
+    @property
+    def answerer(self) -> Answerer:
+        with self._lock:
+            return self._answerer
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None):
+        return self.answerer.retriever.search(query, k=k, filters=filters)
+
+    def documents(self) -> list[Document]:
+        return list(self.answerer.retriever.documents.values())
+
+    def chunk_counts(self) -> dict[str, int]:
+        return self.answerer.retriever.chunk_counts()
+
+    def source_file(self, doc_id: str) -> Path | None:
+        """The original file of a document in the knowledge base (only those: never an arbitrary path)."""
+        doc = self.answerer.retriever.documents.get(doc_id)
+        path = Path(doc.source_path) if doc else None
+        return path if path and path.is_file() else None
+
+    # --- management (admin only)
+    @property
+    def management_enabled(self) -> bool:
+        return bool(self.settings.admin_password)
+
+    def check_admin(self, password: str | None) -> None:
+        if not self.management_enabled:
+            raise AdminError("知识库管理未启用：请在配置中设置 admin_password")
+        if not hmac.compare_digest((password or "").encode(), self.settings.admin_password.encode()):
+            raise AdminError("管理密码不正确")
+
+    def upload(self, password: str, files: list[tuple[str, Path]]) -> list[str]:
+        """Copy uploaded files (original name, temporary path) into the KB's uploads folder."""
+        self.check_admin(password)
+        checked = []  # every file is checked before any is copied: a refused batch leaves nothing behind
+        for original, temp in files:
+            name = safe_file_name(original)
+            size = Path(temp).stat().st_size
+            if size > self.settings.max_file_bytes:
+                raise UploadError(f"“{name}”有 {size / 2**20:.1f} MB，超过上限 {self.settings.max_file_mb:g} MB")
+            checked.append((original, name, temp))
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for original, name, temp in checked:
+            target = (self.uploads / name).resolve()
+            if target.parent != self.uploads.resolve():
+                raise UploadError(f"文件名不安全：{original}")
+            shutil.copyfile(temp, target)
+            self._set_excluded(source_key(target), False)
+            saved.append(name)
+        return saved
+
+    def delete(self, password: str, doc_id: str) -> str:
+        """Remove a document: an uploaded file is deleted, a corpus file is excluded. Re-index to apply."""
+        self.check_admin(password)
+        doc = self.answerer.retriever.documents.get(doc_id)
+        if doc is None:
+            raise KbError(f"没有这个文件：{doc_id}")
+        path = Path(doc.source_path)
+        if path.parent.resolve() == self.uploads.resolve():
+            path.unlink(missing_ok=True)
+        self._set_excluded(doc.source_path, True)
+        return doc.file_name
+
+    def _excluded(self) -> set[str]:
+        path = self.kb_dir / EXCLUDED
+        return set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
+
+    def _set_excluded(self, key: str, excluded: bool) -> None:
+        with self._lock:
+            keys = self._excluded()
+            keys = keys | {key} if excluded else keys - {key}
+            (self.kb_dir / EXCLUDED).write_text(json.dumps(sorted(keys), ensure_ascii=False), encoding="utf-8")
+
+    def reindex(self, password: str) -> bool:
+        """Start a background build of the corpus and the uploads; False when one is running
+        (that build then runs once more when it ends, so a change made meanwhile is not lost)."""
+        self.check_admin(password)
+        with self._lock:
+            if self.job.running:
+                self._again = True  # files may have changed after this build read them
+                return False
+            self.job = Job(running=True, message="正在准备…", started=time.time())
+        threading.Thread(target=self._reindex, name="ipkb-reindex", daemon=True).start()
+        return True
+
+    def _reindex(self) -> None:
+        job = self.job
+
+        def on_file(done: int, total: int, name: str) -> None:
+            job.done, job.total, job.message = done, total, f"正在处理 {name}（{done + 1}/{total}）"
+
+        try:
+            # the uploads folder is always given, even empty or removed: its files gone means their documents go
+            self.uploads.mkdir(parents=True, exist_ok=True)
+            paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
+            report: BuildReport = build(paths, self.settings, progress=False, exclude=self._excluded(),
+                                        on_file=on_file)
+            job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
+            job.summary = report.summary()
+            if report.generation is not None or current_generation(self.kb_dir) != self.answerer.retriever.kb.path:
+                job.message = "正在载入新索引…"
+                self._swap()
+            job.message = "完成" + (f"，{len(job.errors)} 个文件失败" if job.errors else "")
+        except Exception as exc:  # the old index keeps serving; the error is shown, not raised
+            job.message = f"失败：{exc}"
+            job.errors.append(str(exc))
+        finally:
+            job.done = job.total
+            job.finished = time.time()
+            with self._lock:
+                again, self._again = self._again, False
+                if again:
+                    self.job = Job(running=True, message="正在准备…", started=time.time())
+                job.running = False
+            if again:
+                threading.Thread(target=self._reindex, name="ipkb-reindex", daemon=True).start()
+
+    def _swap(self) -> None:
+        """Open the new generation, reusing the loaded model, then switch answers over to it."""
+        old = self.answerer
+        retriever = Retriever.open(self.settings, embedder=old.retriever.embedder, tokenizer=old.retriever.tokenizer)
+        prompts = Prompts.load(self.settings.prompts_dir)
+        llm = LlmClient(self.settings, prompts) if old.llm else None
+        with self._lock:
+            self._answerer = Answerer(retriever, self.settings, prompts, llm)
+        # requests still running on the old generation finish first
+        threading.Timer(60, old.close).start()
+
+    def close(self) -> None:
+        self.answerer.close()
+        self.feedback.close()

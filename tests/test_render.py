@@ -1,0 +1,187 @@
+"""kb/render.py: the HTML people see. Pure functions, no knowledge base needed."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kb import render
+from kb.records import Answer, Citation, Document, DocumentMeta, Passage
+
+SCRIPT = "<script>alert(1)</script>"
+IMAGE = "![x](http://evil.example/a.png)"
+EVIL = f"保险补贴{SCRIPT}说明{IMAGE}<img src=x onerror=alert(2)>\"'&"
+
+
+def passage(rank: int = 1, *, text: str = "出台了扶持政策。", title: str = "关于第130号提案的答复",
+            source: str = "reply.txt", pages: list[int] | None = None, doc_id: str = "abc123",
+            section: list[str] | None = None, doc_number: str | None = "甬市监函〔2019〕25号") -> Passage:
+    return Passage(rank=rank, score=0.0321, chunk_id=f"{doc_id}-000{rank}", doc_id=doc_id, text=text, title=title,
+                   doc_number=doc_number, issuer="宁波市市场监督管理局", date="2019-07-22", doc_type="答复",
+                   pages=[1] if pages is None else pages, heading_path=section or ["三是提升知识产权运营服务能力"],
+                   source=source, source_path=f"/corpus/{source}")
+
+
+def citation(n: int = 1, *, text: str = "出台了扶持政策。", title: str = "关于第130号提案的答复",
+             spans: list[tuple[int, int]] | None = None, source: str = "reply.txt", pages: list[int] | None = None,
+             doc_id: str = "abc123", section: list[str] | None = None) -> Citation:
+    return Citation(n=n, text=text, title=title, doc_number="甬市监函〔2019〕25号", date="2019-07-22",
+                    pages=[1] if pages is None else pages, section=section or ["三是"], source=source,
+                    chunk_id=f"{doc_id}-0001", sentences=[0], spans=spans or [], doc_id=doc_id)
+
+
+def answer(*, refused: bool = False, text: str = "出台了扶持政策。[1]", citations: list[Citation] | None = None,
+           passages: list[Passage] | None = None, notices: list[str] | None = None) -> Answer:
+    return Answer(question="发明专利被侵权有保险吗？", answer=text, refused=refused,
+                  citations=[] if refused else (citations or [citation()]), passages=passages or [passage()],
+                  notices=notices or [])
+
+
+def assert_inert(html: str) -> None:
+    """Nothing from the text became markup: no script, no image, no handler attribute."""
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    # a Markdown image stays literal text (gr.HTML renders no Markdown): no src attribute loads it
+    assert not re.search(r"<[a-z]+[^>]*\ssrc=", html) and IMAGE in html
+
+
+@pytest.mark.parametrize("field", ["text", "title", "section", "source", "doc_number"])
+def test_passage_card_escapes_every_document_field(field):
+    values = {"text": "正文", "title": "标题", "section": ["一、"], "source": "a.txt", "doc_number": "甬〔2019〕1号"}
+    values[field] = [EVIL] if field == "section" else EVIL
+    html = render.passage_card(passage(**values))
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "&lt;script&gt;" in html or field == "source"  # the file name is only used to decide on #page=
+
+
+def test_search_results_and_citation_cards_escape_text_titles_and_sections():
+    html = render.search_results([passage(text=EVIL, title=EVIL, section=[EVIL])])
+    assert_inert(html)
+    card = render.citation_card(citation(text=EVIL, title=EVIL, section=[EVIL], spans=[(0, 4)]), "abc123")
+    assert_inert(card)
+    assert card.count("<mark>") == 1 and "<mark>保险补贴</mark>" in card
+
+
+def test_answer_panel_escapes_notices_citations_and_refusal_passages():
+    html = render.answer_panel(answer(citations=[citation(text=EVIL, title=EVIL, spans=[(4, 4 + len(SCRIPT))])],
+                                      notices=[f"提示{SCRIPT}"]))
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert '<div class="ipkb-notice">提示&lt;script&gt;alert(1)&lt;/script&gt;</div>' in html
+    # the highlighted span is the script text itself, escaped inside <mark>
+    assert "<mark>&lt;script&gt;alert(1)&lt;/script&gt;</mark>" in html
+    refused = render.answer_panel(answer(refused=True, text="知识库中没有找到",
+                                         passages=[passage(i, text=EVIL, title=EVIL) for i in (1, 2, 3, 4)]))
+    assert_inert(refused)
+    assert 'class="ipkb-refused"' in refused
+    assert refused.count('class="ipkb-card"') == 3  # the closest three, for reference
+
+
+def test_answer_panel_cites_with_numbers_and_links_to_the_file():
+    html = render.answer_panel(answer(citations=[citation(1), citation(2, doc_id="def456")]))
+    assert "引用的段落（2）" in html
+    assert '<span class="ipkb-n">[1]</span>' in html and '<span class="ipkb-n">[2]</span>' in html
+    assert 'href="/files/abc123"' in html and 'href="/files/def456"' in html
+    assert "甬市监函〔2019〕25号" in html and "第1页" in html
+
+
+def test_citation_without_doc_id_takes_it_from_its_passage():
+    c = citation(doc_id="")
+    c.chunk_id = "fromp-0001"
+    html = render.answer_panel(answer(citations=[c], passages=[passage(doc_id="fromp")]))
+    assert 'href="/files/fromp"' in html
+
+
+def test_attribute_values_are_escaped():
+    p = passage(doc_id='x" onmouseover="alert(1)')
+    html = render.passage_card(p)
+    assert 'onmouseover="alert' not in html
+    assert re.search(r'data-chunk="[^"]*&quot;', html)
+
+
+@pytest.mark.parametrize("spans, expected", [
+    ([], "abcdefgh"),
+    ([(0, 3)], "<mark>abc</mark>defgh"),
+    ([(2, 4), (6, 8)], "ab<mark>cd</mark>ef<mark>gh</mark>"),
+    ([(6, 8), (2, 4)], "ab<mark>cd</mark>ef<mark>gh</mark>"),  # unsorted input
+    ([(0, 8)], "<mark>abcdefgh</mark>"),
+    ([(2, 5), (3, 7)], "ab<mark>cde</mark><mark>fg</mark>h"),  # overlap: merged, nothing dropped
+    ([(2, 6), (3, 5)], "ab<mark>cdef</mark>gh"),  # contained span: nothing added
+    ([(3, 3)], "abcdefgh"),  # empty span: no empty mark
+])
+def test_highlighted_marks_spans(spans, expected):
+    assert render.highlighted("abcdefgh", spans) == expected
+
+
+def test_highlighted_escapes_inside_and_outside_marks():
+    text = "a<b>c&d"
+    assert render.highlighted(text, [(1, 4)]) == "a<mark>&lt;b&gt;</mark>c&amp;d"
+
+
+def test_highlighted_spans_of_chinese_text():
+    text = "出台了扶持政策。鼓励开展发明专利被侵权保险。"
+    start = text.index("鼓励")
+    assert render.highlighted(text, [(start, len(text))]) == \
+        "出台了扶持政策。<mark>鼓励开展发明专利被侵权保险。</mark>"
+
+
+@pytest.mark.parametrize("source, pages, anchor", [
+    ("policy.pdf", [3, 4], "#page=3"),
+    ("POLICY.PDF", [7], "#page=7"),
+    ("policy.pdf", [], ""),
+    ("reply.txt", [2], ""),
+    ("notice.docx", [1], ""),
+    ("page.html", [1], ""),
+])
+def test_file_link_adds_the_page_only_for_pdfs(source, pages, anchor):
+    link = render.file_link("abc123", source, pages)
+    assert f'href="/files/abc123{anchor}"' in link
+    assert 'target="_blank"' in link and 'rel="noopener"' in link
+
+
+@pytest.mark.parametrize("doc_id, quoted", [
+    ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd"),
+    ('a"b<c>', "a%22b%3Cc%3E"),
+    ("a b#c?d", "a%20b%23c%3Fd"),
+    ("宁波", "%E5%AE%81%E6%B3%A2"),
+])
+def test_file_link_quotes_the_doc_id(doc_id, quoted):
+    link = render.file_link(doc_id, "x.pdf", [2])
+    assert f'href="/files/{quoted}#page=2"' in link
+    href = re.search(r'href="([^"]*)"', link).group(1)
+    assert href.count("/") == 2 and "<" not in href and '"' not in href
+
+
+def test_read_aloud_gives_the_answer_and_its_sources_in_plain_text():
+    a = answer(text="出台了扶持政策。[1]\n\n来源：\n[1] 《关于第130号提案的答复》（甬市监函〔2019〕25号）第1页 · 三是",
+               citations=[citation(1)])
+    spoken = render.read_aloud(a)
+    assert spoken == "出台了扶持政策。[1]\n出处：《关于第130号提案的答复》（甬市监函〔2019〕25号）第1页"
+    refused = answer(refused=True, text="知识库中没有找到能回答这个问题的内容。")
+    assert render.read_aloud(refused) == "知识库中没有找到能回答这个问题的内容。"
+
+
+def test_chat_text_marks_refusals():
+    assert render.chat_text(answer()) == "出台了扶持政策。[1]"
+    assert render.chat_text(answer(refused=True, text="没有找到")).startswith("⚠️ 未找到答案\n没有找到")
+
+
+def test_search_results_when_nothing_is_found():
+    assert "没有找到相关段落" in render.search_results([])
+
+
+def test_search_results_show_rank_score_and_source():
+    html = render.search_results([passage(1), passage(2, source="b.pdf", pages=[5])])
+    assert '<span class="ipkb-n">#1</span>' in html and '<span class="ipkb-n">#2</span>' in html
+    assert "相关度 0.032" in html and "#page=5" in html
+
+
+def test_document_rows_match_the_headers():
+    meta = DocumentMeta(title="标题", doc_number="甬〔2019〕1号", issuer="宁波市市场监督管理局", date="2019-07-22",
+                        doc_type="答复")
+    doc = Document(doc_id="abc123", source_path="/corpus/b.txt", file_name="b.txt", kind="txt", content_hash="h", meta=meta,
+                   text="正文", page_count=2, ocr_pages=[2])
+    rows = render.document_rows([doc], {"abc123": 7})
+    assert len(rows) == 1 and len(rows[0]) == len(render.DOCUMENT_HEADERS)
+    row = dict(zip(render.DOCUMENT_HEADERS, rows[0]))
+    assert row["标题"] == "标题" and row["分块数"] == 7 and row["OCR页"] == "2" and row["ID"] == "abc123"

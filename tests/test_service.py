@@ -1,0 +1,349 @@
+"""KnowledgeService directly (no HTTP): admin rules, uploads, the background re-index and the swap."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import kb.service
+from ingest.build import build
+from kb.service import AdminError, Job, KnowledgeService, UploadError, safe_file_name
+from kb.settings import Settings
+from kb.store import KbError, current_generation
+from tests_support import REPLY_LETTER
+
+PASSWORD = "s3cret"
+SUBSIDY_QUESTION = "宁波专利保险的保费补贴最高多少钱？"
+SUBSIDY_POLICY = """宁波市专利保险保费补贴实施细则（试行）
+
+一、补贴对象
+在宁波市注册的企业投保专利执行保险、发明专利被侵权保险的，可以申请保费补贴。
+
+二、补贴标准
+按企业实际缴纳保费的60%给予补贴，每家企业每年最高补贴12万元。
+
+三、申请时间
+企业应于每年3月31日前向市知识产权局提交补贴申请。
+"""
+
+
+def wait_idle(service: KnowledgeService, timeout: float = 90) -> Job:
+    deadline = time.time() + timeout
+    while service.job.running:  # re-read: a queued re-run replaces the job
+        assert time.time() < deadline, f"re-index still running: {service.job}"
+        time.sleep(0.05)
+    return service.job
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    shutil.copy(REPLY_LETTER, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, embed_cache, corpus):
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+                       admin_password=PASSWORD, corpus=[corpus])
+    assert not build([corpus], settings, progress=False).failed
+    svc = KnowledgeService(settings)
+    yield svc
+    wait_idle(svc)
+    svc.close()
+
+
+@pytest.fixture
+def clean_uploads(service):
+    """Each test leaves the knowledge base as it found it: only the letter."""
+    yield
+    wait_idle(service)
+    if service.uploads.is_dir():
+        shutil.rmtree(service.uploads)
+    (service.kb_dir / kb.service.EXCLUDED).unlink(missing_ok=True)
+    if sorted(d.file_name for d in service.documents()) != [REPLY_LETTER.name]:
+        assert service.reindex(PASSWORD)
+        wait_idle(service)
+    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def snapshot(service: KnowledgeService) -> tuple:
+    """What management could change: files in the KB folder, the generation, the answerer, the job."""
+    files = sorted(str(p.relative_to(service.kb_dir)) for p in service.kb_dir.rglob("*")
+                   if "feedback" not in p.name and "build.lock" not in p.name)
+    return files, current_generation(service.kb_dir), id(service.answerer), service.job
+
+
+# --- admin rules
+def test_check_admin_rules(service, monkeypatch):
+    service.check_admin(PASSWORD)
+    for wrong in (None, "", "S3CRET", "s3cret ", " s3cret", "s3cre", "s3cret\n", "s3cret" * 2):
+        with pytest.raises(AdminError, match="管理密码不正确"):
+            service.check_admin(wrong)
+    assert service.management_enabled
+    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password=""))
+    assert not service.management_enabled
+    for any_password in (None, "", PASSWORD):  # with none configured, not even the empty password opens it
+        with pytest.raises(AdminError, match="管理未启用"):
+            service.check_admin(any_password)
+
+
+def test_check_admin_accepts_non_ascii_passwords(service, monkeypatch):
+    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password="知识产权2019"))
+    service.check_admin("知识产权2019")
+    with pytest.raises(AdminError, match="不正确"):
+        service.check_admin("知识产权2018")
+
+
+@pytest.mark.parametrize("password", [None, "", "wrong"])
+def test_every_management_action_needs_the_password(service, tmp_path, password):
+    before = snapshot(service)
+    upload = write(tmp_path, "new.txt", SUBSIDY_POLICY)
+    doc_id = service.documents()[0].doc_id
+    for action in (lambda: service.upload(password, [("new.txt", upload)]),
+                   lambda: service.delete(password, doc_id),
+                   lambda: service.reindex(password)):
+        with pytest.raises(AdminError, match="管理密码不正确"):
+            action()
+    assert snapshot(service) == before  # no file written (uploads, excluded.json), no build, same answerer
+
+
+# --- upload names and sizes
+@pytest.mark.parametrize("name, safe", [
+    ("policy.txt", "policy.txt"),
+    ("宁波专利保险补贴通知.PDF", "宁波专利保险补贴通知.pdf"),
+    ("../../etc/passwd.txt", "passwd.txt"),
+    ("..\\..\\x.md", "x.md"),
+    ("a/b/c.pdf", "c.pdf"),
+    ("/abs/path/report.docx", "report.docx"),
+    ("C:\\Windows\\win.html", "win.html"),
+    ("\x00evil.txt", "evil.txt"),
+    ("ev\x1fil\x7f.txt", "evil.txt"),
+    (".hidden.txt", "hidden.txt"),  # a leading dot would hide the file from the build
+    ("．．／．．／fullwidth.txt", "fullwidth.txt"),  # NFKC first, then the folders are dropped
+    ("a<b>|c:d*e?.txt", "a_b__c_d_e_.txt"),
+    ("通知（2020）第1号—补贴.md", "通知(2020)第1号—补贴.md"),  # NFKC: full-width brackets become ASCII
+    ("x" * 300 + ".txt", "x" * 100 + ".txt"),
+])
+def test_safe_file_name(name, safe):
+    assert safe_file_name(name) == safe
+    assert "/" not in safe and "\\" not in safe and not safe.startswith(".")
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("README", "没有文件扩展名"),
+    ("..", "没有文件扩展名"),
+    ("../", "没有文件扩展名"),
+    ("", "没有文件扩展名"),
+    (".txt", "没有文件扩展名"),
+    ("evil.exe", "不支持的文件类型"),
+    ("evil.txt.exe", "不支持的文件类型"),
+    ("../../bin/sh", "没有文件扩展名"),
+    ("archive.tar.gz", "不支持的文件类型"),
+])
+def test_safe_file_name_refuses(name, reason):
+    with pytest.raises(UploadError, match=reason):
+        safe_file_name(name)
+
+
+def test_upload_writes_only_into_the_uploads_folder(service, tmp_path, clean_uploads):
+    source = write(tmp_path / "tmp", "upload.tmp", SUBSIDY_POLICY)
+    outside = [service.kb_dir.parent / "passwd.txt", service.kb_dir / "passwd.txt", Path("/etc/passwd.txt"),
+               service.kb_dir.parent / "x.md", tmp_path / "evil.txt"]
+    kb_files = {p for p in service.kb_dir.rglob("*") if p.is_file()}
+    saved = service.upload(PASSWORD, [("../../passwd.txt", source), ("..\\..\\x.md", source),
+                                      ("\x00evil.txt", source), ("a/b/c.pdf.txt", source)])
+    assert saved == ["passwd.txt", "x.md", "evil.txt", "c.pdf.txt"]
+    assert sorted(p.name for p in service.uploads.iterdir()) == sorted(saved)
+    assert all(p.read_text(encoding="utf-8") == SUBSIDY_POLICY for p in service.uploads.iterdir())
+    assert not any(p.exists() for p in outside)
+    added = {p for p in service.kb_dir.rglob("*") if p.is_file()} - kb_files
+    assert added == set(service.uploads.iterdir()) | {service.kb_dir / "excluded.json"}
+
+
+def test_refused_uploads_leave_nothing_behind(service, tmp_path, monkeypatch, clean_uploads):
+    good = write(tmp_path, "good.txt", SUBSIDY_POLICY)
+    with pytest.raises(UploadError, match="不支持的文件类型"):
+        service.upload(PASSWORD, [("good.txt", good), ("evil.exe", good)])
+    with pytest.raises(UploadError, match="没有文件扩展名"):
+        service.upload(PASSWORD, [("good.txt", good), ("../../etc/passwd", good)])
+    monkeypatch.setattr(service, "settings", replace(service.settings, max_file_mb=0.001))
+    big = write(tmp_path, "big.txt", "专利保险" * 1000)
+    with pytest.raises(UploadError, match=r"“big\.txt”有 0\.0 MB，超过上限 0\.001 MB"):
+        service.upload(PASSWORD, [("good-but-first.txt", write(tmp_path, "s.txt", "短")), ("big.txt", big)])
+    # the whole batch is refused: not even the good first file was kept
+    assert not service.uploads.exists() or not any(service.uploads.iterdir())
+
+
+# --- the background re-index
+def test_job_lifecycle(service, clean_uploads):
+    assert Job().fraction == 1.0 and not Job().running and Job().message == "空闲"
+    assert Job(running=True).fraction == 0.0 and Job(running=True, done=1, total=4).fraction == 0.25
+    answerer = service.answerer
+    generation = current_generation(service.kb_dir)
+    before = time.time()
+    assert service.reindex(PASSWORD) is True
+    started = service.job
+    assert started.running and started.started >= before
+    job = wait_idle(service)
+    assert job is started  # nothing asked for a second run
+    assert not job.running and job.message == "完成" and job.errors == []
+    assert job.done == job.total == 1 and job.fraction == 1.0
+    assert job.finished >= job.started and "1 unchanged" in job.summary
+    # nothing changed: same generation, same answerer
+    assert current_generation(service.kb_dir) == generation and service.answerer is answerer
+
+
+def test_a_failed_file_is_reported_and_the_rest_goes_on(service, tmp_path, clean_uploads):
+    answerer = service.answerer
+    service.upload(PASSWORD, [("空文件.txt", write(tmp_path, "empty.txt", ""))])
+    assert service.reindex(PASSWORD)
+    job = wait_idle(service)
+    assert job.message == "完成，1 个文件失败"
+    assert len(job.errors) == 1 and job.errors[0].startswith("空文件.txt: ")
+    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
+    assert service.answerer is answerer  # nothing new to serve
+
+
+def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads):
+    def broken(*args, **kwargs):
+        raise KbError("磁盘已满")
+
+    answerer = service.answerer
+    monkeypatch.setattr(kb.service, "build", broken)
+    assert service.reindex(PASSWORD)
+    job = wait_idle(service)
+    assert job.message == "失败：磁盘已满" and job.errors == ["磁盘已满"] and not job.running
+    assert service.answerer is answerer
+    assert not service.answerer.answer("专利质押贷款出了坏账谁兜底？").refused
+
+
+def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, monkeypatch, clean_uploads):
+    gate, entered = threading.Event(), threading.Event()
+    real_build = kb.service.build
+
+    def slow_build(*args, **kwargs):
+        entered.set()
+        assert gate.wait(60)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(kb.service, "build", slow_build)
+    old = service.answerer
+    before = old.answer(SUBSIDY_QUESTION)
+    assert before.refused  # the letter does not state this amount
+    service.upload(PASSWORD, [("宁波专利保险补贴细则.txt", write(tmp_path, "a.txt", SUBSIDY_POLICY))])
+    assert service.reindex(PASSWORD)
+    assert entered.wait(30)
+    try:
+        # the build is running: answers still come, from the old index
+        assert service.job.running and service.answerer is old
+        assert service.reindex(PASSWORD) is False  # one at a time (this one queues a re-run)
+        during = service.answerer.answer("发明专利被侵权有保险吗？")
+        assert not during.refused and "[1]" in during.answer
+        assert service.answerer.answer(SUBSIDY_QUESTION).refused
+        assert service.search("专利保险保费补贴", k=20)[0].source == REPLY_LETTER.name
+    finally:
+        gate.set()
+    job = wait_idle(service)
+    assert job.message == "完成" and not job.errors
+    new = service.answerer
+    assert new is not old
+    after = new.answer(SUBSIDY_QUESTION)
+    assert not after.refused and "12万元" in after.answer
+    assert after.citations[0].source == "宁波专利保险补贴细则.txt"
+    assert service.search("专利保险保费补贴")[0].source == "宁波专利保险补贴细则.txt"
+    # the old answerer is closed later (requests in flight finish on it); it still works now
+    assert old.answer(SUBSIDY_QUESTION).refused
+    assert new.retriever.embedder is old.retriever.embedder  # the model was reused, not reloaded
+    assert {d.file_name for d in service.documents()} == {REPLY_LETTER.name, "宁波专利保险补贴细则.txt"}
+
+
+def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatch, clean_uploads):
+    """An upload while a build runs: that build has already listed the files, so it runs once more."""
+    gate, entered = threading.Event(), threading.Event()
+    real_build = kb.service.build
+    calls = []
+
+    def slow_build(*args, **kwargs):
+        calls.append(time.time())
+        entered.set()
+        assert gate.wait(60)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(kb.service, "build", slow_build)
+    assert service.reindex(PASSWORD)
+    assert entered.wait(30)
+    service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "b.txt", SUBSIDY_POLICY))])
+    assert service.reindex(PASSWORD) is False
+    gate.set()
+    wait_idle(service)
+    assert len(calls) == 2
+    assert "补贴细则.txt" in {d.file_name for d in service.documents()}
+    assert not service.answerer.answer(SUBSIDY_QUESTION).refused
+
+
+def test_documents_of_a_removed_uploads_folder_go_at_the_next_reindex(service, tmp_path, clean_uploads):
+    service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "e.txt", SUBSIDY_POLICY))])
+    assert service.reindex(PASSWORD)
+    wait_idle(service)
+    assert len(service.documents()) == 2
+    shutil.rmtree(service.uploads)  # by hand, outside the app
+    assert service.reindex(PASSWORD)
+    job = wait_idle(service)
+    assert job.message == "完成" and "1 removed" in job.summary
+    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
+
+
+def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_path, clean_uploads):
+    service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "c.txt", SUBSIDY_POLICY))])
+    assert service.reindex(PASSWORD)
+    wait_idle(service)
+    docs = {d.file_name: d for d in service.documents()}
+    uploaded, letter = docs["补贴细则.txt"], docs[REPLY_LETTER.name]
+
+    with pytest.raises(KbError, match="没有这个文件"):
+        service.delete(PASSWORD, "no-such-doc")
+    with pytest.raises(KbError):
+        service.delete(PASSWORD, "../../etc/passwd")
+
+    assert service.delete(PASSWORD, uploaded.doc_id) == "补贴细则.txt"
+    assert not (service.uploads / "补贴细则.txt").exists()  # an upload is deleted
+    assert service.delete(PASSWORD, letter.doc_id) == REPLY_LETTER.name
+    assert (corpus / REPLY_LETTER.name).read_bytes() == REPLY_LETTER.read_bytes()  # a corpus file is only excluded
+    excluded = json.loads((service.kb_dir / "excluded.json").read_text(encoding="utf-8"))
+    assert letter.source_path in excluded and uploaded.source_path in excluded
+    assert len(service.documents()) == 2  # applied at the next re-index, not before
+
+    assert service.reindex(PASSWORD)
+    wait_idle(service)
+    assert service.documents() == [] and service.search("专利质押") == []
+    empty = service.answerer.answer("专利质押贷款出了坏账谁兜底？")
+    assert empty.refused and empty.passages == []
+    # the exclusion is on disk: a later re-index (or a restarted service) keeps the letter out
+    assert service.reindex(PASSWORD)
+    wait_idle(service)
+    assert service.documents() == []
+    restarted = KnowledgeService(service.settings)
+    try:
+        assert restarted._excluded() == set(excluded)
+    finally:
+        restarted.close()
+
+    # uploading the same name again brings the upload back
+    service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "d.txt", SUBSIDY_POLICY))])
+    assert uploaded.source_path not in json.loads((service.kb_dir / "excluded.json").read_text(encoding="utf-8"))
+    assert service.reindex(PASSWORD)
+    wait_idle(service)
+    assert [d.file_name for d in service.documents()] == ["补贴细则.txt"]
