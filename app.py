@@ -168,8 +168,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
     def status(seen: str | None):
         """Polled every second: the job's progress; the document list only when the index changed."""
         job = service.job
-        text = f"**索引任务**：{job.message}（{job.fraction * 100:.0f}%）" + (
-            "\n\n" + "\n".join(f"- ⚠️ {e}" for e in job.errors) if job.errors else "")
+        text = render.job_status(job.message, job.fraction, job.running, job.errors)
         generation = str(service.answerer.retriever.kb.path)
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), seen
@@ -243,7 +242,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             if not service.management_enabled:
                 gr.Markdown("⚠️ 知识库管理未启用：在配置中设置 `admin_password`（或环境变量 `IPKB_ADMIN_PASSWORD`）后可上传、删除、重建索引。咨询与检索不受影响。")
             password = gr.Textbox(label="管理密码", type="password", interactive=service.management_enabled)
-            job = gr.Markdown()
+            job = gr.HTML(elem_id="ipkb-job")
             table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts()),
                                  headers=render.DOCUMENT_HEADERS, interactive=False, label="文件列表")
             with gr.Row():

@@ -109,6 +109,14 @@ def read_aloud(answer: Answer) -> str:
     return f"{body}\n出处：{sources}"
 
 
+def job_status(message: str, fraction: float, running: bool, errors: list[str]) -> str:
+    """The background ingestion: a progress bar, what it is doing, and each failed file's reason."""
+    bar = f'<progress value="{fraction:.3f}" max="1" style="width: 20em"></progress>' if running else ""
+    items = "".join(f"<li>⚠️ {e(err)}</li>" for err in errors)
+    return (f'<div class="ipkb-job"><b>索引任务</b>：{e(message)}（{fraction * 100:.0f}%） {bar}'
+            + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
 def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:
     return [[d.meta.title, d.meta.doc_number or "", d.meta.issuer or "", d.meta.date or "", d.meta.doc_type,
              d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0), d.file_name, d.doc_id]

@@ -185,3 +185,12 @@ def test_document_rows_match_the_headers():
     assert len(rows) == 1 and len(rows[0]) == len(render.DOCUMENT_HEADERS)
     row = dict(zip(render.DOCUMENT_HEADERS, rows[0]))
     assert row["标题"] == "标题" and row["分块数"] == 7 and row["OCR页"] == "2" and row["ID"] == "abc123"
+
+
+def test_job_status_shows_progress_and_escapes_reasons():
+    from kb.render import job_status
+
+    running = job_status("正在处理 a.pdf（2/4）", 0.5, True, [])
+    assert '<progress value="0.500"' in running and "50%" in running
+    failed = job_status("完成，1 个文件失败", 1.0, False, ["<b>x.pdf</b>: corrupt"])
+    assert "<progress" not in failed and "&lt;b&gt;x.pdf&lt;/b&gt;" in failed and "<b>x.pdf" not in failed
