@@ -189,8 +189,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             out = settings.kb_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
             run_evaluation(service.answerer, testset, out, ablation=ablation, show_bar=False,
                                      progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
-        except BadTestSetError as exc:
-            return f"⚠️ {exc}", None, None
+        except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
+            return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
         finally:
             eval_lock.release()
         report = (out / "report.md").read_text(encoding="utf-8").split("## Plots")[0]

@@ -513,3 +513,23 @@ def test_oversize_upload_is_refused(app, tmp_path):
         assert not service.job.running
     assert kb_state(app.settings) == before
     assert not (app.settings.kb_dir / "uploads").exists()
+
+
+# --- 评测 tab
+def test_evaluation_tab_runs_the_sample_set_and_offers_the_report(client, app):
+    report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
+    assert "keypoint recall" in report and "refusal recall" in report
+    assert len(plots) == 3 and all(".png" in str(plot) for plot in plots)
+    path = Path(download if isinstance(download, str) else download["path"])
+    assert path.name == "report.html" and "IPKB evaluation" in path.read_text(encoding="utf-8")
+    runs = list((app.settings.kb_dir / "eval-runs").iterdir())
+    assert runs and (runs[0] / "metrics.json").is_file()
+
+
+def test_evaluation_tab_reports_a_bad_uploaded_test_set(client, tmp_path):
+    from gradio_client import handle_file
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "q1"}\n', encoding="utf-8")
+    report, plots, download = client.predict("upload", handle_file(str(bad)), False, api_name="/evaluate")
+    assert report.startswith("⚠️ bad.jsonl, line 1") and not plots and download is None
