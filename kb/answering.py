@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from kb.citations import source_line
 from kb.embeddings import CachedEmbedder
@@ -106,7 +106,7 @@ class Answerer:
         intent = analyse(question)
         answer: Answer | None = None
         if intent.metadata and passages:
-            draft = self._metadata_answer(intent.metadata, passages, filters)
+            draft = self._metadata_answer(intent.metadata, passages)
             if draft is not None:
                 answer = self._finish(question, standalone, draft, passages, notices)
         if answer is None and self.llm is not None and passages:
@@ -136,7 +136,7 @@ class Answerer:
         terms = self.retriever.tokenizer.tokens(question)
         return f"{previous} {question}" if is_follow_up(question, len(terms)) else question
 
-    def _metadata_answer(self, field: str, passages: list[Passage], filters: Filters | None) -> Draft | None:
+    def _metadata_answer(self, field: str, passages: list[Passage]) -> Draft | None:
         """"这份答复的文号是多少？" — from the metadata of the document the question is about."""
         doc = self.retriever.documents.get(passages[0].doc_id)
         value = getattr(doc.meta, field, None) if doc else None
@@ -161,7 +161,7 @@ class Answerer:
         return None
 
     def _llm_answer(self, question: str, standalone: str, passages: list[Passage],
-                    notices: list[str]) -> Iterator[str]:
+                    notices: list[str]) -> Generator[str, None, Answer | None]:
         """Streams the LLM's text; returns the Answer, or None to fall back to the extractive one."""
         given = passages[: self.settings.answer_passages]
         pieces: list[str] = []
