@@ -308,16 +308,24 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
                                 status_code=422)
         return value
 
-    @api.post("/api/ask")
-    async def api_ask(request: Request):
+    async def read_request(request: Request, field: str) -> tuple[dict, str] | JSONResponse:
+        """The JSON body, its text field and its filters checked; or the error response to send."""
         data = await body_of(request)
         if isinstance(data, JSONResponse):
             return data
-        question = text_field(data, "question")
-        if isinstance(question, JSONResponse):
-            return question
+        value = text_field(data, field)
+        if isinstance(value, JSONResponse):
+            return value
         if problem := filters_error(data.get("filters")):
             return JSONResponse({"error": problem}, status_code=422)
+        return data, value
+
+    @api.post("/api/ask")
+    async def api_ask(request: Request):
+        parsed = await read_request(request, "question")
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        data, question = parsed
         try:
             answer = await _in_thread(service.answerer.answer, question, history_from(data.get("history")),
                                       filters_from(data.get("filters")))
@@ -327,17 +335,13 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
 
     @api.post("/api/search")
     async def api_search(request: Request):
-        data = await body_of(request)
-        if isinstance(data, JSONResponse):
-            return data
-        query = text_field(data, "query")
-        if isinstance(query, JSONResponse):
-            return query
+        parsed = await read_request(request, "query")
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        data, query = parsed
         k = data.get("k", 10)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             return JSONResponse({"error": "k 应为 1 到 50 的整数"}, status_code=422)
-        if problem := filters_error(data.get("filters")):
-            return JSONResponse({"error": problem}, status_code=422)
         passages = await _in_thread(service.search, query, k, filters_from(data.get("filters")))
         return {"query": query, "passages": [p.to_json() for p in passages]}
 

@@ -19,27 +19,13 @@ from ingest.build import build
 from kb.feedback import FeedbackStore
 from kb.settings import Settings
 from kb.store import current_generation
-from tests_support import REPLY_LETTER
+from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 PASSWORD = "s3cret"
 QUESTION = "发明专利被侵权有保险吗？"
 LETTER_TITLE = "关于市政协十五届三次会议第130号提案的答复"
 LETTER_NUMBER = "甬市监函〔2019〕25号"
 POLICY_NAME = "宁波专利保险补贴通知.txt"
-SUBSIDY_QUESTION = "宁波专利保险的保费补贴最高多少钱？"
-SUBSIDY_POLICY = """宁波市知识产权局关于开展专利保险保费补贴的通知
-
-各区县（市）市场监督管理局，各有关企业：
-
-一、补贴对象
-在宁波市注册的企业投保专利执行保险、发明专利被侵权保险的，可以申请保费补贴。
-
-二、补贴标准
-按企业实际缴纳保费的60%给予补贴，每家企业每年最高补贴12万元。
-
-三、申请时间
-企业应于每年3月31日前向市知识产权局提交补贴申请。
-"""
 
 
 # --- fixtures and helpers
@@ -100,11 +86,6 @@ def text_of(message: dict) -> str:
     return content
 
 
-def wait_idle(service, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while service.job.running:
-        assert time.time() < deadline, f"re-index still running: {service.job}"
-        time.sleep(0.05)
 
 
 def poll_status(client: Client, service, timeout: float = 120) -> tuple:

@@ -15,29 +15,11 @@ from ingest.build import build
 from kb.service import AdminError, Job, KnowledgeService, UploadError, safe_file_name
 from kb.settings import Settings
 from kb.store import KbError, current_generation
-from tests_support import REPLY_LETTER
+from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 PASSWORD = "s3cret"
-SUBSIDY_QUESTION = "宁波专利保险的保费补贴最高多少钱？"
-SUBSIDY_POLICY = """宁波市专利保险保费补贴实施细则（试行）
-
-一、补贴对象
-在宁波市注册的企业投保专利执行保险、发明专利被侵权保险的，可以申请保费补贴。
-
-二、补贴标准
-按企业实际缴纳保费的60%给予补贴，每家企业每年最高补贴12万元。
-
-三、申请时间
-企业应于每年3月31日前向市知识产权局提交补贴申请。
-"""
 
 
-def wait_idle(service: KnowledgeService, timeout: float = 90) -> Job:
-    deadline = time.time() + timeout
-    while service.job.running:  # re-read: a queued re-run replaces the job
-        assert time.time() < deadline, f"re-index still running: {service.job}"
-        time.sleep(0.05)
-    return service.job
 
 
 @pytest.fixture(scope="module")
