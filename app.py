@@ -1,6 +1,7 @@
-"""IPKB web app: Gradio UI (咨询 · 检索 · 知识库 · 评测) and a JSON API, thin over kb/.
+"""IPKB web app: Gradio UI (咨询 · 检索 · 知识库 · 评测) and a JSON API (web/).
 
-    python app.py            # or `make run`; builds the knowledge base first if there is none
+    python app.py [--host H] [--port P] [--kb DIR] [--config FILE]   # or `make run`
+                             # builds the knowledge base first if there is none
 
 Routes: the Gradio UI at /, POST /api/ask, POST /api/search, GET /api/health, and
 GET /files/{doc_id} (the original file of a document in the knowledge base, read-only).
@@ -13,392 +14,50 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import html  # noqa: E402
-import json  # noqa: E402
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import logging  # noqa: E402
-import mimetypes  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import gradio as gr  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import FileResponse, JSONResponse  # noqa: E402
+from kb.core.errors import IpkbError  # noqa: E402
+from kb.core.settings import Settings, load_settings  # noqa: E402
+from web.api import create_app  # noqa: E402
+from web.service import ensure_knowledge_base  # noqa: E402
 
-from kb import render  # noqa: E402
-from kb.records import Answer  # noqa: E402
-from kb.retrieval import Filters  # noqa: E402
-from kb.service import AdminError, KnowledgeService, UploadError  # noqa: E402
-from kb.settings import Settings, load_settings  # noqa: E402
-from kb.store import KbError, current_generation  # noqa: E402
-
-log = logging.getLogger("ipkb.app")
-EXAMPLES = ["专利质押贷款出了坏账谁兜底？", "发明专利被侵权有保险吗？", "宁波成立了哪些知识产权联盟？",
-            "这份答复的文号是多少？", "杭州对专利质押贷款有没有贴息？"]
-SAMPLE_TESTSET = Path(__file__).resolve().parent / "eval" / "testsets" / "sample.jsonl"
-# No CDN: system fonts only (Gradio's default theme would fetch Google Fonts).
-THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "sans-serif"],
-                          font_mono=["ui-monospace", "monospace"])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Serve the IPKB web app and JSON API.")
+    parser.add_argument("--host", help="address to listen on (default: setting host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: setting port, 7860)")
+    parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: setting kb_dir, .kb)")
+    parser.add_argument("--config", type=Path, help="settings file (default: IPKB_CONFIG or ./ipkb.toml)")
+    return parser.parse_args(argv)
 
 
-# --- helpers shared by the UI and the API
-def filters_from(raw: dict | None) -> Filters | None:
-    if not raw:
-        return None
-    as_tuple = lambda v: tuple(v) if isinstance(v, (list, tuple)) else ((v,) if v else ())  # noqa: E731
-    return Filters(doc_types=as_tuple(raw.get("doc_types")), issuers=as_tuple(raw.get("issuers")),
-                   date_from=raw.get("date_from") or None, date_to=raw.get("date_to") or None,
-                   files=as_tuple(raw.get("files")))
+def settings_from(args: argparse.Namespace) -> Settings:
+    if args.config and not args.config.is_file():
+        raise IpkbError(f"settings file {args.config} not found")
+    settings = load_settings(config_file=args.config)
+    overrides = {"host": args.host, "port": args.port, "kb_dir": args.kb}
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def filters_error(raw: object) -> str | None:
-    """Why an API `filters` value cannot be used (None when it can): a wrong type must be a 422, not a 500."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        return "filters 应为 JSON 对象"
-    for name in ("doc_types", "issuers", "files"):
-        value = raw.get(name)
-        if value is not None and not isinstance(value, str) and not (
-                isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            return f"filters.{name} 应为字符串或字符串列表"
-    for name in ("date_from", "date_to"):
-        if raw.get(name) is not None and not isinstance(raw.get(name), str):
-            return f"filters.{name} 应为日期字符串，如 2019-01-01"
-    return None
-
-
-def history_from(messages: list | None) -> list[dict]:
-    """Gradio chat messages (or API history) as [{"role", "content"}] with text content."""
-    out = []
-    for m in messages or []:
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-            continue
-        content = m.get("content")
-        if isinstance(content, list):
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        out.append({"role": m["role"], "content": html.unescape(str(content or ""))})  # chat text is escaped
-    return out
-
-
-# --- the UI
-def build_ui(service: KnowledgeService) -> gr.Blocks:
-    settings = service.settings
-    eval_lock = threading.Lock()
-
-    def doc_choices() -> list[tuple[str, str]]:
-        return [(f"{d.meta.title}（{d.file_name}）", d.doc_id) for d in service.documents()]
-
-    def type_choices() -> list[str]:
-        return sorted({d.meta.doc_type for d in service.documents()})
-
-    def issuer_choices() -> list[str]:
-        return sorted({d.meta.issuer for d in service.documents() if d.meta.issuer})
-
-    # 咨询
-    def ask(message: str, chat: list, state: dict | None):
-        message = (message or "").strip()
-        if not message:
-            yield "", chat, gr.skip(), state
-            return
-        history = history_from(chat)
-        chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
-        yield "", chat, "", state
-        written = ""
-        for event in service.answerer.stream(message, history):
-            if isinstance(event, str):
-                written += event
-                chat[-1] = {"role": "assistant", "content": render.e(written)}
-                yield "", chat, gr.skip(), state
-            else:
-                answer: Answer = event
-                chat[-1] = {"role": "assistant", "content": render.chat_text(answer)}
-                yield "", chat, render.answer_panel(answer), answer.to_json()
-
-    def feedback(vote: str, comment: str, state: dict | None) -> str:
-        if vote not in ("up", "down"):
-            return "评价应为 up（有帮助）或 down（没帮助）。"
-        if not state:
-            return "请先提问，再评价答案。"
-        service.feedback.add(state["question"], state["answer"], state["citations"], 1 if vote == "up" else -1, comment)
-        return "感谢反馈！"
-
-    # 检索
-    def search(query: str, k: float, types: list[str], issuers: list[str], date_from: str, date_to: str):
-        query = (query or "").strip()
-        if not query:
-            return render.search_results([]), ""
-        if len(query) > settings.max_question_chars:
-            return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
-        filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to})
-        passages = service.search(query, k=int(k), filters=filters)
-        answer = service.answerer.answer(query, filters=filters)
-        return render.search_results(passages), render.read_aloud(answer)
-
-    # 知识库
-    def guarded(action):
-        def run(password, *args):
-            try:
-                return action(password, *args)
-            except (AdminError, UploadError, KbError) as exc:
-                return f"⚠️ {exc}"
-        return run
-
-    def upload(password: str, files: list | None) -> str:
-        if not files:
-            return "请选择要上传的文件。"
-        # Gradio keeps each upload under its original name in a temporary folder
-        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
-        saved = service.upload(password, [(p.name, p) for p in paths])
-        service.reindex(password)
-        return f"已上传 {len(saved)} 个文件：{'、'.join(saved)}；正在后台建立索引，期间仍按旧索引回答。"
-
-    def delete(password: str, doc_id: str | None) -> str:
-        if not doc_id:
-            return "请选择要删除的文件。"
-        name = service.delete(password, doc_id)
-        service.reindex(password)
-        return f"已删除“{name}”；正在后台重建索引。"
-
-    def reindex(password: str) -> str:
-        started = service.reindex(password)
-        return "已开始重建索引。" if started else "索引正在建立中，请稍候。"
-
-    def status(seen: str | None):
-        """Polled every second: the job's progress; the document list only when the index changed."""
-        job = service.job
-        text = render.job_status(job.message, job.fraction, job.running, job.errors)
-        generation = str(service.answerer.retriever.kb.path)
-        if generation == seen:
-            return text, gr.skip(), gr.skip(), gr.skip(), seen
-        docs, counts = service.documents(), service.chunk_counts()
-        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()),
-                f"知识库：{len(docs)} 份文件，{sum(counts.values())} 个分块。", generation)
-
-    # 评测
-    def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
-        from eval.runner import evaluate as run_evaluation
-        from eval.testset import BadTestSetError
-
-        testset = SAMPLE_TESTSET if choice == "sample" or not uploaded else Path(
-            uploaded if isinstance(uploaded, str) else uploaded.name)
-        if not eval_lock.acquire(blocking=False):
-            return "评测正在进行中，请稍候。", None, None
-        try:
-            out = settings.kb_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
-            run_evaluation(service.answerer, testset, out, ablation=ablation, show_bar=False,
-                                     progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
-        except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
-            return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
-        finally:
-            eval_lock.release()
-        report = (out / "report.md").read_text(encoding="utf-8").split("## Plots")[0]
-        images = [(str(out / name), caption) for name, caption in
-                  (("metrics.png", "各项指标"), ("latency.png", "延迟"), ("hardest.png", "最难的问题"))]
-        return report, images, str(out / "report.html")
-
-    docs = service.documents()
-    with gr.Blocks(title="IPKB 知识产权政策知识库") as ui:
-        gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。")
-        overview = gr.Markdown(f"知识库：{len(docs)} 份文件，{sum(service.chunk_counts().values())} 个分块。")
-        with gr.Tab("咨询"):
-            chatbot = gr.Chatbot(label="咨询", height=420, render_markdown=False, sanitize_html=True,
-                                 elem_id="ipkb-chat")
-            with gr.Row():
-                message = gr.Textbox(placeholder="请输入问题，例如：专利质押贷款出了坏账谁兜底？", show_label=False,
-                                     scale=8, max_length=settings.max_question_chars, elem_id="ipkb-question")
-                send = gr.Button("提问", variant="primary", scale=1, elem_id="ipkb-send")
-            gr.Examples(EXAMPLES, inputs=message, label="示例问题")
-            cited = gr.HTML(elem_id="ipkb-cited")
-            last = gr.State(None)
-            with gr.Row():
-                up = gr.Button("👍 有帮助", size="sm")
-                down = gr.Button("👎 没帮助", size="sm")
-                comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
-            thanks = gr.Markdown()
-            send.click(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name="ask")
-            message.submit(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name=False)
-            vote = gr.Textbox(visible=False)
-            up.click(lambda c, s: feedback("up", c, s), [comment, last], thanks, api_name=False)
-            down.click(lambda c, s: feedback("down", c, s), [comment, last], thanks, api_name=False)
-            gr.Button(visible=False).click(feedback, [vote, comment, last], thanks, api_name="feedback")
-        with gr.Tab("检索"):
-            with gr.Row():
-                query = gr.Textbox(label="检索", placeholder="关键词或问题", scale=6, elem_id="ipkb-query")
-                k = gr.Slider(1, 20, value=10, step=1, label="条数", scale=2)
-            with gr.Row():
-                types = gr.Dropdown(type_choices(), multiselect=True, label="文件类型")
-                issuers = gr.Dropdown(issuer_choices(), multiselect=True, label="发文机关")
-                date_from = gr.Textbox(label="成文日期自", placeholder="2019-01-01")
-                date_to = gr.Textbox(label="成文日期至", placeholder="2019-12-31")
-            go = gr.Button("检索", variant="primary")
-            aloud = gr.Textbox(label="可直接告知来电人的答复（含出处），点右上角复制", lines=4, buttons=["copy"],
-                               interactive=False, elem_id="ipkb-aloud")
-            results = gr.HTML(elem_id="ipkb-results")
-            go.click(search, [query, k, types, issuers, date_from, date_to], [results, aloud], api_name="search")
-            query.submit(search, [query, k, types, issuers, date_from, date_to], [results, aloud], api_name=False)
-        with gr.Tab("知识库"):
-            if not service.management_enabled:
-                gr.Markdown("⚠️ 知识库管理未启用：在配置中设置 `admin_password`（或环境变量 `IPKB_ADMIN_PASSWORD`）后可上传、删除、重建索引。咨询与检索不受影响。")
-            password = gr.Textbox(label="管理密码", type="password", interactive=service.management_enabled)
-            job = gr.HTML(elem_id="ipkb-job")
-            table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts()),
-                                 headers=render.DOCUMENT_HEADERS, interactive=False, label="文件列表")
-            with gr.Row():
-                files = gr.File(file_count="multiple", label="上传文件（PDF、DOCX、TXT、MD、HTML）",
-                                file_types=sorted(render_suffixes()), interactive=service.management_enabled)
-                with gr.Column():
-                    upload_btn = gr.Button("上传并建立索引", interactive=service.management_enabled)
-                    picked = gr.Dropdown(doc_choices(), label="选择文件", interactive=service.management_enabled)
-                    delete_btn = gr.Button("删除所选文件", variant="stop", interactive=service.management_enabled)
-                    reindex_btn = gr.Button("重建索引", interactive=service.management_enabled)
-            outcome = gr.Markdown()
-            upload_btn.click(guarded(upload), [password, files], outcome, api_name="upload")
-            delete_btn.click(guarded(delete), [password, picked], outcome, api_name="delete")
-            reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
-            seen = gr.State(str(service.answerer.retriever.kb.path))
-            gr.Timer(1.0).tick(status, seen, [job, table, picked, overview, seen], api_name="status")
-        with gr.Tab("评测"):
-            choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
-                              value="sample", label="测试集")
-            testset = gr.File(label="上传测试集（JSONL）", file_types=[".jsonl"])
-            ablation = gr.Checkbox(value=False, label="同时对比 BM25 / 向量 / 混合检索（耗时约三倍）")
-            run_btn = gr.Button("运行评测", variant="primary")
-            metrics_md = gr.Markdown()
-            plots = gr.Gallery(label="图表", columns=3, height=320)
-            report = gr.File(label="下载报告（HTML）")
-            run_btn.click(evaluate, [choice, testset, ablation], [metrics_md, plots, report], api_name="evaluate")
-    return ui
-
-
-def render_suffixes() -> set[str]:
-    from ingest.loaders import SUPPORTED_SUFFIXES
-
-    return SUPPORTED_SUFFIXES
-
-
-# --- the HTTP API
-def create_app(settings: Settings, service: KnowledgeService | None = None) -> FastAPI:
-    service = service or KnowledgeService(settings)
-    api = FastAPI(title="IPKB", docs_url=None, redoc_url=None)
-    limit = settings.max_body_kb * 1024
-
-    async def body_of(request: Request) -> dict | JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return JSONResponse({"error": f"请求体过大（上限 {settings.max_body_kb} KB）"}, status_code=413)
-        raw = b""
-        async for part in request.stream():  # bounded even without a Content-Length (chunked bodies)
-            raw += part
-            if len(raw) > limit:
-                return JSONResponse({"error": f"请求体过大（上限 {settings.max_body_kb} KB）"}, status_code=413)
-        try:
-            data = json.loads(raw or b"{}")
-        except ValueError:
-            return JSONResponse({"error": "请求体不是合法的 JSON"}, status_code=400)
-        return data if isinstance(data, dict) else JSONResponse({"error": "请求体应为 JSON 对象"}, status_code=400)
-
-    def text_field(data: dict, name: str) -> str | JSONResponse:
-        value = data.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return JSONResponse({"error": f"缺少 {name}"}, status_code=422)
-        if len(value) > settings.max_question_chars:
-            return JSONResponse({"error": f"{name} 过长（{len(value)}字，上限{settings.max_question_chars}字）"},
-                                status_code=422)
-        return value
-
-    async def read_request(request: Request, field: str) -> tuple[dict, str] | JSONResponse:
-        """The JSON body, its text field and its filters checked; or the error response to send."""
-        data = await body_of(request)
-        if isinstance(data, JSONResponse):
-            return data
-        value = text_field(data, field)
-        if isinstance(value, JSONResponse):
-            return value
-        if problem := filters_error(data.get("filters")):
-            return JSONResponse({"error": problem}, status_code=422)
-        return data, value
-
-    @api.post("/api/ask")
-    async def api_ask(request: Request):
-        parsed = await read_request(request, "question")
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        data, question = parsed
-        try:
-            answer = await _in_thread(service.answerer.answer, question, history_from(data.get("history")),
-                                      filters_from(data.get("filters")))
-        except (KbError, ValueError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return answer.to_json()
-
-    @api.post("/api/search")
-    async def api_search(request: Request):
-        parsed = await read_request(request, "query")
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        data, query = parsed
-        k = data.get("k", 10)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
-            return JSONResponse({"error": "k 应为 1 到 50 的整数"}, status_code=422)
-        passages = await _in_thread(service.search, query, k, filters_from(data.get("filters")))
-        return {"query": query, "passages": [p.to_json() for p in passages]}
-
-    @api.get("/api/health")
-    async def health():
-        docs = service.documents()
-        return {"status": "ok", "documents": len(docs), "chunks": sum(service.chunk_counts().values()),
-                "generation": str(current_generation(settings.kb_dir).name)}
-
-    @api.get("/files/{doc_id}")
-    async def source_file(doc_id: str):
-        path = service.source_file(doc_id)
-        if path is None:
-            return JSONResponse({"error": "文件不存在"}, status_code=404)
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if kind != "application/pdf":  # never let a source HTML file run in our origin
-            kind = "text/plain; charset=utf-8" if path.suffix.lower() in (".txt", ".md", ".html", ".htm") else kind
-        headers = {"X-Content-Type-Options": "nosniff"}
-        if kind != "application/pdf":  # a sandboxed PDF would not open in the browser's viewer
-            headers["Content-Security-Policy"] = "sandbox"
-        return FileResponse(path, media_type=kind, content_disposition_type="inline", filename=path.name,
-                            headers=headers)
-
-    ui = build_ui(service).queue(default_concurrency_limit=8)
-    api.state.service = service
-    return gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
-                               max_file_size=settings.max_file_bytes, show_error=False)
-
-
-async def _in_thread(fn, *args):
-    import anyio
-
-    return await anyio.to_thread.run_sync(lambda: fn(*args))
-
-
-def ensure_knowledge_base(settings: Settings) -> None:
-    """With no knowledge base yet, build one from the configured corpus first (progress on the console)."""
-    if current_generation(settings.kb_dir) is not None:
-        return
-    from ingest.build import build
-
-    print(f"No knowledge base in {settings.kb_dir}: building one from {', '.join(map(str, settings.corpus))} …",
-          file=sys.stderr)
-    report = build(settings.corpus, settings, progress=True)
-    print(report.summary(), file=sys.stderr)
-
-
-def main(settings: Settings | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = settings or load_settings()
-    ensure_knowledge_base(settings)
+    try:
+        settings = settings_from(args)
+        ensure_knowledge_base(settings)
+    except IpkbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     print(f"IPKB ready: http://{settings.host}:{settings.port}", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

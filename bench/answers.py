@@ -28,9 +28,9 @@ sys.path.insert(0, str(REPO))
 from eval.metrics import percentile, squeeze, supports  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
-from kb.answering import Answerer  # noqa: E402
-from kb.settings import Settings  # noqa: E402
-from kb.validation import validate  # noqa: E402
+from kb.answer.answerer import Answerer  # noqa: E402
+from kb.core.settings import Settings  # noqa: E402
+from kb.answer.validation import validate  # noqa: E402
 from large_kb import build_large  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus"
@@ -51,9 +51,9 @@ def quality(answerer: Answerer, questions) -> dict:
         complete += all(found)
         false_refusals += result.refused
         if not result.refused:
-            check = validate(result.answer.split("\n\n来源：")[0], [
+            check = validate(result.body, [
                 next(p for p in result.passages if p.chunk_id == c.chunk_id) for c in result.citations
-            ], answerer.retriever.tokenizer)
+            ], answerer.generation.models.tokenizer)
             supported += not check.flags
             cited += 1
         precise += sum(any(supports(c.text, e) for e in q.evidence) for c in result.citations)
@@ -75,11 +75,11 @@ def latency(answerer: Answerer, queries: list[str], rounds: int) -> tuple[list[f
     answers, searches = [], []
     for _ in range(rounds):
         for q in queries:
-            answerer.retriever.clear_query_cache()  # every question as if asked for the first time
+            answerer.generation.models.queries.clear()  # every question as if asked for the first time
             start = time.perf_counter()
             answerer.retriever.search(q)
             searches.append((time.perf_counter() - start) * 1000)
-            answerer.retriever.clear_query_cache()
+            answerer.generation.models.queries.clear()
             start = time.perf_counter()
             answerer.answer(q)
             answers.append((time.perf_counter() - start) * 1000)

@@ -23,7 +23,7 @@ from ingest.clean import clean_pages  # noqa: E402
 from ingest.loaders import load  # noqa: E402
 from ingest.metadata import extract_metadata  # noqa: E402
 from ingest.ocr import OcrEngine  # noqa: E402
-from kb.settings import Settings  # noqa: E402
+from kb.core.settings import Settings  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "corpus"
 MAX_BYTES = 100 * 1024 * 1024

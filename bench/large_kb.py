@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.embeddings import CachedEmbedder, E5Embeddings
-from kb.extractive import answer_sentences
-from kb.indexes import write_indexes
-from kb.lexical import Tokenizer
-from kb.settings import Settings
-from kb.store import FileEntry, GenerationWriter, Manifest, open_kb
+from kb.models.embeddings import CachedEmbedder, E5Embeddings
+from kb.core.guard import answer_sentences
+from kb.store.indexes import write_indexes
+from kb.core.tokenizer import Tokenizer
+from kb.core.settings import Settings
+from kb.store.generations import FileEntry, GenerationWriter, Manifest, open_kb
 
 
 def build_large(source: Path, target: Settings, size: int, cache: Path) -> float:

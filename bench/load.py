@@ -133,7 +133,7 @@ def report(label: str, run: Run) -> None:
 
 def build_kb(kb_dir: Path, embed_cache: Path) -> None:
     from ingest.build import build
-    from kb.settings import Settings
+    from kb.core.settings import Settings
 
     settings = replace(Settings(), kb_dir=kb_dir, embed_cache=embed_cache)
     result = build([CORPUS], settings, progress=False)

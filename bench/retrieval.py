@@ -36,9 +36,10 @@ from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
 from ingest.loaders import load  # noqa: E402
 from ingest.ocr import OcrEngine  # noqa: E402
-from kb.embeddings import E5Embeddings  # noqa: E402
-from kb.retrieval import MODES, Retriever  # noqa: E402
-from kb.settings import Settings  # noqa: E402
+from kb.models.embeddings import E5Embeddings  # noqa: E402
+from kb.search.generation import Generation  # noqa: E402
+from kb.search.retriever import MODES, Retriever  # noqa: E402
+from kb.core.settings import Settings  # noqa: E402
 from large_kb import build_large  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus"
@@ -99,7 +100,7 @@ def latencies(retriever: Retriever, queries: list[str], mode: str = "hybrid", ro
     out = []
     for _ in range(rounds):
         for q in queries:
-            retriever.clear_query_cache()  # every question as if asked for the first time
+            retriever.queries.clear()  # every question as if asked for the first time
             start = time.perf_counter()
             retriever.search(q, k=10, mode=mode)
             out.append((time.perf_counter() - start) * 1000)
@@ -109,8 +110,8 @@ def latencies(retriever: Retriever, queries: list[str], mode: str = "hybrid", ro
 def startup_seconds(kb_dir: Path) -> float:
     """A fresh process: import, open the knowledge base, load the model and tokenizer, one search."""
     code = ("import time; t=time.perf_counter(); from dataclasses import replace; from pathlib import Path;"
-            "from kb.settings import Settings; from kb.retrieval import Retriever;"
-            f"r=Retriever.open(replace(Settings(), kb_dir=Path({str(kb_dir)!r}))); r.search('专利质押');"
+            "from kb.core.settings import Settings; from kb.search.generation import Generation;"
+            f"g=Generation.open(replace(Settings(), kb_dir=Path({str(kb_dir)!r}))); g.retriever.search('专利质押');"
             "print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -142,7 +143,8 @@ def main() -> int:
         figures["startup_s"] = startup_seconds(settings.kb_dir)
 
         rss_before = rss_mb()
-        retriever = Retriever.open(settings)
+        generation = Generation.open(settings)
+        retriever = generation.retriever
         embedder, ocr = E5Embeddings(), OcrEngine()
         figures["quality"] = ablation(retriever, questions, sorted(SAMPLE.iterdir()), embedder, ocr)
         figures["latency_sample_ms"] = {mode: latencies(retriever, queries, mode) for mode in MODES}
@@ -152,31 +154,29 @@ def main() -> int:
             embedder.encode_query(q)
             query_ms.append((time.perf_counter() - start) * 1000)
         figures["query_embedding_ms"] = query_ms
-        figures["sample_index_mb"] = folder_mb(retriever.kb.path)
+        figures["sample_index_mb"] = folder_mb(generation.path)
         figures["sample_chunks"] = retriever.size
         figures["sample_rss_mb"] = rss_mb() - rss_before
-        retriever.close()
 
         # --- large knowledge base
         source = replace(settings, kb_dir=tmp / "source")
         corpus = [SAMPLE] + ([SHARED_PDF] if SHARED_PDF.is_dir() else [])
         build(corpus, source, progress=False)
         if SHARED_PDF.is_dir() and args.shared_testset.is_file():
-            everything = Retriever.open(source)
+            everything = Generation.open(source, generation.models).retriever
             files = sorted(SAMPLE.iterdir()) + sorted(SHARED_PDF.glob("*.pdf"))
             figures["quality_shared"] = ablation(everything, load_testset(args.shared_testset), files, embedder, ocr)
-            everything.close()
         large = replace(settings, kb_dir=tmp / "large")
         figures["large_index_s"] = build_large(source.kb_dir, large, args.size, settings.embed_cache_path)
         rss_before = rss_mb()
         start = time.perf_counter()
-        big = Retriever.open(large)
+        big_generation = Generation.open(large, generation.models)
+        big = big_generation.retriever
         figures["large_open_s"] = time.perf_counter() - start
         figures["large_chunks"] = big.size
         figures["latency_large_ms"] = {mode: latencies(big, queries, mode, rounds=3) for mode in MODES}
-        figures["large_index_mb"] = folder_mb(big.kb.path)
+        figures["large_index_mb"] = folder_mb(big_generation.path)
         figures["large_rss_mb"] = rss_mb() - rss_before
-        big.close()
         figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

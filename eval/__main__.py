@@ -18,13 +18,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from kb.core.errors import IpkbError  # noqa: E402
 from eval.compare import compare  # noqa: E402
 from eval.gate import check  # noqa: E402
 from eval.runner import run  # noqa: E402
-from eval.testset import BadTestSetError  # noqa: E402
-from kb.embeddings import EmbeddingError  # noqa: E402
-from kb.settings import SettingsError, load_settings  # noqa: E402
-from kb.store import KbError  # noqa: E402
+from kb.core.settings import load_settings  # noqa: E402
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(lines))
             return 1 if regressions else 0
         return _run(args)
-    except (BadTestSetError, KbError, SettingsError, EmbeddingError) as exc:
+    except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError, KeyError) as exc:

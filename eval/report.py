@@ -102,7 +102,7 @@ def _tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 def _hardest_rows(rows: list) -> list[list[str]]:
     out = []
     for q, r, s, _ in rows:
-        answer = r["answer"].split("\n\n来源：")[0]
+        answer = r.get("body", r["answer"])
         expected = "、".join(q.keypoints) if q.answerable else "(should be refused)"
         state = "refused" if s["refused"] else "answered"
         out.append([q.id, q.question, expected, state, answer[:160]])

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from eval.scoring import aggregate, question_scores
 from eval.testset import Question, load_testset
-from kb.answering import Answerer
-from kb.settings import Settings
+from kb.answer.answerer import Answerer
+from kb.core.settings import Settings
 
 Progress = Callable[[int, int, str], None]  # done, total, what is running
 
@@ -44,7 +44,7 @@ def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
         for mode in ("bm25", "dense", "hybrid"):
             if mode != main:
                 settings = replace(answerer.settings, retrieval_mode=mode)
-                runs[mode] = Answerer(answerer.retriever, settings, answerer.prompts, llm=None)
+                runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None)
     return runs
 
 
@@ -62,7 +62,7 @@ def evaluate(answerer: Answerer, testset: Path, out_dir: Path, *, ablation: bool
         table[label] = aggregate(questions, results)
     metrics = {
         "testset": str(testset), "created_at": started, "main": main,
-        "settings": {"embedder": answerer.retriever.kb.manifest.embedder,
+        "settings": {"embedder": answerer.generation.manifest.embedder,
                      "retrieval_mode": answerer.settings.retrieval_mode,
                      "answerer": "llm" if answerer.llm else "extractive",
                      "llm_model": answerer.settings.llm_model or None},

@@ -1,13 +1,12 @@
 """Test sets: JSONL, one question per line (format in eval/testsets/README.md)."""
 from __future__ import annotations
 
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from kb.core.errors import BadTestSetError
 
-
-class BadTestSetError(ValueError):
-    """A test set that cannot be used; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 from ingest.build import build
-from ingest.loaders import LoadError
 from ingest.ocr import OcrEngine
 from ingest.pipeline import process_file
-from kb.settings import Settings, SettingsError, load_settings
-from kb.store import KbError
+from kb.core.errors import IpkbError, LoadError
+from kb.core.settings import Settings, load_settings
 
 
 def inspect(path: Path, settings: Settings) -> int:
@@ -52,21 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        return _run(args)
+    except IpkbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
     overrides = {"kb_dir": args.kb} if args.kb else {}
     if args.no_ocr:
         overrides["ocr"] = False
     settings = dataclasses.replace(settings, **overrides)
     if args.inspect:
         return inspect(args.inspect, settings)
-    try:
-        report = build(args.paths or settings.corpus, settings, rebuild=args.rebuild, progress=not args.quiet)
-    except KbError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = build(args.paths or settings.corpus, settings, rebuild=args.rebuild, progress=not args.quiet)
     if args.json:
         print(json.dumps({"kb_dir": str(report.kb_dir), "results": [dataclasses.asdict(r) for r in report.results]},
                          ensure_ascii=False, indent=2))

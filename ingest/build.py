@@ -14,14 +14,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from kb.core.errors import EmbeddingError, KbError, LoadError
 from ingest.indexing import index_generation
-from ingest.loaders import LoadError
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
-from kb.embeddings import CachedEmbedder, EmbeddingError, embedder_id, make_embedder
-from kb.lexical import Tokenizer
-from kb.settings import Settings
-from kb.store import FileEntry, GenerationWriter, KbError, Manifest, build_lock, read_manifest
+from kb.models.embeddings import CachedEmbedder, embedder_id, make_embedder
+from kb.core.tokenizer import Tokenizer
+from kb.core.settings import Settings
+from kb.store.generations import FileEntry, GenerationWriter, Manifest, build_lock, read_manifest
 
 
 @dataclass

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from ingest.clean import table_flags
 from ingest.headings import detect_heading
-from kb.records import Chunk, CleanText
+from ingest.records import CleanText
+from kb.core.records import Chunk
 
 TARGET_MIN = 300
 TARGET_MAX = 500

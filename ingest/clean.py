@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 
 from ingest.headings import detect_heading
-from kb.records import CleanText
+from ingest.records import CleanText
 
 # A line that is only a page number: "- 1 -", "—16—", "第 3 页", "第1页 共5页", "3/5".
 _PAGE_NUMBER = re.compile(

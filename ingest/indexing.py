@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.embeddings import CachedEmbedder
-from kb.extractive import answer_sentences
-from kb.indexes import write_indexes
-from kb.lexical import Tokenizer
-from kb.store import GenerationWriter
+from kb.models.embeddings import CachedEmbedder
+from kb.core.guard import answer_sentences
+from kb.store.indexes import write_indexes
+from kb.core.tokenizer import Tokenizer
+from kb.store.generations import GenerationWriter
 
 
 @dataclass

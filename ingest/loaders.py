@@ -5,19 +5,18 @@ so one bad file never stops an ingest run.
 """
 from __future__ import annotations
 
+
 import codecs
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from kb.records import Page, RawDocument
+from kb.core.errors import LoadError
+from ingest.records import Page, RawDocument
 
 if TYPE_CHECKING:
     from ingest.ocr import OcrEngine
 
-
-class LoadError(Exception):
-    """One-line human-readable reason a file could not be loaded (shown in the ingest summary)."""
 
 
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".md", ".html", ".htm"}

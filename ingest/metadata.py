@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kb.guard import looks_like_instruction
-from kb.records import DocumentMeta
+from kb.core.guard import looks_like_instruction
+from kb.core.records import DocumentMeta
 
 HEAD_LINES = 12
 TAIL_LINES = 12

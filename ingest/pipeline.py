@@ -10,7 +10,8 @@ from ingest.clean import clean_pages
 from ingest.loaders import load
 from ingest.metadata import extract_metadata
 from ingest.ocr import OcrEngine
-from kb.records import CleanText, Document
+from ingest.records import CleanText
+from kb.core.records import Document
 
 
 def file_hash(path: Path) -> str:

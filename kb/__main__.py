@@ -19,12 +19,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from kb.answering import Answerer  # noqa: E402
-from kb.citations import source_line  # noqa: E402
-from kb.embeddings import EmbeddingError  # noqa: E402
-from kb.retrieval import MODES, Filters, Retriever  # noqa: E402
-from kb.settings import SettingsError, load_settings  # noqa: E402
-from kb.store import KbError  # noqa: E402
+from kb.answer.answerer import Answerer  # noqa: E402
+from kb.core.citations import source_line  # noqa: E402
+from kb.core.errors import IpkbError  # noqa: E402
+from kb.core.settings import load_settings  # noqa: E402
+from kb.search.filters import Filters  # noqa: E402
+from kb.search.generation import Generation  # noqa: E402
+from kb.search.retriever import MODES  # noqa: E402
 
 
 def _settings(args: argparse.Namespace):
@@ -66,11 +67,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     filters = _filters(args)
-    retriever = Retriever.open(_settings(args))
-    try:
-        passages = retriever.search(args.query, k=args.k, filters=filters, mode=args.mode)
-    finally:
-        retriever.close()
+    retriever = Generation.open(_settings(args)).retriever
+    passages = retriever.search(args.query, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         print(json.dumps({"query": args.query, "passages": [p.to_json() for p in passages]},
                          ensure_ascii=False, indent=2))
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--k must be at least 1")
     try:
         return _search(args) if args.command == "search" else _ask(args)
-    except (KbError, SettingsError, EmbeddingError) as exc:
+    except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

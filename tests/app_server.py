@@ -10,7 +10,7 @@ from typing import Iterator
 import httpx
 import uvicorn
 
-from kb.settings import Settings
+from kb.core.settings import Settings
 
 
 def free_port() -> int:
@@ -22,7 +22,7 @@ def free_port() -> int:
 @contextmanager
 def running_app(settings: Settings) -> Iterator[tuple[str, object]]:
     """Yields (base URL, the KnowledgeService behind the app)."""
-    from app import create_app
+    from web.api import create_app
 
     app = create_app(settings)
     port = free_port()

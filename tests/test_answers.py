@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from ingest.build import build
-from kb.answering import Answerer
-from kb.settings import Settings
+from kb.answer.answerer import Answerer
+from kb.core.settings import Settings
 from tests_support import REPLY_LETTER, REPO
 
 REQUIRED_ANSWER_KEYS = {"question", "answer", "refused", "citations", "passages", "notices", "timings_ms"}

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-import kb.service
+import web.service
 from app_server import running_app
 from ingest.build import build
-from kb.feedback import FeedbackStore
-from kb.settings import Settings
-from kb.store import current_generation
+from web.feedback import FeedbackStore
+from kb.core.settings import Settings
+from kb.store.generations import current_generation
 from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 PASSWORD = "s3cret"
@@ -396,7 +396,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     assert http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()["refused"]  # not in the letter
 
     # the first build is slowed down so that questions certainly arrive while it runs
-    real_build, builds = kb.service.build, []
+    real_build, builds = web.service.build, []
 
     def slow_build(*args, **kwargs):
         builds.append(1)
@@ -404,7 +404,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
             time.sleep(1.0)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(kb.service, "build", slow_build)
+    monkeypatch.setattr(web.service, "build", slow_build)
     answers, failures, stop = [], [], threading.Event()
 
     def keep_asking():

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ingest.build import build
-from kb.settings import Settings
+from kb.core.settings import Settings
 from tests_support import REPLY_LETTER, REPO
 
 from app_server import running_app

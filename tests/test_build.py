@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ingest.build import build
-from kb.settings import Settings, load_settings
-from kb.store import current_generation, open_kb
+from kb.core.settings import Settings, load_settings
+from kb.store.generations import current_generation, open_kb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,7 +172,8 @@ def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply
 def test_a_knowledge_base_of_an_older_format_is_rebuilt_not_fatal(tmp_path, reply_letter_text, embed_cache):
     import json
 
-    from kb.store import KbError, MANIFEST
+    from kb.core.errors import KbError
+    from kb.store.generations import MANIFEST
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

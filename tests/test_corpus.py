@@ -9,8 +9,8 @@ import pytest
 
 from ingest.build import build
 from ingest.clean import is_page_number
-from kb.settings import Settings
-from kb.store import open_kb
+from kb.core.settings import Settings
+from kb.store.generations import open_kb
 
 REPO = Path(__file__).resolve().parents[1]
 PDF_PAGES = {

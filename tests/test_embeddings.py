@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fake_openai import FakeOpenAI, fake_embedding
+from kb.core.errors import EmbeddingError, KbError
 from ingest.build import build
-from kb.embeddings import CachedEmbedder, E5Embeddings, EmbeddingError, embedder_id, make_embedder
-from kb.retrieval import Retriever
-from kb.settings import Settings
-from kb.store import KbError
+from kb.models.embeddings import CachedEmbedder, E5Embeddings, embedder_id, make_embedder
+from kb.search.generation import Generation
+from kb.core.settings import Settings
 from tests_support import REPLY_LETTER
 
 
@@ -27,12 +27,9 @@ def corpus(tmp_path):
 def _build_and_search(settings: Settings, corpus, question: str = "发明专利被侵权保险") -> list:
     report = build([corpus], settings, progress=False)
     assert not report.failed and report.embedded == 15, report.summary()
-    retriever = Retriever.open(settings)
-    try:
-        assert retriever.kb.manifest.embedder == embedder_id(settings)
-        return retriever.search(question, k=3, mode="dense")
-    finally:
-        retriever.close()
+    generation = Generation.open(settings)
+    assert generation.manifest.embedder == embedder_id(settings)
+    return generation.retriever.search(question, k=3, mode="dense")
 
 
 def test_e5_is_the_default_and_embeds_chinese():
@@ -87,9 +84,7 @@ def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(tmp_path, corp
     down = replace(good, embedder="openai", embed_model="m", embed_base_url=url, embed_timeout=2)
     with pytest.raises(KbError, match="embedding failed, knowledge base left as it was: .*unreachable"):
         build([corpus], down, progress=False)
-    retriever = Retriever.open(good)  # still there, still e5
-    assert retriever.search("风险池基金")
-    retriever.close()
+    assert Generation.open(good).retriever.search("风险池基金")  # still there, still e5
 
 
 def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, embed_cache):
@@ -97,7 +92,7 @@ def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, emb
     build([corpus], settings, progress=False)
     other = replace(settings, embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
     with pytest.raises(KbError) as err:
-        Retriever.open(other)
+        Generation.open(other)
     message = str(err.value)
     assert "e5:multilingual-e5-small-q4" in message and "bge-small-zh-v1.5" in message
     assert f"python -m ingest --kb {tmp_path / 'kb'}" in message
@@ -115,9 +110,7 @@ def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tm
     (corpus / "措施.md").write_text(text.replace("给予贴息", "给予50%贴息"), encoding="utf-8")
     edited = build([corpus], settings, progress=False)
     assert edited.embedded == 1  # only the changed section's chunk
-    retriever = Retriever.open(settings)
-    assert "50%" in retriever.search("专利质押贷款贴息比例", k=1)[0].text
-    retriever.close()
+    assert "50%" in Generation.open(settings).retriever.search("专利质押贷款贴息比例", k=1)[0].text
 
 
 def test_cache_batches_and_keys_by_embedder(tmp_path):

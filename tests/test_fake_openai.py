@@ -126,7 +126,7 @@ def test_embeddings_bad_input(client):
 def test_project_embedder_against_fake(server):
     """The project's own OpenAI-compatible embedder understands the fake's replies."""
     np = pytest.importorskip("numpy")
-    from kb.embeddings import OpenAICompatibleEmbeddings
+    from kb.models.embeddings import OpenAICompatibleEmbeddings
 
     emb = OpenAICompatibleEmbeddings(server.base_url, "fake-embed", api_key="k", timeout=5)
     m = emb.encode_passages([NEAR_A, FAR])

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb.lexical import BM25Index, Tokenizer
+from kb.core.tokenizer import Tokenizer
+from kb.store.bm25 import BM25Index
 
 
 @pytest.fixture(scope="module")

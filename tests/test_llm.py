@@ -16,13 +16,14 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from ingest.build import build
-from kb.answering import Answerer
-from kb.citations import source_line
-from kb.guard import PLACEHOLDER
-from kb.llm import LlmClient, clean_condensed, format_passages
-from kb.records import Answer, Passage
-from kb.sentences import sentences
-from kb.settings import Settings
+from kb.answer.answerer import Answerer
+from kb.core.citations import source_line
+from kb.core.guard import PLACEHOLDER
+from kb.answer.llm import LlmStrategy, clean_condensed, format_passages
+from kb.models.llm import LlmClient
+from kb.core.records import Answer, Passage
+from kb.core.sentences import sentences
+from kb.core.settings import Settings
 from tests_support import REPLY_LETTER
 
 QUESTION = "专利质押贷款出了坏账谁兜底？"
@@ -228,7 +229,8 @@ def _closed_port() -> int:
 def test_llm_failure_falls_back_to_the_extractive_answer(answerer, server, monkeypatch, failure, reason):
     if failure == "refused":
         unreachable = replace(answerer.settings, llm_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
-        monkeypatch.setattr(answerer, "llm", LlmClient(unreachable, answerer.prompts))
+        monkeypatch.setattr(answerer, "llm", LlmStrategy(LlmClient(unreachable), answerer.prompts,
+                                                          answerer.generation.models.tokenizer))
     else:
         server.script = [failure]
     _, answer = _run(answerer, QUESTION)

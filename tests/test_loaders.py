@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import SUPPORTED_SUFFIXES, LoadError, decode_text, load
+from kb.core.errors import LoadError
+from ingest.loaders import SUPPORTED_SUFFIXES, decode_text, load
 from ingest.ocr import OcrEngine, lines_from_boxes
 
 MB = 1024 * 1024

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from kb import render
-from kb.records import Answer, Citation, Document, DocumentMeta, Passage
+from web import render
+from kb.core.records import Answer, Citation, Document, DocumentMeta, Passage
 
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = "![x](http://evil.example/a.png)"
@@ -32,7 +32,8 @@ def citation(n: int = 1, *, text: str = "出台了扶持政策。", title: str =
 
 def answer(*, refused: bool = False, text: str = "出台了扶持政策。[1]", citations: list[Citation] | None = None,
            passages: list[Passage] | None = None, notices: list[str] | None = None) -> Answer:
-    return Answer(question="发明专利被侵权有保险吗？", answer=text, refused=refused,
+    body, _, sources = text.partition("\n\n来源：\n")
+    return Answer(question="发明专利被侵权有保险吗？", body=body, sources=sources.splitlines(), refused=refused,
                   citations=[] if refused else (citations or [citation()]), passages=passages or [passage()],
                   notices=notices or [])
 
@@ -188,7 +189,7 @@ def test_document_rows_match_the_headers():
 
 
 def test_job_status_shows_progress_and_escapes_reasons():
-    from kb.render import job_status
+    from web.render import job_status
 
     running = job_status("正在处理 a.pdf（2/4）", 0.5, True, [])
     assert '<progress value="0.500"' in running and "50%" in running

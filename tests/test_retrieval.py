@@ -11,10 +11,11 @@ from dataclasses import replace
 import pytest
 
 from ingest.build import build
-from kb.indexes import BM25, ROWS, VECTORS
-from kb.langchain_retriever import KbRetriever
-from kb.retrieval import Filters, Retriever
-from kb.settings import Settings
+from kb.store.indexes import BM25, ROWS, VECTORS
+from kb.search.langchain import KbRetriever
+from kb.search.filters import Filters
+from kb.search.generation import Generation
+from kb.core.settings import Settings
 from tests_support import REPO, REPLY_LETTER
 
 HONGZE = ("huaian-hongze-2023-gov-info-report.pdf", "huaian-hongze-2024-gov-info-report.pdf")
@@ -30,29 +31,25 @@ def kb(tmp_path_factory, shared_corpus, embed_cache):
     settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     report = build([corpus], settings, progress=False)
     assert not report.failed, report.summary()
-    retriever = Retriever.open(settings)
-    yield retriever
-    retriever.close()
+    yield Generation.open(settings).retriever
 
 
 def test_indexes_are_written_to_the_generation_without_pickle(kb):
-    folder = kb.kb.path
+    generation = Generation.open(kb.settings)
+    folder = generation.path
     for name in (ROWS, VECTORS, BM25):
         assert (folder / name).is_file()
         assert not (folder / name).read_bytes().startswith(b"\x80"), f"{name} looks like a pickle"
-    assert kb.kb.manifest.embedder == "e5:multilingual-e5-small-q4"
-    assert kb.kb.manifest.dimension == 384
-    assert json.loads((folder / ROWS).read_text())["chunk_ids"].__len__() == kb.size == kb.kb.count()[1]
+    assert generation.manifest.embedder == "e5:multilingual-e5-small-q4"
+    assert generation.manifest.dimension == 384
+    assert json.loads((folder / ROWS).read_text())["chunk_ids"].__len__() == kb.size == len(generation.catalogue)
 
 
 def test_round_trip_reopened_indexes_give_the_same_ranking(kb):
-    again = Retriever.open(kb.settings)
-    try:
-        for mode in ("hybrid", "dense", "bm25"):
-            first = [p.chunk_id for p in kb.search("知识产权质押融资风险池基金", mode=mode)]
-            assert first and first == [p.chunk_id for p in again.search("知识产权质押融资风险池基金", mode=mode)]
-    finally:
-        again.close()
+    again = Generation.open(kb.settings).retriever
+    for mode in ("hybrid", "dense", "bm25"):
+        first = [p.chunk_id for p in kb.search("知识产权质押融资风险池基金", mode=mode)]
+        assert first and first == [p.chunk_id for p in again.search("知识产权质押融资风险池基金", mode=mode)]
 
 
 @pytest.mark.parametrize("question, expected", [

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import kb.service
+from kb.core.errors import AdminError, KbError, UploadError
+import web.service
 from ingest.build import build
-from kb.service import AdminError, Job, KnowledgeService, UploadError, safe_file_name
-from kb.settings import Settings
-from kb.store import KbError, current_generation
+from web.service import Job, KnowledgeService, safe_file_name
+from kb.core.settings import Settings
+from kb.store.generations import current_generation
 from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 PASSWORD = "s3cret"
@@ -47,7 +48,7 @@ def clean_uploads(service):
     wait_idle(service)
     if service.uploads.is_dir():
         shutil.rmtree(service.uploads)
-    (service.kb_dir / kb.service.EXCLUDED).unlink(missing_ok=True)
+    (service.kb_dir / web.service.EXCLUDED).unlink(missing_ok=True)
     if sorted(d.file_name for d in service.documents()) != [REPLY_LETTER.name]:
         assert service.reindex(PASSWORD)
         wait_idle(service)
@@ -204,7 +205,7 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
         raise KbError("磁盘已满")
 
     answerer = service.answerer
-    monkeypatch.setattr(kb.service, "build", broken)
+    monkeypatch.setattr(web.service, "build", broken)
     assert service.reindex(PASSWORD)
     job = wait_idle(service)
     assert job.message == "失败：磁盘已满" and job.errors == ["磁盘已满"] and not job.running
@@ -214,14 +215,14 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
 
 def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, monkeypatch, clean_uploads):
     gate, entered = threading.Event(), threading.Event()
-    real_build = kb.service.build
+    real_build = web.service.build
 
     def slow_build(*args, **kwargs):
         entered.set()
         assert gate.wait(60)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(kb.service, "build", slow_build)
+    monkeypatch.setattr(web.service, "build", slow_build)
     old = service.answerer
     before = old.answer(SUBSIDY_QUESTION)
     assert before.refused  # the letter does not state this amount
@@ -248,14 +249,14 @@ def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, mon
     assert service.search("专利保险保费补贴")[0].source == "宁波专利保险补贴细则.txt"
     # the old answerer is closed later (requests in flight finish on it); it still works now
     assert old.answer(SUBSIDY_QUESTION).refused
-    assert new.retriever.embedder is old.retriever.embedder  # the model was reused, not reloaded
+    assert new.generation.models is old.generation.models  # the model was reused, not reloaded
     assert {d.file_name for d in service.documents()} == {REPLY_LETTER.name, "宁波专利保险补贴细则.txt"}
 
 
 def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatch, clean_uploads):
     """An upload while a build runs: that build has already listed the files, so it runs once more."""
     gate, entered = threading.Event(), threading.Event()
-    real_build = kb.service.build
+    real_build = web.service.build
     calls = []
 
     def slow_build(*args, **kwargs):
@@ -264,7 +265,7 @@ def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatc
         assert gate.wait(60)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(kb.service, "build", slow_build)
+    monkeypatch.setattr(web.service, "build", slow_build)
     assert service.reindex(PASSWORD)
     assert entered.wait(30)
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "b.txt", SUBSIDY_POLICY))])

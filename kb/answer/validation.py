@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kb.guard import instruction_sentences, neutralise
-from kb.lexical import Tokenizer
-from kb.records import Passage
-from kb.sentences import sentence_spans
+from kb.core.guard import instruction_sentences, neutralise
+from kb.core.tokenizer import Tokenizer
+from kb.core.records import Passage
+from kb.core.sentences import sentence_spans
 
 SUPPORT = 0.7  # share of the answer sentence's terms the passage must hold
 _NUMS = r"\d+(?:\s*[-–~～]\s*\d+|(?:\s*[,，、]\s*\d+)*)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.store import KbError
+from kb.core.errors import KbError
 
 _FILES = ("system", "answer", "condense", "refusal")
 

@@ -15,15 +15,17 @@ no retrieved document mentions (sentences only come from documents about that pl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from kb.guard import looks_like_instruction
-from kb.lexical import Tokenizer
-from kb.question import Intent, has_value
-from kb.records import Passage
-from kb.sentences import sentence_spans
+from kb.answer.compose import Draft
+from kb.core.guard import quotable
+from kb.core.tokenizer import Tokenizer
+from kb.answer.intent import Intent, has_value
+from kb.core.records import Passage
+from kb.core.sentences import sentence_spans
+from kb.core.text import squeeze
 
 # Calibrated on eval/testsets/sample.jsonl (bench/answers.py): off-topic questions share
 # almost no weighted terms with any sentence; colloquial answerable ones share 0.12 and up.
@@ -47,29 +49,6 @@ class Candidate:
     text: str
     coverage: float
     score: float = 0.0
-
-
-@dataclass
-class Draft:
-    """An answer before validation: text with [n] markers and what each n points to."""
-
-    text: str
-    cited: list[tuple[Passage, list[int], list[tuple[int, int]]]] = field(default_factory=list)
-    refused: bool = False
-    reason: str = ""
-
-
-def quotable(sentence: str) -> bool:
-    """A sentence the answerer may quote: not a fragment, not an instruction to the assistant."""
-    return len(sentence) >= 4 and not looks_like_instruction(sentence)
-
-
-def answer_sentences(text: str) -> list[str]:
-    return [text[s:e] for s, e in sentence_spans(text) if quotable(text[s:e])]
-
-
-def _squeeze(text: str) -> str:
-    return "".join(text.split())
 
 
 def _place_stem(place: str) -> str:
@@ -117,7 +96,7 @@ class ExtractiveAnswerer:
             heading = set(self._tokenizer.tokens(" ".join([passage.title, *passage.heading_path])))
             for index, (start, end) in enumerate(sentence_spans(passage.text)):
                 text = passage.text[start:end]
-                if not quotable(text) or _squeeze(text) in _squeeze(passage.title):
+                if not quotable(text) or squeeze(text) in squeeze(passage.title):
                     continue  # a title line is not an answer
                 tokens = set(self._tokenizer.tokens(text))
                 coverage = self._coverage(weights, tokens)
@@ -151,7 +130,7 @@ class ExtractiveAnswerer:
         for c in ranked[1:]:
             if len(chosen) == MAX_SENTENCES or c.score < KEEP_RATIO * best.score:
                 break
-            if any(_squeeze(c.text) == _squeeze(k.text) for k in chosen):
+            if any(squeeze(c.text) == squeeze(k.text) for k in chosen):
                 continue  # the same sentence in another passage (a repeated heading, a copy)
             if c.coverage >= VALUE_COVERAGE and length + len(c.text) <= MAX_CHARS:
                 chosen.append(c)

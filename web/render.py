@@ -9,9 +9,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from kb.answering import Answer
-from kb.citations import pages_text
-from kb.records import Citation, Document, Passage
+from kb.core.citations import pages_text
+from kb.core.records import Answer, Citation, Document, Passage
 
 CSS = """
 .ipkb-card { border: 1px solid #d9d9d9; border-radius: 8px; padding: 10px 12px; margin: 8px 0; background: #fff; }
@@ -102,7 +101,7 @@ def read_aloud(answer: Answer) -> str:
     """What hotline staff read out: the answer, then where it comes from, in one line each."""
     if answer.refused or not answer.citations:
         return answer.answer
-    body = answer.answer.split("\n\n来源：")[0]
+    body = answer.body
     sources = "；".join(
         f"《{c.title}》" + (f"（{c.doc_number}）" if c.doc_number else "") + (pages_text(c.pages) or "")
         for c in answer.citations)

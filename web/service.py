@@ -1,9 +1,9 @@
 """The service the web app and the HTTP API stand on: answers, search, documents, feedback,
 and knowledge-base management (upload, delete, re-index in the background).
 
-A re-index builds a new generation while the current Answerer keeps answering; only when
-the build has committed is a new Answerer opened (reusing the loaded embedder and
-tokenizer) and swapped in. Management needs the admin password from the configuration;
+A re-index builds a new generation while the current one keeps answering; only when the
+build has committed is the new generation opened (reusing the loaded embedder and
+tokenizer) with its Answerer, and swapped in. Management needs the admin password from the configuration;
 with none configured, management is off.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hmac
 import json
 import re
 import shutil
+import sys
 import threading
 import time
 import unicodedata
@@ -21,25 +22,19 @@ from pathlib import Path
 from ingest.build import BuildReport, build
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import source_key
-from kb.answering import Answerer
-from kb.feedback import FeedbackStore
-from kb.llm import LlmClient
-from kb.prompts import Prompts
-from kb.records import Document
-from kb.retrieval import Filters, Retriever
-from kb.settings import Settings
-from kb.store import KbError, current_generation
+from kb.answer.answerer import Answerer
+from kb.core.errors import AdminError, KbError, UploadError
+from kb.core.records import Document, Passage
+from kb.core.settings import Settings
+from kb.search.filters import Filters
+from kb.search.generation import Generation
+from kb.store.generations import current_generation
+from web.feedback import FeedbackStore
 
 UPLOADS = "uploads"
 EXCLUDED = "excluded.json"
 
 
-class AdminError(PermissionError):
-    """Management is off, or the password is wrong."""
-
-
-class UploadError(ValueError):
-    """A file that cannot be accepted; the message says why."""
 
 
 @dataclass
@@ -90,18 +85,23 @@ class KnowledgeService:
         with self._lock:
             return self._answerer
 
-    def search(self, query: str, k: int = 10, filters: Filters | None = None):
-        return self.answerer.retriever.search(query, k=k, filters=filters)
+    @property
+    def generation(self) -> Generation:
+        """The generation answers come from now (swapped whole after a re-index)."""
+        return self.answerer.generation
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Passage]:
+        return self.generation.retriever.search(query, k=k, filters=filters)
 
     def documents(self) -> list[Document]:
-        return list(self.answerer.retriever.documents.values())
+        return list(self.generation.catalogue.documents.values())
 
     def chunk_counts(self) -> dict[str, int]:
-        return self.answerer.retriever.chunk_counts()
+        return self.generation.catalogue.chunk_counts()
 
     def source_file(self, doc_id: str) -> Path | None:
         """The original file of a document in the knowledge base (only those: never an arbitrary path)."""
-        doc = self.answerer.retriever.documents.get(doc_id)
+        doc = self.generation.catalogue.documents.get(doc_id)
         path = Path(doc.source_path) if doc else None
         return path if path and path.is_file() else None
 
@@ -140,7 +140,7 @@ class KnowledgeService:
     def delete(self, password: str, doc_id: str) -> str:
         """Remove a document: an uploaded file is deleted, a corpus file is excluded. Re-index to apply."""
         self.check_admin(password)
-        doc = self.answerer.retriever.documents.get(doc_id)
+        doc = self.generation.catalogue.documents.get(doc_id)
         if doc is None:
             raise KbError(f"没有这个文件：{doc_id}")
         path = Path(doc.source_path)
@@ -185,7 +185,7 @@ class KnowledgeService:
                                         on_file=on_file)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
             job.summary = report.summary()
-            if report.generation is not None or current_generation(self.kb_dir) != self.answerer.retriever.kb.path:
+            if report.generation is not None or current_generation(self.kb_dir) != self.generation.path:
                 job.message = "正在载入新索引…"
                 self._swap()
             job.message = "完成" + (f"，{len(job.errors)} 个文件失败" if job.errors else "")
@@ -206,14 +206,22 @@ class KnowledgeService:
     def _swap(self) -> None:
         """Open the new generation, reusing the loaded model, then switch answers over to it."""
         old = self.answerer
-        retriever = Retriever.open(self.settings, embedder=old.retriever.embedder, tokenizer=old.retriever.tokenizer)
-        prompts = Prompts.load(self.settings.prompts_dir)
-        llm = LlmClient(self.settings, prompts) if old.llm else None
+        new = Answerer.open(self.settings, old.generation.models)
         with self._lock:
-            self._answerer = Answerer(retriever, self.settings, prompts, llm)
+            self._answerer = new
         # requests still running on the old generation finish first
         threading.Timer(60, old.close).start()
 
     def close(self) -> None:
         self.answerer.close()
         self.feedback.close()
+
+
+def ensure_knowledge_base(settings: Settings) -> None:
+    """With no knowledge base yet, build one from the configured corpus first (progress on the console)."""
+    if current_generation(settings.kb_dir) is not None:
+        return
+    print(f"No knowledge base in {settings.kb_dir}: building one from {', '.join(map(str, settings.corpus))} …",
+          file=sys.stderr)
+    report = build(settings.corpus, settings, progress=True)
+    print(report.summary(), file=sys.stderr)

@@ -6,14 +6,13 @@ IPKB_<NAME> (e.g. IPKB_KB_DIR=/srv/ipkb/kb).
 """
 from __future__ import annotations
 
+
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from kb.core.errors import SettingsError
 
-
-class SettingsError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class Settings:
     llm_model: str = ""
     llm_timeout: float = 30.0  # seconds; on timeout the extractive answer is shown with a notice
     llm_temperature: float = 0.1
-    prompts_dir: Path = Path(__file__).resolve().parents[1] / "prompts"
+    prompts_dir: Path = Path(__file__).resolve().parents[2] / "prompts"
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
     # Web app: knowledge-base management needs this password; empty = management off.

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.lexical import BM25Index, save_bm25
-from kb.vectors import VectorIndex, save_vectors
+from kb.store.bm25 import BM25Index, save_bm25
+from kb.store.vectors import VectorIndex, save_vectors
 
 ROWS = "rows.json"
 VECTORS = "vectors.faiss"

@@ -1,55 +1,10 @@
-"""Typed records passed between ingestion, storage and retrieval.
+"""Typed records shared by ingestion, storage, search and answers.
 
 Everything here is plain data: no I/O, no behaviour beyond small helpers.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-
-@dataclass(frozen=True)
-class Page:
-    """Raw text of one page as a loader read it (1-based page number)."""
-
-    number: int
-    text: str
-    ocr: bool = False  # True when the text came from OCR, not a text layer
-
-
-@dataclass(frozen=True)
-class RawDocument:
-    """One source file as loaded, before cleaning."""
-
-    path: str
-    kind: str  # pdf, docx, txt, md, html
-    pages: list[Page]
-    encoding: str | None = None  # detected encoding for text formats
-    file_title: str | None = None  # title stored in the file's own properties, if any
-
-    @property
-    def text(self) -> str:
-        return "\n".join(p.text for p in self.pages)
-
-
-@dataclass(frozen=True)
-class CleanText:
-    """Cleaned text of a document plus where each page starts in it."""
-
-    text: str
-    page_starts: list[tuple[int, int]]  # (offset in text, page number), ascending
-
-    def page_at(self, offset: int) -> int:
-        page = self.page_starts[0][1] if self.page_starts else 1
-        for start, number in self.page_starts:
-            if start > offset:
-                break
-            page = number
-        return page
-
-    def pages_between(self, start: int, end: int) -> list[int]:
-        """Page numbers covered by text[start:end]."""
-        first, last = self.page_at(start), self.page_at(max(start, end - 1))
-        return [n for _, n in self.page_starts if first <= n <= last] or [first]
 
 
 @dataclass
@@ -167,15 +122,21 @@ class Answer:
     """What `answer()` returns: the JSON contract shared by the CLI, the HTTP API and the evaluation."""
 
     question: str
-    answer: str
+    body: str  # the answer text with [n] markers (or the refusal / notice text)
     refused: bool
     citations: list[Citation]
     passages: list[Passage]
+    sources: list[str] = field(default_factory=list)  # "[n] 《标题》（文号）第X页 · section", one per citation
     notices: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    answerer: str = "extractive"  # or "llm"
+    answerer: str = "extractive"  # or "llm", "metadata"
     standalone_question: str = ""  # the question as searched, after resolving the conversation
     flags: list[str] = field(default_factory=list)  # answer sentences without support, for reviewers
+
+    @property
+    def answer(self) -> str:
+        """Body and sources as one text: the `answer` field of the JSON contract."""
+        return f"{self.body}\n\n来源：\n" + "\n".join(self.sources) if self.sources else self.body
 
     def to_json(self) -> dict:
         return {
@@ -184,4 +145,5 @@ class Answer:
             "passages": [p.to_json() for p in self.passages],
             "notices": self.notices, "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "answerer": self.answerer, "standalone_question": self.standalone_question, "flags": self.flags,
+            "body": self.body, "sources": self.sources,
         }

@@ -1,7 +1,7 @@
 """How a passage's source is written for people: 《标题》（发文字号）第X页 · section."""
 from __future__ import annotations
 
-from kb.records import Passage
+from kb.core.records import Passage
 
 
 def pages_text(pages: list[int]) -> str:

@@ -16,6 +16,7 @@ No pickle anywhere.
 """
 from __future__ import annotations
 
+
 import fcntl
 import json
 import os
@@ -28,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from kb.records import Chunk, Document, DocumentMeta
+from kb.core.errors import KbError
+from kb.core.records import Chunk, Document, DocumentMeta
 
 FORMAT_VERSION = 2  # 2: search indexes and the embedder's dimension
 MANIFEST = "manifest.json"
@@ -49,9 +51,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ordinal);
 """
 
-
-class KbError(RuntimeError):
-    """The knowledge base is missing, busy or unreadable; the message says what to do."""
 
 
 @dataclass

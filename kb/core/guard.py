@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from kb.sentences import sentence_spans
+from kb.core.sentences import sentence_spans
 
 # "忽略/无视/忘记 + (以上|之前|所有…) + … + 指令/提示/规则…"; not after 不得/不能/切勿… (policy prohibitions)
 _NOT_A_PROHIBITION = "".join(f"(?<!{w})" for w in ("不得", "不能", "不可", "不应", "不要", "切勿", "严禁", "禁止", "请勿", "不准"))
@@ -65,3 +65,12 @@ def neutralise(text: str) -> str:
             last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def quotable(sentence: str) -> bool:
+    """A sentence the answerer may quote: not a fragment, not an instruction to the assistant."""
+    return len(sentence) >= 4 and not looks_like_instruction(sentence)
+
+
+def answer_sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text) if quotable(text[s:e])]

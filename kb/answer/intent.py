@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kb.core.text import message_text
+
 _NUM = r"[0-9０-９]+(?:\.[0-9]+)?|[一二三四五六七八九十百千万两半]+"
 
 # A sentence holds a fact of this kind when the pattern matches it.
@@ -91,9 +93,7 @@ def last_user_question(history: list[dict] | None) -> str | None:
     """The previous question in a Gradio/OpenAI-style message list ({"role", "content"})."""
     for message in reversed(history or []):
         if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # Gradio 6 content parts
-                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-            if content and str(content).strip():
-                return str(content).strip()
+            content = message_text(message.get("content")).strip()
+            if content:
+                return content
     return None

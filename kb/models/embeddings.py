@@ -12,6 +12,7 @@ with a progress bar, so a rebuild after a small edit embeds only what changed.
 """
 from __future__ import annotations
 
+
 import base64
 import hashlib
 import sqlite3
@@ -24,11 +25,9 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from kb.settings import Settings
+from kb.core.errors import EmbeddingError
+from kb.core.settings import Settings
 
-
-class EmbeddingError(RuntimeError):
-    """The embedder cannot be loaded or called; the message says what to fix."""
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -176,6 +175,32 @@ def make_embedder(settings: Settings) -> KbEmbeddings:
                                              settings.embed_passage_prefix)
     return OpenAICompatibleEmbeddings(settings.embed_base_url, settings.embed_model, settings.embed_api_key,
                                       settings.embed_timeout)
+
+
+class QueryEncoder:
+    """Query vectors, the last few hundred remembered: the answerer asks again for the text
+    retrieval just embedded, and hotline staff repeat questions. Thread-safe."""
+
+    def __init__(self, embedder: KbEmbeddings, size: int = 256):
+        self.embedder = embedder
+        self._size = size
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def encode(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._vectors.get(text)
+        if vector is None:
+            vector = self.embedder.encode_query(text)
+            with self._lock:
+                if len(self._vectors) >= self._size:
+                    self._vectors.pop(next(iter(self._vectors)))
+                self._vectors[text] = vector
+        return vector
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
 
 
 def text_hash(text: str) -> str:

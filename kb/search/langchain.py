@@ -6,7 +6,7 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from kb.retrieval import Filters, Mode, Retriever
+from kb.search.retriever import Filters, Mode, Retriever
 
 
 class KbRetriever(BaseRetriever):

@@ -1,0 +1,143 @@
+"""The one public entry point for answers: `Answerer.answer(question, history, filters) -> Answer`.
+
+Used alike by the app, the HTTP API, the CLI (`python -m kb ask`) and the evaluation.
+
+1. Check the question; resolve it against the conversation: the LLM's condense prompt when
+   one is configured, else carry the previous question along for a follow-up ("那保险呢？").
+2. Retrieve passages (hybrid search).
+3. Ask the strategies in turn, each returning a draft or nothing: the document's metadata
+   (文号, 发文机关, 成文日期…), the LLM when configured (streamed), the extractive answerer.
+4. Compose the draft into the Answer (kb/answer/compose.py).
+An LLM failure falls back to the extractive answer with a visible notice; no stack trace
+ever reaches a user.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Iterator
+
+from kb.answer.compose import Draft, compose
+from kb.answer.extractive import ExtractiveAnswerer
+from kb.answer.intent import analyse, is_follow_up, last_user_question
+from kb.answer.llm import LlmStrategy
+from kb.answer.metadata import metadata_draft
+from kb.answer.prompts import Prompts
+from kb.core.errors import LlmError
+from kb.core.records import Answer, Passage
+from kb.core.settings import Settings
+from kb.models.embeddings import CachedEmbedder
+from kb.models.llm import LlmClient
+from kb.search.filters import Filters
+from kb.search.generation import Generation, SearchModels
+from kb.search.retriever import Retriever
+
+log = logging.getLogger(__name__)
+
+NOTICE_LLM_FAILED = "大模型服务暂时不可用（{reason}），以下为知识库原文摘录的答案。"
+NOTICE_TOO_LONG = "问题过长（{n}字），请精简到{limit}字以内。"
+NOTICE_EMPTY = "请输入问题。"
+
+
+class Answerer:
+    """Answers from one generation; the app makes a new Answerer when it swaps generations."""
+
+    def __init__(self, generation: Generation, settings: Settings, prompts: Prompts, llm: LlmClient | None = None):
+        self.generation = generation
+        self.settings = settings
+        self.prompts = prompts
+        self.llm = LlmStrategy(llm, prompts, generation.models.tokenizer) if llm is not None else None
+        models, retriever = generation.models, generation.retriever
+        # sentence vectors come from the embedding cache (ingestion fills it), else are embedded once
+        self._sentence_cache = CachedEmbedder(settings.embed_cache_path, models.embedder.id,
+                                              lambda: models.embedder, settings.embed_batch)
+        self.extractive = ExtractiveAnswerer(
+            models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
+            embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
+            document_text=generation.catalogue.document_text,
+        )
+        models.tokenizer.places("宁波")  # load jieba's tag dictionary now, not on the first question
+
+    @classmethod
+    def open(cls, settings: Settings, models: SearchModels | None = None) -> Answerer:
+        prompts = Prompts.load(settings.prompts_dir)
+        generation = Generation.open(settings, models)
+        llm = LlmClient(settings) if settings.llm_base_url and settings.llm_model else None
+        return cls(generation, settings, prompts, llm)
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.generation.retriever
+
+    def close(self) -> None:
+        self._sentence_cache.close()
+
+    # --- the entry points
+    def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None) -> Answer:
+        result = None
+        for event in self.stream(question, history, filters):
+            if isinstance(event, Answer):
+                result = event
+        assert result is not None
+        return result
+
+    def stream(self, question: str, history: list[dict] | None = None,
+               filters: Filters | None = None) -> Iterator[str | Answer]:
+        """Text deltas as the answer is written (LLM), then the final, validated Answer."""
+        start = time.perf_counter()
+        question = (question or "").strip()
+        if not question or len(question) > self.settings.max_question_chars:
+            notice = NOTICE_EMPTY if not question else NOTICE_TOO_LONG.format(
+                n=len(question), limit=self.settings.max_question_chars)
+            yield Answer(question=question[:200], body=notice, refused=True, citations=[], passages=[],
+                         notices=[notice], timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0})
+            return
+        notices: list[str] = []
+        standalone = self._standalone(question, history, notices)
+        passages = self.retriever.search(standalone, k=max(10, self.settings.top_k),
+                                         filters=filters, mode=self.settings.retrieval_mode)
+        retrieved = time.perf_counter()
+        draft, by = yield from self._draft(question, standalone, passages, notices)
+        answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
+        done = time.perf_counter()
+        answer.timings_ms = {"retrieve": (retrieved - start) * 1000, "answer": (done - retrieved) * 1000,
+                             "total": (done - start) * 1000}
+        yield answer
+
+    # --- steps
+    def _standalone(self, question: str, history: list[dict] | None, notices: list[str]) -> str:
+        previous = last_user_question(history)
+        if not previous:
+            return question
+        if self.llm is not None:
+            try:
+                return self.llm.condense(question, history or []) or question
+            except LlmError as exc:
+                log.warning("condense failed, carrying the previous question along: %s", exc)
+                _notice_llm_failed(notices, exc)
+        terms = self.generation.models.tokenizer.tokens(question)
+        return f"{previous} {question}" if is_follow_up(question, len(terms)) else question
+
+    def _draft(self, question: str, standalone: str, passages: list[Passage],
+               notices: list[str]) -> Generator[str, None, tuple[Draft, str]]:
+        """The first strategy that drafts an answer, and its name."""
+        intent = analyse(question)
+        if intent.metadata:
+            draft = metadata_draft(intent.metadata, passages, self.generation.catalogue)
+            if draft is not None:
+                return draft, "extractive"
+        if self.llm is not None and passages:
+            try:
+                draft = yield from self.llm.draft(standalone, passages[: self.settings.answer_passages])
+                return draft, "llm"
+            except LlmError as exc:
+                log.warning("LLM failed, falling back to extractive: %s", exc)
+                _notice_llm_failed(notices, exc)
+        context = standalone if standalone != question else ""
+        return self.extractive.answer(question, intent, passages, context=context), "extractive"
+
+
+def _notice_llm_failed(notices: list[str], exc: LlmError) -> None:
+    """One notice, even if condensing and answering both failed."""
+    if not any(n.startswith(NOTICE_LLM_FAILED.split("（")[0]) for n in notices):
+        notices.append(NOTICE_LLM_FAILED.format(reason=exc.reason))

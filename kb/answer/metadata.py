@@ -1,0 +1,43 @@
+"""Questions about the document itself ("这份答复的文号是多少？") answered from its metadata,
+citing the chunk that states it so people can check the original."""
+from __future__ import annotations
+
+from kb.answer.compose import Draft
+from kb.core.records import Passage
+from kb.core.sentences import sentence_spans
+from kb.core.text import squeeze
+from kb.store.catalogue import Catalogue
+
+LABELS = {
+    "issuer": "发文机关", "doc_number": "发文字号", "date": "成文日期", "printed_date": "印发日期",
+    "addressee": "主送", "cc": "抄送", "contact": "联系人",
+}
+
+
+def chinese_date(iso: str) -> str:
+    y, m, d = (int(x) for x in iso.split("-"))
+    return f"{y}年{m}月{d}日"
+
+
+def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) -> Draft | None:
+    """The value of `field` of the document the best passage is from, or None when it does not state it."""
+    if not passages:
+        return None
+    doc = catalogue.documents.get(passages[0].doc_id)
+    value = getattr(doc.meta, field, None) if doc else None
+    if not value:
+        return None
+    shown = chinese_date(value) if field in ("date", "printed_date") else value
+    needle = squeeze(value if field == "contact" else shown)
+    if field == "contact" and doc.meta.phone:
+        shown += f"，联系电话：{doc.meta.phone}"
+    for chunk in catalogue.chunks_of(doc.doc_id):
+        if needle not in squeeze(chunk.text):
+            continue
+        passage = next((p for p in passages if p.chunk_id == chunk.chunk_id), None)
+        passage = passage or catalogue.passage_for(chunk, rank=len(passages) + 1)
+        spans = sentence_spans(chunk.text)
+        indices = [i for i, (s, e) in enumerate(spans) if needle in squeeze(chunk.text[s:e])]
+        text = f"《{doc.meta.title}》的{LABELS[field]}：{shown}。[1]"
+        return Draft(text, [(passage, indices, [spans[i] for i in indices])])
+    return None

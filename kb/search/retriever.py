@@ -1,0 +1,125 @@
+"""Find the passages that answer a question: dense + BM25, fused by reciprocal rank.
+
+A `Retriever` belongs to one generation (kb/search/generation.py opens them).
+`search()` ranks each method's candidates, fuses them with weighted RRF
+(score = Σ weight / (rrf_k + rank)), applies metadata filters before ranking, drops
+duplicate or overlapping passages, and returns typed `Passage` records.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from kb.core.errors import KbError
+from kb.core.records import Passage
+from kb.core.settings import Settings
+from kb.core.text import squeeze
+from kb.core.tokenizer import Tokenizer
+from kb.models.embeddings import QueryEncoder
+from kb.search.filters import Filters
+from kb.store.catalogue import Catalogue
+from kb.store.indexes import Indexes
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+
+
+class Retriever:
+    """Searches one generation: its catalogue and indexes, with the process's query encoder and tokenizer."""
+
+    def __init__(self, catalogue: Catalogue, indexes: Indexes, queries: QueryEncoder, tokenizer: Tokenizer,
+                 settings: Settings):
+        self.catalogue = catalogue
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self._indexes = indexes
+        self.queries = queries
+        self._chunks = catalogue.chunks
+
+    @property
+    def size(self) -> int:
+        return len(self._chunks)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.queries.encode(text)
+
+    def idf(self, term: str) -> float:
+        return self._indexes.bm25.idf(term)
+
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        if filters is None or filters.empty:
+            return None
+        admitted = {doc_id for doc_id, doc in self.catalogue.documents.items() if filters.admits(doc)}
+        return np.fromiter((c.doc_id in admitted for c in self._chunks), dtype=bool, count=len(self._chunks))
+
+    def dense_ranking(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        if self._indexes.vectors is None:
+            return []
+        vector = self.encode_query(query)
+        if vector.shape[-1] != self._indexes.vectors.dim:
+            raise KbError(f"query vectors have dimension {vector.shape[-1]}, the index {self._indexes.vectors.dim}")
+        rows, scores = self._indexes.vectors.search(vector, n, allowed)
+        return list(zip(rows.tolist(), scores.tolist()))
+
+    def bm25_ranking(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        scores = self._indexes.bm25.scores(self.tokenizer.tokens(query))
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0)
+        n = min(n, len(scores))
+        if n <= 0:
+            return []
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
+
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None,
+               mode: Mode = "hybrid") -> list[Passage]:
+        """The k best passages for the query, best first."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        k = k or self.settings.top_k
+        query = query.strip()
+        if not query or not self._chunks:
+            return []
+        allowed = self._allowed(filters)
+        n = max(self.settings.candidates, 3 * k)
+        dense = self.dense_ranking(query, n, allowed) if mode != "bm25" else []
+        lexical = self.bm25_ranking(query, n, allowed) if mode != "dense" else []
+        if mode == "hybrid":
+            order = self._fuse(dense, lexical)
+        else:
+            order = dense or lexical
+        dense_of, bm25_of = dict(dense), dict(lexical)
+        passages: list[Passage] = []
+        for row, score in self._distinct(order):
+            passage = self.catalogue.passage_for(self._chunks[row], rank=len(passages) + 1, score=score)
+            passage.dense_score, passage.bm25_score = dense_of.get(row), bm25_of.get(row)
+            passages.append(passage)
+            if len(passages) == k:
+                break
+        return passages
+
+    def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Weighted RRF. Ties (e.g. ranks 1+2 against 2+1) go to the better BM25 rank: in policy text
+        the exact term usually decides, and the dense ranking of near-paraphrases is the noisier one."""
+        fused: dict[int, float] = {}
+        for weight, ranking in ((self.settings.dense_weight, dense), (self.settings.bm25_weight, lexical)):
+            for rank, (row, _) in enumerate(ranking, start=1):
+                fused[row] = fused.get(row, 0.0) + weight / (self.settings.rrf_k + rank)
+        lexical_rank = {row: rank for rank, (row, _) in enumerate(lexical)}
+        return sorted(fused.items(), key=lambda item: (-round(item[1], 12), lexical_rank.get(item[0], len(lexical))))
+
+    def _distinct(self, order: list[tuple[int, float]]):
+        """Skip a passage whose text was already given, or that overlaps a given one in the same document."""
+        seen_text: set[str] = set()
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for row, score in order:
+            chunk = self._chunks[row]
+            text = squeeze(chunk.text)
+            taken = spans.setdefault(chunk.doc_id, [])
+            if text in seen_text or any(chunk.start < end and start < chunk.end for start, end in taken):
+                continue
+            seen_text.add(text)
+            taken.append((chunk.start, chunk.end))
+            yield row, score

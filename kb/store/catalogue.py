@@ -1,0 +1,44 @@
+"""The documents and chunks of one knowledge-base generation, in memory: what search
+results, citations and the app's document list are made of."""
+from __future__ import annotations
+
+from kb.core.records import Chunk, Document, Passage
+from kb.store.generations import KnowledgeBase
+
+
+class Catalogue:
+    def __init__(self, documents: list[Document], chunks: list[Chunk]):
+        self.documents: dict[str, Document] = {d.doc_id: d for d in documents}
+        self.chunks = chunks  # in index-row order: row i of the vector and BM25 indexes is chunks[i]
+        self._by_doc: dict[str, list[Chunk]] = {doc_id: [] for doc_id in self.documents}
+        for chunk in chunks:
+            self._by_doc.setdefault(chunk.doc_id, []).append(chunk)
+
+    @classmethod
+    def load(cls, kb: KnowledgeBase, row_ids: list[str]) -> Catalogue:
+        """Everything in the generation's database, chunks in the order of the index rows."""
+        by_id = {c.chunk_id: c for c in kb.chunks()}
+        return cls(kb.documents(), [by_id[cid] for cid in row_ids])
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        return list(self._by_doc.get(doc_id, []))
+
+    def chunk_counts(self) -> dict[str, int]:
+        return {doc_id: len(self._by_doc.get(doc_id, [])) for doc_id in self.documents}
+
+    def document_text(self, doc_id: str) -> str:
+        """Title, issuer and text of a document: what "does this document mention 宁波?" reads."""
+        doc = self.documents[doc_id]
+        return f"{doc.meta.title} {doc.meta.issuer or ''} {doc.text}"
+
+    def passage_for(self, chunk: Chunk, rank: int = 0, score: float = 0.0) -> Passage:
+        doc = self.documents[chunk.doc_id]
+        return Passage(
+            rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
+            title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
+            doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
+            source=doc.file_name, source_path=doc.source_path,
+        )

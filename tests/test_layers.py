@@ -1,0 +1,119 @@
+"""The dependency rule (README, "What is here"), read from the imports of every module:
+
+    kb.core  <-  kb.store, kb.models  <-  kb.search  <-  kb.answer  <-  web  <-  app.py
+                 ingest (reads files; writes the store through kb.store and kb.models)
+    eval uses the public library (kb.core, kb.search, kb.answer) and nothing of web or ingest.
+
+A module may import its own layer and the layers listed as allowed for it; nothing imports
+upwards, and no two top-level packages import each other.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests_support import REPO
+
+# layer -> the layers (besides itself) its modules may import
+ALLOWED: dict[str, set[str]] = {
+    "kb.core": set(),
+    "kb.store": {"kb.core"},
+    "kb.models": {"kb.core"},
+    "kb.search": {"kb.core", "kb.store", "kb.models"},
+    "kb.answer": {"kb.core", "kb.store", "kb.models", "kb.search"},
+    "kb.cli": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.answer"},  # python -m kb
+    "ingest": {"kb.core", "kb.store", "kb.models"},
+    "eval": {"kb.core", "kb.search", "kb.answer"},
+    "web": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.answer", "ingest", "eval"},
+    "app": {"kb.core", "kb.store", "web"},
+}
+PACKAGES = ("kb", "ingest", "eval", "web", "app")
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] == "kb":
+        if len(parts) == 1 or parts[1] in ("__main__", "resources"):
+            return "kb.cli"
+        return f"kb.{parts[1]}"
+    return parts[0] if parts[0] in PACKAGES else None
+
+
+def source_modules() -> dict[str, Path]:
+    found = {"app": REPO / "app.py"}
+    for package in ("kb", "ingest", "eval", "web"):
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            found[".".join(p for p in parts if p != "__init__")] = path
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every absolute import in the module, at any depth (local imports count too)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return out
+
+
+MODULES = source_modules()
+
+
+def violations() -> list[str]:
+    out = []
+    for module, path in sorted(MODULES.items()):
+        own = layer_of(module)
+        for imported in sorted(imports_of(path)):
+            target = layer_of(imported)
+            if target is None or target == own:
+                continue
+            if imported not in MODULES and imported.rsplit(".", 1)[0] not in MODULES:
+                continue  # a name inside a module, e.g. `from kb import something` that is not a module
+            if target not in ALLOWED[own]:
+                out.append(f"{module} ({own}) imports {imported} ({target})")
+    return out
+
+
+def test_every_import_goes_down_the_layers():
+    assert violations() == []
+
+
+def test_top_level_packages_have_no_cycle():
+    edges = {p: set() for p in PACKAGES}
+    for module, path in MODULES.items():
+        for imported in imports_of(path):
+            top = imported.split(".")[0]
+            if top in PACKAGES and top != module.split(".")[0]:
+                edges[module.split(".")[0]].add(top)
+    for start in PACKAGES:  # depth-first search from each package back to itself
+        stack, seen = list(edges[start]), set()
+        while stack:
+            node = stack.pop()
+            assert node != start, f"cycle through {start}: {edges}"
+            if node not in seen:
+                seen.add(node)
+                stack.extend(edges[node])
+
+
+def test_the_rule_catches_an_upward_import(tmp_path):
+    """The checker itself: a core module that imports the answer layer is reported."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from kb.answer.answerer import Answerer\n", encoding="utf-8")
+    MODULES["kb.core.bad"] = bad
+    try:
+        assert violations() == ["kb.core.bad (kb.core) imports kb.answer.answerer (kb.answer)",
+                                "kb.core.bad (kb.core) imports kb.answer.answerer.Answerer (kb.answer)"]
+    finally:
+        del MODULES["kb.core.bad"]
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "app"))
+def test_no_source_module_is_over_400_lines(module):
+    lines = MODULES[module].read_text(encoding="utf-8").count("\n")
+    assert lines <= 400, f"{module} has {lines} lines"
