@@ -154,12 +154,15 @@ def _page_lines(pages: list[str], first_page: int) -> list[_Line]:
     return lines
 
 
-def clean_pages(pages: list[str], first_page: int = 1) -> CleanText:
-    """Clean a document given as a list of page texts; paragraphs end up one per line."""
+def clean_pages(pages: list[str], first_page: int = 1, authored: bool = False) -> CleanText:
+    """Clean a document given as a list of page texts; paragraphs end up one per line.
+
+    `authored`: text written as text (Markdown), not laid out on pages: a blank line always
+    ends a paragraph and spaces are the author's, so neither is repaired."""
     lines = _page_lines(pages, first_page)
     for line, table in zip(lines, table_flags([x.text for x in lines])):
         line.table = table
-        if not table:
+        if not table and not authored:
             line.text = collapse_spaced_text(line.text)
     typical = _typical_width(lines)
 
@@ -168,7 +171,7 @@ def clean_pages(pages: list[str], first_page: int = 1) -> CleanText:
     offset = 0
     prev: _Line | None = None
     for line in lines:
-        if prev is not None and _joins(prev, line, typical):
+        if prev is not None and not (authored and line.blank_before) and _joins(prev, line, typical):
             sep = _glue(out[-1], line.text)
             out[-1] += sep + line.text
         else:

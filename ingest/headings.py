@@ -24,6 +24,8 @@ _PATTERNS: list[tuple[int, re.Pattern[str]]] = [
     (6, re.compile(r"^[①②③④⑤⑥⑦⑧⑨⑩]")),
     (7, re.compile(rf"^[{CN_NUM}]{{1,3}}是(?=[^，,。])")),
 ]
+ARTICLE = 4  # 第X条: the unit of laws and regulations
+
 # Closing parts of a letter or report: same rank as 一、 so they end the body parts.
 _CLOSING = re.compile(r"^(下一步|最后|抄送)(?=[，,：:])")
 
@@ -53,6 +55,8 @@ def detect_heading(line: str) -> Heading | None:
     if m:
         return Heading(2, m.group(1))
     for rank, pattern in _PATTERNS:
-        if pattern.match(line):
-            return Heading(rank, heading_label(line))
+        m = pattern.match(line)
+        if m:
+            # an article's label is its number: "第十一条", not the first sentence of its text
+            return Heading(rank, m.group(0) if rank == ARTICLE else heading_label(line))
     return None

@@ -83,9 +83,35 @@ def decode_text(data: bytes) -> tuple[str, str]:
 # ---------------------------------------------------------------- loaders per kind
 
 
+_MD_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+
+
+def markdown_text(text: str) -> tuple[str, str | None]:
+    """Markdown as the plain text a reader sees, and its first level-1 heading (the title).
+
+    Heading marks (#), emphasis marks and HTML comments go: LawRefBook's law files put
+    `<!-- INFO END -->` after their header of dates, and "## 第一章 总则" is a chapter, not
+    "## …" text. Everything else stays, line for line."""
+    title = None
+    lines = []
+    for line in _MD_COMMENT.sub("", text).split("\n"):
+        m = _MD_HEADING.match(line)
+        if m:
+            line = m.group(2)
+            if title is None and len(m.group(1)) == 1 and line:
+                title = line
+        lines.append(_MD_EMPHASIS.sub(r"\2", line))
+    return "\n".join(lines), title
+
+
 def _load_text(path: Path, kind: str) -> RawDocument:
     text, encoding = decode_text(path.read_bytes())
-    return RawDocument(path=str(path), kind=kind, pages=[Page(1, text)], encoding=encoding)
+    title = None
+    if kind == "md":
+        text, title = markdown_text(text)
+    return RawDocument(path=str(path), kind=kind, pages=[Page(1, text)], encoding=encoding, file_title=title)
 
 
 def _load_docx(path: Path) -> RawDocument:

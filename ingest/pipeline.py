@@ -41,7 +41,8 @@ def process_file(
 ) -> tuple[Document, CleanText]:
     """Load, clean, describe and chunk one file. Raises LoadError for bad input."""
     raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page)
-    clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1)
+    clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1,
+                        authored=raw.kind == "md")
     meta = extract_metadata(clean.text, path.name, raw.file_title)
     key = source_key(path)
     doc_id = doc_id_for(key)

@@ -41,7 +41,7 @@ def test_long_sections_split_at_sentence_ends_within_the_cap():
     for c in chunks:
         assert len(c.text) <= CAP
         assert c.text.endswith("。")
-        assert c.heading_path == ["第三条保险"]
+        assert c.heading_path == ["第三条"]  # an article is labelled by its number
     assert "".join(c.text for c in chunks).replace("\n", "") == clean.text.replace("\n", "")
 
 
@@ -68,3 +68,11 @@ def test_pages_of_chunks():
     assert chunks[0].pages == [1]
     assert {p for c in chunks for p in c.pages} == {1, 2, 3}
     assert chunks[-1].pages == [3] and chunks[-1].heading_path == ["二、第二部分"]
+
+
+def test_each_article_of_a_regulation_is_its_own_chunk_under_its_chapter():
+    """Laws and regulations are cited by article: 第二条 and 第三条 never share a chunk, even short ones."""
+    text = "第一章 总则\n第一条 为了加强专利管理，制定本条例。\n第二条 本条例适用于本市。\n第二章 资助\n第三条 市人民政府设立专利专项资金。"
+    _, chunks = _chunks(text)
+    assert [c.heading_path for c in chunks] == [["第一章总则", "第一条"], ["第一章总则", "第二条"], ["第二章资助", "第三条"]]
+    assert chunks[1].text == "第二条本条例适用于本市。"

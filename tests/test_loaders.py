@@ -141,7 +141,7 @@ def test_load_real_txt_and_markdown(shared_corpus: Path, tmp_path: Path) -> None
     md = tmp_path / "说明.MD"  # suffix match is case-insensitive
     md.write_text("# 标题\n\n- 条目一\n", encoding="utf-8")
     doc = load(md, max_bytes=LIMIT)
-    assert doc.kind == "md" and doc.text == "# 标题\n\n- 条目一\n"
+    assert doc.kind == "md" and doc.text == "标题\n\n- 条目一\n" and doc.file_title == "标题"
 
 
 # ---------------------------------------------------------------- DOCX
@@ -361,3 +361,12 @@ def test_lines_from_boxes_orders_lines_and_fragments() -> None:
     ]
     assert lines_from_boxes(results) == ["第一行左半第一行右半", "第二行左半第二行右半", "IPC G06F分类"]
     assert lines_from_boxes(None) == [] and lines_from_boxes([]) == []
+
+
+def test_markdown_loses_its_marks_and_keeps_its_title():
+    from ingest.loaders import markdown_text
+
+    text, title = markdown_text("# 宁波市专利管理条例\n\n2003年9月26日 通过\n\n<!-- INFO END -->\n\n## 第一章 总则\n\n**第一条** 为了……")
+    assert title == "宁波市专利管理条例"
+    assert "#" not in text and "<!--" not in text and "**" not in text
+    assert "第一章 总则" in text.split("\n") and "第一条 为了……" in text.split("\n")
