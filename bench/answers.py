@@ -33,7 +33,7 @@ from kb.core.settings import Settings  # noqa: E402
 from kb.answer.validation import validate  # noqa: E402
 from large_kb import build_large  # noqa: E402
 
-SAMPLE = REPO / "data" / "corpus"
+SAMPLE = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"
 TESTSETS = REPO / "eval" / "testsets"
 

@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 from eval.metrics import percentile  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 
-CORPUS = REPO / "data" / "corpus"
+CORPUS = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 TESTSET = REPO / "eval" / "testsets" / "sample.jsonl"
 
 

@@ -42,7 +42,7 @@ from kb.search.retriever import MODES, Retriever  # noqa: E402
 from kb.core.settings import Settings  # noqa: E402
 from large_kb import build_large  # noqa: E402
 
-SAMPLE = REPO / "data" / "corpus"
+SAMPLE = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"
 TESTSETS = REPO / "eval" / "testsets"
 NAIVE = "naive (500/50 + FAISS)"
@@ -146,7 +146,7 @@ def main() -> int:
         generation = Generation.open(settings)
         retriever = generation.retriever
         embedder, ocr = E5Embeddings(), OcrEngine()
-        figures["quality"] = ablation(retriever, questions, sorted(SAMPLE.iterdir()), embedder, ocr)
+        figures["quality"] = ablation(retriever, questions, [SAMPLE], embedder, ocr)
         figures["latency_sample_ms"] = {mode: latencies(retriever, queries, mode) for mode in MODES}
         query_ms = []
         for q in queries:
@@ -164,7 +164,7 @@ def main() -> int:
         build(corpus, source, progress=False)
         if SHARED_PDF.is_dir() and args.shared_testset.is_file():
             everything = Generation.open(source, generation.models).retriever
-            files = sorted(SAMPLE.iterdir()) + sorted(SHARED_PDF.glob("*.pdf"))
+            files = [SAMPLE] + sorted(SHARED_PDF.glob("*.pdf"))
             figures["quality_shared"] = ablation(everything, load_testset(args.shared_testset), files, embedder, ocr)
         large = replace(settings, kb_dir=tmp / "large")
         figures["large_index_s"] = build_large(source.kb_dir, large, args.size, settings.embed_cache_path)

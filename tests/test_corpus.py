@@ -11,6 +11,7 @@ from ingest.build import build
 from ingest.clean import is_page_number
 from kb.core.settings import Settings
 from kb.store.generations import open_kb
+from tests_support import REPLY_LETTER
 
 REPO = Path(__file__).resolve().parents[1]
 PDF_PAGES = {
@@ -23,7 +24,7 @@ PDF_PAGES = {
 @pytest.fixture(scope="module")
 def corpus_kb(tmp_path_factory, shared_corpus, embed_cache):
     settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
-    report = build([REPO / "data" / "corpus", shared_corpus / "pdf"], settings, progress=False)
+    report = build([REPLY_LETTER, shared_corpus / "pdf"], settings, progress=False)
     assert not report.failed, report.summary()
     return open_kb(settings.kb_dir)
 
