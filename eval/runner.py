@@ -44,7 +44,8 @@ def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
         for mode in ("bm25", "dense", "hybrid"):
             if mode != main:
                 settings = replace(answerer.settings, retrieval_mode=mode)
-                runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None)
+                runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
+                                      tuning=answerer.tuning)
     return runs
 
 

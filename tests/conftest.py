@@ -38,3 +38,11 @@ def reply_letter_text() -> str:
 def embed_cache(tmp_path_factory) -> Path:
     """One embedding cache for the test session: each text is embedded by e5 once."""
     return tmp_path_factory.mktemp("embed-cache") / "embed-cache.sqlite"
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """One jieba tokenizer for the session (loading its dictionary takes about a second)."""
+    from kb.core.tokenizer import Tokenizer
+
+    return Tokenizer()

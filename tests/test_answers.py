@@ -13,6 +13,7 @@ import pytest
 
 from ingest.build import build
 from kb.answer.answerer import Answerer
+from kb.answer.tuning import Tuning
 from kb.core.settings import Settings
 from tests_support import REPLY_LETTER, REPO
 
@@ -103,6 +104,25 @@ def test_follow_up_questions_carry_the_conversation(answerer):
     assert "宁波市市场监督管理局" in issuer.answer
     fresh = answerer.answer("宁波有哪些知识产权联盟？", history=history)
     assert fresh.standalone_question == "宁波有哪些知识产权联盟？"  # a complete question is not rewritten
+
+
+def test_the_answerer_hands_its_tuning_to_every_step(answerer):
+    """Answerer(tuning=…): the retrieval depth, the extractive thresholds and the follow-up rule read it
+    (tests/test_extractive.py and tests/test_intent.py check the values themselves, without e5)."""
+    history = [{"role": "user", "content": "专利质押贷款出了坏账谁兜底？"}]
+    default = answerer.answer("发明专利被侵权有保险吗？")
+    assert not default.refused and len(default.passages) == 10
+    assert "专利质押贷款" in answerer.answer("保险？", history=history).standalone_question  # one term: a follow-up
+    tuned = Answerer(answerer.generation, answerer.settings, answerer.prompts,
+                     tuning=Tuning(min_retrieved=12, min_coverage=1.01, follow_up_max_terms=0))
+    try:
+        assert tuned.extractive.tuning is tuned.tuning
+        result = tuned.answer("发明专利被侵权有保险吗？")
+        assert result.refused and len(result.passages) == 12
+        assert result.flags[0].startswith("refused: the passages do not cover the question")
+        assert tuned.answer("保险？", history=history).standalone_question == "保险？"
+    finally:
+        tuned.close()
 
 
 def test_a_gradio_style_history_with_content_parts_works(answerer):

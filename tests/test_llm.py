@@ -20,6 +20,7 @@ from kb.answer.answerer import Answerer
 from kb.core.citations import source_line
 from kb.core.guard import PLACEHOLDER
 from kb.answer.llm import LlmStrategy, clean_condensed, format_passages
+from kb.answer.tuning import Tuning
 from kb.models.llm import LlmClient
 from kb.core.records import Answer, Passage
 from kb.core.sentences import sentences
@@ -171,6 +172,16 @@ def test_stream_yields_the_model_text_then_a_cited_answer(answerer, server):
     assert f"来源：\n[1] {source_line(first)}" in answer.answer
     assert answer.standalone_question == QUESTION
     assert answer.timings_ms["total"] > 0
+
+
+def test_the_llm_strategy_reads_the_answerers_tuning(answerer):
+    """tests/test_tuning.py checks what the LLM strategy does with it (refusal text, support)."""
+    tuning = Tuning(support=0.9, refusal_min_chars=8)
+    tuned = Answerer(answerer.generation, answerer.settings, answerer.prompts, llm=answerer.llm.client, tuning=tuning)
+    try:
+        assert tuned.llm.tuning is tuning and tuned.extractive.tuning is tuning
+    finally:
+        tuned.close()
 
 
 def test_an_answer_citing_two_passages_lists_both_by_their_numbers(answerer, server):

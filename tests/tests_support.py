@@ -2,6 +2,8 @@
 import time
 from pathlib import Path
 
+from kb.core.records import Passage
+
 REPO = Path(__file__).resolve().parents[1]
 REPLY_LETTER = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"
 
@@ -29,3 +31,11 @@ def wait_idle(service, timeout: float = 120):
         assert time.time() < deadline, f"re-index still running: {service.job}"
         time.sleep(0.05)
     return service.job
+
+
+def passage(rank: int, text: str, *, heading: tuple[str, ...] = (), title: str = "关于印发若干措施的通知",
+            issuer: str = "宁波市知识产权局", doc_id: str = "doc") -> Passage:
+    """A hand-made retrieved passage: the unit tests of the answer heuristics need no knowledge base."""
+    return Passage(rank=rank, score=1.0 / rank, chunk_id=f"{doc_id}-{rank:04d}", doc_id=doc_id, text=text,
+                   title=title, doc_number="甬知〔2024〕1号", issuer=issuer, date="2024-01-15", doc_type="通知",
+                   pages=[1], heading_path=list(heading), source=f"{doc_id}.txt", source_path=f"/corpus/{doc_id}.txt")

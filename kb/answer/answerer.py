@@ -23,6 +23,7 @@ from kb.answer.intent import analyse, is_follow_up, last_user_question
 from kb.answer.llm import LlmStrategy
 from kb.answer.metadata import metadata_draft
 from kb.answer.prompts import Prompts
+from kb.answer.tuning import Tuning
 from kb.core.errors import LlmError
 from kb.core.records import Answer, Passage
 from kb.core.settings import Settings
@@ -40,13 +41,18 @@ NOTICE_EMPTY = "请输入问题。"
 
 
 class Answerer:
-    """Answers from one generation; the app makes a new Answerer when it swaps generations."""
+    """Answers from one generation; the app makes a new Answerer when it swaps generations.
 
-    def __init__(self, generation: Generation, settings: Settings, prompts: Prompts, llm: LlmClient | None = None):
+    `tuning`: the thresholds and weights of the answer heuristics (kb/answer/tuning.py), passed to
+    every strategy; the default is the calibrated one."""
+
+    def __init__(self, generation: Generation, settings: Settings, prompts: Prompts, llm: LlmClient | None = None,
+                 tuning: Tuning = Tuning()):
         self.generation = generation
         self.settings = settings
         self.prompts = prompts
-        self.llm = LlmStrategy(llm, prompts, generation.models.tokenizer) if llm is not None else None
+        self.tuning = tuning
+        self.llm = LlmStrategy(llm, prompts, generation.models.tokenizer, tuning) if llm is not None else None
         models, retriever = generation.models, generation.retriever
         # sentence vectors come from the embedding cache (ingestion fills it), else are embedded once
         self._sentence_cache = CachedEmbedder(settings.embed_cache_path, models.embedder.id,
@@ -54,16 +60,16 @@ class Answerer:
         self.extractive = ExtractiveAnswerer(
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
-            document_text=generation.catalogue.document_text,
+            document_text=generation.catalogue.document_text, tuning=tuning,
         )
         models.tokenizer.places("宁波")  # load jieba's tag dictionary now, not on the first question
 
     @classmethod
-    def open(cls, settings: Settings, models: SearchModels | None = None) -> Answerer:
+    def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
         prompts = Prompts.load(settings.prompts_dir)
         generation = Generation.open(settings, models)
         llm = LlmClient(settings) if settings.llm_base_url and settings.llm_model else None
-        return cls(generation, settings, prompts, llm)
+        return cls(generation, settings, prompts, llm, tuning)
 
     @property
     def retriever(self) -> Retriever:
@@ -94,7 +100,7 @@ class Answerer:
             return
         notices: list[str] = []
         standalone = self._standalone(question, history, notices)
-        passages = self.retriever.search(standalone, k=max(10, self.settings.top_k),
+        passages = self.retriever.search(standalone, k=max(self.tuning.min_retrieved, self.settings.top_k),
                                          filters=filters, mode=self.settings.retrieval_mode)
         retrieved = time.perf_counter()
         draft, by = yield from self._draft(question, standalone, passages, notices)
@@ -116,7 +122,7 @@ class Answerer:
                 log.warning("condense failed, carrying the previous question along: %s", exc)
                 _notice_llm_failed(notices, exc)
         terms = self.generation.models.tokenizer.tokens(question)
-        return f"{previous} {question}" if is_follow_up(question, len(terms)) else question
+        return f"{previous} {question}" if is_follow_up(question, len(terms), self.tuning) else question
 
     def _draft(self, question: str, standalone: str, passages: list[Passage],
                notices: list[str]) -> Generator[str, None, tuple[Draft, str]]:

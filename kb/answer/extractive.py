@@ -11,6 +11,8 @@ It refuses — returns a Draft with `refused=True` and the reason — when the d
 not answer: no sentence covers the question well enough; the question asks for a fact
 (an amount, a ratio, a date…) that no matching sentence holds; or it names a place that
 no retrieved document mentions (sentences only come from documents about that place). Retrieval scores alone cannot tell these apart.
+
+Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
 from __future__ import annotations
 
@@ -23,23 +25,10 @@ from kb.answer.compose import Draft
 from kb.core.guard import quotable
 from kb.core.tokenizer import Tokenizer
 from kb.answer.intent import Intent, has_value
+from kb.answer.tuning import Tuning
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
 from kb.core.text import squeeze
-
-# Calibrated on eval/testsets/sample.jsonl (bench/answers.py): off-topic questions share
-# almost no weighted terms with any sentence; colloquial answerable ones share 0.12 and up.
-MIN_COVERAGE = 0.1
-VALUE_COVERAGE = 0.2  # a sentence holding the asked-for fact must also be about the question
-HEADING_WEIGHT = 0.5
-IDF_FLOOR = 1.0
-CONTEXT_WEIGHT = 0.3  # all terms of the earlier question together, for a follow-up
-DENSE_WEIGHT = 0.5
-VALUE_BONUS = 0.25
-KEEP_RATIO = 0.8  # further sentences must score within 80% of the best
-MAX_SENTENCES = 3
-MAX_CHARS = 200
-
 
 @dataclass
 class Candidate:
@@ -59,8 +48,9 @@ class ExtractiveAnswerer:
     def __init__(self, tokenizer: Tokenizer, idf: Callable[[str], float],
                  embed_sentences: Callable[[list[str]], np.ndarray] | None = None,
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
-                 document_text: Callable[[str], str] | None = None):
+                 document_text: Callable[[str], str] | None = None, tuning: Tuning = Tuning()):
         self._tokenizer = tokenizer
+        self.tuning = tuning
         self._document_text = document_text  # doc id -> its title, issuer and text (for place names)
         self._idf = idf
         self._embed_sentences = embed_sentences
@@ -73,8 +63,9 @@ class ExtractiveAnswerer:
 
     def _weight(self, term: str) -> float:
         """IDF with a floor: a term in every chunk (the title's, in a one-document KB) still shows
-        the question is about these documents. Single characters count half."""
-        return max(self._idf(term), IDF_FLOOR) * (0.5 if len(term) == 1 else 1.0)
+        the question is about these documents. Single characters count less."""
+        t = self.tuning
+        return max(self._idf(term), t.idf_floor) * (t.single_char_weight if len(term) == 1 else 1.0)
 
     def _about(self, passage: Passage, places: list[str]) -> bool:
         """Whether the passage's document mentions every place the question names."""
@@ -87,8 +78,8 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, passages: list[Passage], context: str = "") -> list[Candidate]:
         weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
         earlier = {t: self._weight(t) for t in set(self._tokenizer.tokens(context)) if t not in weights}
-        if earlier:  # the follow-up's own terms lead: the earlier question's weigh 30% of them in all
-            scale = CONTEXT_WEIGHT * (sum(weights.values()) or 1.0) / sum(earlier.values())
+        if earlier:  # the follow-up's own terms lead: the earlier question's weigh context_weight of them in all
+            scale = self.tuning.context_weight * (sum(weights.values()) or 1.0) / sum(earlier.values())
             weights.update({t: w * scale for t, w in earlier.items()})
         places = self._tokenizer.places(f"{context} {question}")
         out = []
@@ -101,7 +92,7 @@ class ExtractiveAnswerer:
                 tokens = set(self._tokenizer.tokens(text))
                 coverage = self._coverage(weights, tokens)
                 with_heading = self._coverage(weights, tokens | heading)
-                coverage += HEADING_WEIGHT * (with_heading - coverage)
+                coverage += self.tuning.heading_weight * (with_heading - coverage)
                 out.append(Candidate(passage, index, (start, end), text, coverage))
         return out
 
@@ -112,27 +103,28 @@ class ExtractiveAnswerer:
             places = self._tokenizer.places(f"{context} {question}")
             reason = f"no document mentions {'、'.join(places)}" if places else "no passage matches the question"
             return Draft("", refused=True, reason=reason)
+        t = self.tuning
         dense = self._dense(f"{context} {question}".strip(), [c.text for c in candidates])
         wanted = intent.wants_value
         for c, similarity in zip(candidates, dense):
-            bonus = VALUE_BONUS if wanted and any(has_value(c.text, k) for k in wanted) else 0.0
-            c.score = c.coverage + DENSE_WEIGHT * similarity + bonus + 0.02 / max(c.passage.rank, 1)
+            bonus = t.value_bonus if wanted and any(has_value(c.text, k) for k in wanted) else 0.0
+            c.score = c.coverage + t.dense_weight * similarity + bonus + t.rank_bonus / max(c.passage.rank, 1)
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
-        if best.coverage < MIN_COVERAGE:
+        if best.coverage < t.min_coverage:
             return Draft("", refused=True, reason=f"the passages do not cover the question (coverage {best.coverage:.2f})")
-        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= VALUE_COVERAGE
-                                                 for c in ranked[:8])]
+        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= t.value_coverage
+                                                 for c in ranked[: t.value_window])]
         if wanted and len(missing) == len(wanted):
             return Draft("", refused=True, reason=f"the passages never state the asked-for {'/'.join(wanted)}")
         chosen = [best]
         length = len(best.text)
         for c in ranked[1:]:
-            if len(chosen) == MAX_SENTENCES or c.score < KEEP_RATIO * best.score:
+            if len(chosen) == t.max_sentences or c.score < t.keep_ratio * best.score:
                 break
             if any(squeeze(c.text) == squeeze(k.text) for k in chosen):
                 continue  # the same sentence in another passage (a repeated heading, a copy)
-            if c.coverage >= VALUE_COVERAGE and length + len(c.text) <= MAX_CHARS:
+            if c.coverage >= t.value_coverage and length + len(c.text) <= t.max_chars:
                 chosen.append(c)
                 length += len(c.text)
         return self._compose(chosen)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kb.answer.tuning import Tuning
 from kb.core.text import message_text
 
 _NUM = r"[0-9０-９]+(?:\.[0-9]+)?|[一二三四五六七八九十百千万两半]+"
@@ -84,9 +85,10 @@ def has_value(sentence: str, kind: str) -> bool:
     return bool(VALUE_PATTERNS[kind].search(sentence))
 
 
-def is_follow_up(question: str, content_terms: int) -> bool:
-    """A short or elliptical question ("那保险呢？", "这个文件是哪个部门发的？") that leans on the last one."""
-    return bool(_FOLLOW_UP.search(question.strip())) or content_terms <= 1
+def is_follow_up(question: str, content_terms: int, tuning: Tuning = Tuning()) -> bool:
+    """A short or elliptical question ("那保险呢？", "这个文件是哪个部门发的？") that leans on the last one:
+    `content_terms` is its number of tokens; at most `tuning.follow_up_max_terms` is short."""
+    return bool(_FOLLOW_UP.search(question.strip())) or content_terms <= tuning.follow_up_max_terms
 
 
 def last_user_question(history: list[dict] | None) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Generator
 
 from kb.answer.compose import Draft, refusal
 from kb.answer.prompts import Prompts
+from kb.answer.tuning import Tuning
 from kb.answer.validation import validate
 from kb.core.citations import source_line
 from kb.core.errors import LlmError
@@ -66,10 +67,11 @@ def format_history(history: list[dict], limit: int = 6) -> str:
 
 
 class LlmStrategy:
-    def __init__(self, client: LlmClient, prompts: Prompts, tokenizer: Tokenizer):
+    def __init__(self, client: LlmClient, prompts: Prompts, tokenizer: Tokenizer, tuning: Tuning = Tuning()):
         self.client = client
         self.prompts = prompts
         self._tokenizer = tokenizer
+        self.tuning = tuning
 
     def condense(self, question: str, history: list[dict]) -> str:
         prompt = self.prompts.condense.replace("{history}", format_history(history)).replace("{question}", question)
@@ -78,8 +80,9 @@ class LlmStrategy:
     def _refuses(self, text: str) -> bool:
         """Whether the model's reply is the refusal text (or the start of it)."""
         squeezed, refusal_text = squeeze(text), squeeze(self.prompts.refusal)
-        return not squeezed or refusal_text[:10] in squeezed or (
-            len(squeezed) >= 6 and squeezed.rstrip("。.") in refusal_text)
+        t = self.tuning
+        return not squeezed or refusal_text[: t.refusal_prefix_chars] in squeezed or (
+            len(squeezed) >= t.refusal_min_chars and squeezed.rstrip("。.") in refusal_text)
 
     def draft(self, question: str, passages: list[Passage]) -> Generator[str, None, Draft]:
         """Streams the model's text; returns the validated Draft. LlmError propagates (the caller falls back)."""
@@ -92,7 +95,7 @@ class LlmStrategy:
         text = "".join(pieces).strip()
         if self._refuses(text):
             return refusal("the LLM found no answer")
-        checked = validate(text, passages, self._tokenizer)
+        checked = validate(text, passages, self._tokenizer, self.tuning)
         if not checked.cited or not checked.supported:
             # nothing in the answer is tied to a passage that bears it out: not shown as an answer
             why = "no valid citation" if not checked.cited else "no sentence supported by its cited passage"

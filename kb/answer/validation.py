@@ -9,7 +9,7 @@ sentence, not to the next one.
 
 A passage supports an answer sentence when it contains the sentence outright, or when
   - one of its sentences (read with the passage's title, issuer and section), or else the
-    passage as a whole, holds at least SUPPORT of the sentence's terms, and
+    passage as a whole, holds at least `Tuning.support` of the sentence's terms, and
   - every number the sentence states (50%, 3家, 2018年) is a number the passage states, and
   - every place the sentence names (杭州, 宁波市) is named by the passage or its document.
 Several cited passages may support a sentence together. A sentence of a passage that talks to
@@ -21,12 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kb.answer.tuning import Tuning
 from kb.core.guard import instruction_sentences, neutralise
 from kb.core.tokenizer import Tokenizer
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
 
-SUPPORT = 0.7  # share of the answer sentence's terms the passage must hold
 _NUMS = r"\d+(?:\s*[-–~～]\s*\d+|(?:\s*[,，、]\s*\d+)*)"
 _MARKER = re.compile(rf"\s*(?:\[\s*({_NUMS})\s*\]|【\s*({_NUMS})\s*】)")
 _MARKERS = re.compile(rf"(?:{_MARKER.pattern})+")
@@ -63,8 +63,8 @@ def _squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def validate(text: str, passages: list[Passage], tokenizer: Tokenizer) -> Validated:
-    """`passages[i]` is [i+1] in the answer."""
+def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: Tuning = Tuning()) -> Validated:
+    """`passages[i]` is [i+1] in the answer; `tuning.support` is the share of terms a passage must hold."""
     removed: list[int] = []
 
     def keep_valid(match: re.Match[str]) -> str:
@@ -89,7 +89,7 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer) -> Valida
             continue
         supported = False
         for n in numbers:
-            holds, sentences, spans = _support(bare, passages[n - 1], tokenizer)
+            holds, sentences, spans = _support(bare, passages[n - 1], tokenizer, tuning.support)
             entry = result.cited.setdefault(n, ([], []))
             for index, span in zip(sentences, spans):
                 if index not in entry[0]:
@@ -97,7 +97,7 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer) -> Valida
                     entry[1].append(span)
             supported = supported or holds
         if not supported and len(numbers) > 1:
-            supported = _supported_together(bare, [passages[n - 1] for n in numbers], tokenizer)
+            supported = _supported_together(bare, [passages[n - 1] for n in numbers], tokenizer, tuning.support)
         if supported:
             result.supported += 1
         else:
@@ -162,7 +162,8 @@ def _facts_hold(claim: str, source: str, tokenizer: Tokenizer) -> bool:
     return True
 
 
-def _support(claim: str, passage: Passage, tokenizer: Tokenizer) -> tuple[bool, list[int], list[tuple[int, int]]]:
+def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
+             support: float) -> tuple[bool, list[int], list[tuple[int, int]]]:
     """Whether the passage supports the claim, and which of its sentences do."""
     squeezed = _squeeze(claim.rstrip(_END))
     context = _context(passage)
@@ -179,7 +180,7 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer) -> tuple[bool, 
             continue
         if terms:
             share = len(terms & (set(tokenizer.tokens(sentence)) | around)) / len(terms)
-            if share >= SUPPORT:
+            if share >= support:
                 found.append((share, index, (start, end)))
     found.sort(key=lambda f: -f[0])
     if found and found[0][0] == 2.0:
@@ -189,15 +190,15 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer) -> tuple[bool, 
     if found:
         return facts, [i for _, i, _ in found[:3]], [s for _, _, s in found[:3]]
     # a claim that draws on several sentences of the passage: supported, nothing single to highlight
-    whole = bool(terms) and len(terms & (set(tokenizer.tokens(text)) | around)) / len(terms) >= SUPPORT
+    whole = bool(terms) and len(terms & (set(tokenizer.tokens(text)) | around)) / len(terms) >= support
     return whole and facts, [], []
 
 
-def _supported_together(claim: str, passages: list[Passage], tokenizer: Tokenizer) -> bool:
+def _supported_together(claim: str, passages: list[Passage], tokenizer: Tokenizer, support: float) -> bool:
     """A sentence that joins facts from several cited passages ("……[1][3]")."""
     terms = _terms(claim, tokenizer)
     source = " ".join(f"{_context(p)} {_data_text(p.text)}" for p in passages)
-    return bool(terms) and len(terms & set(tokenizer.tokens(source))) / len(terms) >= SUPPORT \
+    return bool(terms) and len(terms & set(tokenizer.tokens(source))) / len(terms) >= support \
         and _facts_hold(claim, source, tokenizer)
 
 

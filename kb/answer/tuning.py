@@ -1,0 +1,100 @@
+"""Every threshold and weight of the answer heuristics, in one place. Pure data.
+
+Unless its comment says otherwise, a value was calibrated on eval/testsets/sample.jsonl over the
+sample corpus with bench/answers.py (keypoint recall, refusals of the unanswerable questions by
+kind, false refusals); eval/testsets/shared-pdfs.jsonl, written afterwards by another hand, is the
+check. Changing a value changes what IPKB answers and what it refuses: measure again with
+bench/answers.py and `python -m eval run --floors eval/floors.toml` before keeping it.
+tests/test_extractive.py, test_intent.py and test_tuning.py show, for each value, a case whose
+outcome flips when the value crosses the score measured for it (min_retrieved: tests/test_answers.py).
+
+Not here, on purpose:
+  - `answer_passages` (how many of the retrieved passages the answerers read) is a user setting:
+    kb/core/settings.py;
+  - text rules, such as "a quotable sentence has at least 4 characters" (kb/core/guard.py) and
+    "an answer sentence under 4 characters is not checked" (kb/answer/validation.py).
+
+`Answerer(..., tuning=Tuning(min_coverage=0.15))` tries another value; the default is the
+calibrated one everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # --- Retrieval for answering (kb/answer/answerer.py) ---------------------------------------
+    # At least this many passages are retrieved for an answer (max(this, settings.top_k)): the
+    # answerers read the first settings.answer_passages; the rest are shown to staff with a
+    # refusal and let the place check (extractive) skip passages about another place. Not a
+    # calibrated value: the number of closest passages a refusal offers.
+    min_retrieved: int = 10
+
+    # --- Follow-ups (kb/answer/intent.py, is_follow_up) ---------------------------------------
+    # A question with at most this many content terms (jieba tokens, stop words dropped) leans on
+    # the previous question even without 那…/…呢: "保险？" after a question about loans.
+    # Calibrated on the follow-up tests of tests/test_answers.py (sample.jsonl has no conversations).
+    follow_up_max_terms: int = 1
+
+    # --- Extractive answerer: weighing the question's terms (kb/answer/extractive.py) ----------
+    # Lowest weight (IDF) of a question term: a term found in every chunk — the title's, in a
+    # one-document knowledge base — still shows the question is about these documents.
+    idf_floor: float = 1.0
+    # A single-character term (保, 费…) weighs this share of a word's weight: alone it says little.
+    single_char_weight: float = 0.5
+    # A term found only in the passage's title or section heading, not in the sentence itself,
+    # counts this share of its weight (coverage = sentence + this × what the heading adds).
+    heading_weight: float = 0.5
+    # A follow-up ("那保险呢？") is scored together with the earlier question: all the earlier
+    # question's terms together weigh this share of the follow-up's own terms. Calibrated on the
+    # follow-up tests of tests/test_answers.py.
+    context_weight: float = 0.3
+
+    # --- Extractive answerer: scoring a sentence --------------------------------------------
+    # score = coverage + dense_weight × cosine(question, sentence) + value_bonus (when the sentence
+    # holds the kind of fact asked for) + rank_bonus / passage rank.
+    # Weight of the e5 similarity of the sentence to the question (0 when no embedder is given).
+    dense_weight: float = 0.5
+    # Added when the sentence states the kind of fact the question asks for (number, date…).
+    value_bonus: float = 0.25
+    # rank_bonus / rank is added: between equal sentences, the better-ranked passage wins.
+    rank_bonus: float = 0.02
+
+    # --- Extractive answerer: refusing ------------------------------------------------------
+    # The best sentence must hold at least this share of the question's weighted terms, else the
+    # documents do not answer (off-topic). Off-topic questions of sample.jsonl share almost no
+    # weighted terms with any sentence; colloquial answerable ones share 0.12 and up.
+    min_coverage: float = 0.1
+    # A sentence holding the asked-for fact must also cover this much of the question to count —
+    # it must be about the question, not just hold some date or figure — and a sentence after
+    # the best one must cover this much to be quoted with it.
+    value_coverage: float = 0.2
+    # The asked-for fact must be in one of the best `value_window` sentences, else the question
+    # is refused as "the topic is there, the fact is not" (贴息比例, 保费补贴金额).
+    value_window: int = 8
+
+    # --- Extractive answerer: composing the answer ------------------------------------------
+    # Further sentences are quoted only when they score at least this share of the best one.
+    keep_ratio: float = 0.8
+    # At most this many sentences are quoted…
+    max_sentences: int = 3
+    # …and further sentences only while the quoted text stays within this many characters
+    # (the best sentence is always quoted, whatever its length).
+    max_chars: int = 200
+
+    # --- Citation checks of LLM answers (kb/answer/validation.py) -----------------------------
+    # A passage supports an answer sentence when one of its sentences (with the passage's title,
+    # issuer and section), or the passage as a whole, holds at least this share of the answer
+    # sentence's content terms (and every number and place the sentence states). Checked with
+    # bench/answers.py (every extractive answer of both test sets is supported: 48/48, 36/36)
+    # and the paraphrases of tests/test_validation.py.
+    support: float = 0.7
+
+    # --- Recognising an LLM's refusal (kb/answer/llm.py) --------------------------------------
+    # The model refused when its reply (whitespace removed) contains the first
+    # `refusal_prefix_chars` characters of the refusal text (prompts/refusal.txt)…
+    refusal_prefix_chars: int = 10
+    # …or is itself a part of the refusal text at least this long (a cut-off refusal). Text rules
+    # for prompts/refusal.txt, not calibrated on a test set.
+    refusal_min_chars: int = 6
