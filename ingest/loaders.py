@@ -94,16 +94,19 @@ def markdown_text(text: str) -> tuple[str, str | None]:
     Heading marks (#), emphasis marks and HTML comments go: LawRefBook's law files put
     `<!-- INFO END -->` after their header of dates, and "## 第一章 总则" is a chapter, not
     "## …" text. Everything else stays, line for line."""
-    title = None
+    titles: list[str] = []  # the level-1 headings before any other text: "中华人民共和国民法典" + "物权编"
     lines = []
+    body_started = False
     for line in _MD_COMMENT.sub("", text).split("\n"):
         m = _MD_HEADING.match(line)
         if m:
             line = m.group(2)
-            if title is None and len(m.group(1)) == 1 and line:
-                title = line
+            if len(m.group(1)) == 1 and line and not body_started:
+                titles.append(line)
+        elif line.strip():
+            body_started = True
         lines.append(_MD_EMPHASIS.sub(r"\2", line))
-    return "\n".join(lines), title
+    return "\n".join(lines), "".join(titles) or None
 
 
 def _load_text(path: Path, kind: str) -> RawDocument:

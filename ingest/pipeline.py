@@ -44,6 +44,8 @@ def process_file(
     clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1,
                         authored=raw.kind == "md")
     meta = extract_metadata(clean.text, path.name, raw.file_title)
+    if raw.kind == "md" and raw.file_title:  # a Markdown file's level-1 heading is its title
+        meta.title = raw.file_title
     key = source_key(path)
     doc_id = doc_id_for(key)
     return (
