@@ -25,6 +25,7 @@ from kb.core.settings import Settings, load_settings  # noqa: E402
 from web.api import create_app  # noqa: E402
 from web.service import ensure_knowledge_base  # noqa: E402
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python app.py", description="Serve the IPKB web app and JSON API.")
     parser.add_argument("--host", help="address to listen on (default: setting host, 127.0.0.1)")

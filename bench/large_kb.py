@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.models.embeddings import CachedEmbedder, E5Embeddings
 from kb.core.guard import answer_sentences
-from kb.store.indexes import write_indexes
-from kb.core.tokenizer import Tokenizer
 from kb.core.settings import Settings
+from kb.core.tokenizer import Tokenizer
+from kb.models.embeddings import CachedEmbedder, E5Embeddings
 from kb.store.generations import FileEntry, GenerationWriter, Manifest, open_kb
+from kb.store.indexes import write_indexes
 
 
 def build_large(source: Path, target: Settings, size: int, cache: Path) -> float:

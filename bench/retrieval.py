@@ -31,16 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+from large_kb import build_large  # noqa: E402
+
 from eval.metrics import hit_at, percentile, reciprocal_rank  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
 from ingest.loaders import load  # noqa: E402
 from ingest.ocr import OcrEngine  # noqa: E402
+from kb.core.settings import Settings  # noqa: E402
 from kb.models.embeddings import E5Embeddings  # noqa: E402
 from kb.search.generation import Generation  # noqa: E402
 from kb.search.retriever import MODES, Retriever  # noqa: E402
-from kb.core.settings import Settings  # noqa: E402
-from large_kb import build_large  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"

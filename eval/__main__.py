@@ -18,10 +18,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from kb.core.errors import IpkbError  # noqa: E402
 from eval.compare import compare  # noqa: E402
 from eval.gate import check  # noqa: E402
 from eval.runner import run  # noqa: E402
+from kb.core.errors import IpkbError  # noqa: E402
 from kb.core.settings import load_settings  # noqa: E402
 
 

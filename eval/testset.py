@@ -1,12 +1,11 @@
 """Test sets: JSONL, one question per line (format in eval/testsets/README.md)."""
 from __future__ import annotations
 
-
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from kb.core.errors import BadTestSetError
 
+from kb.core.errors import BadTestSetError
 
 
 @dataclass(frozen=True)

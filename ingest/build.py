@@ -14,13 +14,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from kb.core.errors import EmbeddingError, KbError, LoadError
 from ingest.indexing import index_generation
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
-from kb.models.embeddings import CachedEmbedder, embedder_id, make_embedder
-from kb.core.tokenizer import Tokenizer
+from kb.core.errors import EmbeddingError, KbError, LoadError
+from kb.core.places import Places
 from kb.core.settings import Settings
+from kb.core.tokenizer import Tokenizer
+from kb.models.embeddings import CachedEmbedder, embedder_id, make_embedder
 from kb.store.generations import FileEntry, GenerationWriter, Manifest, build_lock, read_manifest
 
 
@@ -89,6 +90,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     except EmbeddingError as exc:
         raise KbError(str(exc)) from None
     ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
+    places = Places()  # the division table loads on the first document
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
@@ -133,7 +135,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.update(done - pages.n)
 
                         doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
-                                              content_hash=digest, on_page=on_page)
+                                              content_hash=digest, on_page=on_page, places=places)
                 except Exception as exc:  # one bad file never aborts the batch
                     if isinstance(exc, LoadError):
                         reason = str(exc)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.models.embeddings import CachedEmbedder
 from kb.core.guard import answer_sentences
-from kb.store.indexes import write_indexes
 from kb.core.tokenizer import Tokenizer
+from kb.models.embeddings import CachedEmbedder
 from kb.store.generations import GenerationWriter
+from kb.store.indexes import write_indexes
 
 
 @dataclass

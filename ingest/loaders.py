@@ -5,14 +5,13 @@ so one bad file never stops an ingest run.
 """
 from __future__ import annotations
 
-
 import codecs
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from kb.core.errors import LoadError
 from ingest.records import Page, RawDocument
+from kb.core.errors import LoadError
 
 if TYPE_CHECKING:
     from ingest.ocr import OcrEngine

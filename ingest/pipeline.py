@@ -10,7 +10,9 @@ from ingest.clean import clean_pages
 from ingest.loaders import load
 from ingest.metadata import extract_metadata
 from ingest.ocr import OcrEngine
+from ingest.profile import profile_document
 from ingest.records import CleanText
+from kb.core.places import Places
 from kb.core.records import Document
 
 
@@ -38,6 +40,7 @@ def process_file(
     ocr: OcrEngine | None,
     content_hash: str | None = None,
     on_page: Callable[[int, int], None] | None = None,
+    places: Places | None = None,
 ) -> tuple[Document, CleanText]:
     """Load, clean, describe and chunk one file. Raises LoadError for bad input."""
     raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page)
@@ -46,6 +49,7 @@ def process_file(
     meta = extract_metadata(clean.text, path.name, raw.file_title)
     if raw.kind == "md" and raw.file_title:  # a Markdown file's level-1 heading is its title
         meta.title = raw.file_title
+    profile = profile_document(meta.title, meta.issuer, clean.text, path.name, meta.doc_type, places or Places())
     key = source_key(path)
     doc_id = doc_id_for(key)
     return (
@@ -61,6 +65,7 @@ def process_file(
             ocr_pages=[p.number for p in raw.pages if p.ocr],
             encoding=raw.encoding,
             chunks=chunk_document(doc_id, meta.title, clean),
+            profile=profile,
         ),
         clean,
     )

@@ -10,12 +10,12 @@ import sys
 from dataclasses import replace
 
 import pytest
+from tests_support import REPLY_LETTER, REPO
 
 from ingest.build import build
 from kb.answer.answerer import Answerer
 from kb.answer.tuning import Tuning
 from kb.core.settings import Settings
-from tests_support import REPLY_LETTER, REPO
 
 REQUIRED_ANSWER_KEYS = {"question", "answer", "refused", "citations", "passages", "notices", "timings_ms"}
 REQUIRED_CITATION_KEYS = {"n", "text", "title", "doc_number", "date", "pages", "section", "source", "chunk_id", "sentences"}

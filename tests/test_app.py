@@ -11,15 +11,15 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from app_server import running_app
 from gradio_client import Client, handle_file
+from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 import web.service
-from app_server import running_app
 from ingest.build import build
-from web.feedback import FeedbackStore
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
-from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
+from web.feedback import FeedbackStore
 
 PASSWORD = "s3cret"
 QUESTION = "发明专利被侵权有保险吗？"

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import pytest
+from app_server import running_app
+from tests_support import REPLY_LETTER, REPO
 
 from ingest.build import build
 from kb.core.settings import Settings
-from tests_support import REPLY_LETTER, REPO
-
-from app_server import running_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "tests" / "artifacts"

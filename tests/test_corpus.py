@@ -6,12 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests_support import REPLY_LETTER
 
 from ingest.build import build
 from ingest.clean import is_page_number
 from kb.core.settings import Settings
 from kb.store.generations import open_kb
-from tests_support import REPLY_LETTER
 
 REPO = Path(__file__).resolve().parents[1]
 PDF_PAGES = {

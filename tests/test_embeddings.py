@@ -6,14 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from fake_openai import FakeOpenAI, fake_embedding
-from kb.core.errors import EmbeddingError, KbError
+from tests_support import REPLY_LETTER
+
 from ingest.build import build
+from kb.core.errors import EmbeddingError, KbError
+from kb.core.settings import Settings
 from kb.models.embeddings import CachedEmbedder, E5Embeddings, embedder_id, make_embedder
 from kb.search.generation import Generation
-from kb.core.settings import Settings
-from tests_support import REPLY_LETTER
 
 
 @pytest.fixture

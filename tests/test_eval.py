@@ -10,16 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests_support import REPLY_LETTER, REPO
 
-from kb.core.errors import BadTestSetError
 from eval.compare import compare
 from eval.gate import check
 from eval.metrics import citation_precision, first_hit, hit_at, keypoint_recall, percentile, reciprocal_rank, supports
 from eval.scoring import aggregate
 from eval.testset import Question, load_testset
 from ingest.build import build
+from kb.core.errors import BadTestSetError
 from kb.core.settings import Settings
-from tests_support import REPLY_LETTER, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -14,11 +14,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tests_support import passage
 
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.intent import analyse
 from kb.answer.tuning import Tuning
-from tests_support import passage
 
 # A subsidy policy in three passages. The title (印发 若干 措施 通知) shares no term with the questions.
 OBJECT = "对投保专利保险的企业给予保费补贴。"  # 投保 专利 保险 专利保险 企业 给予 保费 补贴 保费补贴

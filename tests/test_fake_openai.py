@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from fake_openai import FAKE_MODEL, FakeOpenAI, fake_embedding
 
 HERE = Path(__file__).resolve().parent

@@ -13,7 +13,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from tests_support import REPO
 
 # layer -> the layers (besides itself) its modules may import

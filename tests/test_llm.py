@@ -13,19 +13,19 @@ import socket
 from dataclasses import replace
 
 import pytest
-
 from fake_openai import FakeOpenAI
+from tests_support import REPLY_LETTER
+
 from ingest.build import build
 from kb.answer.answerer import Answerer
-from kb.core.citations import source_line
-from kb.core.guard import PLACEHOLDER
 from kb.answer.llm import LlmStrategy, clean_condensed, format_passages
 from kb.answer.tuning import Tuning
-from kb.models.llm import LlmClient
+from kb.core.citations import source_line
+from kb.core.guard import PLACEHOLDER
 from kb.core.records import Answer, Passage
 from kb.core.sentences import sentences
 from kb.core.settings import Settings
-from tests_support import REPLY_LETTER
+from kb.models.llm import LlmClient
 
 QUESTION = "专利质押贷款出了坏账谁兜底？"
 FAILED = "大模型服务暂时不可用"

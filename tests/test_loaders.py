@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kb.core.errors import LoadError
 from ingest.loaders import SUPPORTED_SUFFIXES, decode_text, load
 from ingest.ocr import OcrEngine, lines_from_boxes
+from kb.core.errors import LoadError
 
 MB = 1024 * 1024
 LIMIT = 30 * MB

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from web import render
 from kb.core.records import Answer, Citation, Document, DocumentMeta, Passage
+from web import render
 
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = "![x](http://evil.example/a.png)"

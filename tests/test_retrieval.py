@@ -9,14 +9,14 @@ import sys
 from dataclasses import replace
 
 import pytest
+from tests_support import REPLY_LETTER, REPO
 
 from ingest.build import build
-from kb.store.indexes import BM25, ROWS, VECTORS
-from kb.search.langchain import KbRetriever
+from kb.core.settings import Settings
 from kb.search.filters import Filters
 from kb.search.generation import Generation
-from kb.core.settings import Settings
-from tests_support import REPO, REPLY_LETTER
+from kb.search.langchain import KbRetriever
+from kb.store.indexes import BM25, ROWS, VECTORS
 
 HONGZE = ("huaian-hongze-2023-gov-info-report.pdf", "huaian-hongze-2024-gov-info-report.pdf")
 

@@ -9,14 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
-from kb.core.errors import AdminError, KbError, UploadError
 import web.service
 from ingest.build import build
-from web.service import Job, KnowledgeService, safe_file_name
+from kb.core.errors import AdminError, KbError, UploadError
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
-from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
+from web.service import Job, KnowledgeService, safe_file_name
 
 PASSWORD = "s3cret"
 

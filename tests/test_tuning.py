@@ -9,13 +9,13 @@ import math
 import re
 
 import pytest
+from tests_support import REPO, passage
 
 from kb.answer.llm import LlmStrategy
 from kb.answer.prompts import Prompts
 from kb.answer.tuning import Tuning
 from kb.answer.validation import validate
 from kb.core.sentences import sentence_spans
-from tests_support import REPO, passage
 
 # --- the values themselves
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from kb.answer.validation import validate
 from kb.core.guard import PLACEHOLDER, looks_like_instruction, neutralise
-from kb.core.tokenizer import Tokenizer
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
-from kb.answer.validation import validate
+from kb.core.tokenizer import Tokenizer
 
 # sentences 0, 1, 2
 LOAN = ("二是推动知识产权运用工作。"

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from kb.answer.compose import Draft
-from kb.core.guard import quotable
-from kb.core.tokenizer import Tokenizer
 from kb.answer.intent import Intent, has_value
 from kb.answer.tuning import Tuning
+from kb.core.guard import quotable
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
 from kb.core.text import squeeze
+from kb.core.tokenizer import Tokenizer
+
 
 @dataclass
 class Candidate:

@@ -15,7 +15,6 @@ from kb.answer.prompts import Prompts
 from kb.answer.tuning import Tuning
 from kb.answer.validation import validate
 from kb.core.citations import source_line
-from kb.core.errors import LlmError
 from kb.core.guard import neutralise
 from kb.core.records import Passage
 from kb.core.text import message_text, squeeze

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from kb.answer.tuning import Tuning
 from kb.core.guard import instruction_sentences, neutralise
-from kb.core.tokenizer import Tokenizer
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
+from kb.core.tokenizer import Tokenizer
 
 _NUMS = r"\d+(?:\s*[-–~～]\s*\d+|(?:\s*[,，、]\s*\d+)*)"
 _MARKER = re.compile(rf"\s*(?:\[\s*({_NUMS})\s*\]|【\s*({_NUMS})\s*】)")

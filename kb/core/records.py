@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from kb.core.profile import DocumentProfile
+
 
 @dataclass
 class DocumentMeta:
@@ -59,6 +61,7 @@ class Document:
     ocr_pages: list[int] = field(default_factory=list)
     encoding: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
+    profile: DocumentProfile = field(default_factory=DocumentProfile)  # level, region, dates, status
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Passage:
     source_path: str
     dense_score: float | None = None  # cosine similarity, when dense retrieval ran
     bm25_score: float | None = None
+    profile: DocumentProfile = field(default_factory=DocumentProfile)  # of the passage's document
 
     def to_json(self) -> dict:
         """The stable passage object of `python -m kb search --json` and the answer JSON."""
@@ -91,7 +95,14 @@ class Passage:
             "chunk_id": self.chunk_id, "doc_id": self.doc_id,
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
             "bm25_score": None if self.bm25_score is None else round(self.bm25_score, 6),
+            **profile_fields(self.profile),
         }
+
+
+def profile_fields(profile: DocumentProfile) -> dict:
+    """The document-profile fields every passage and citation carries in JSON."""
+    return {"level": profile.level, "region": list(profile.region), "effective_from": profile.effective_from,
+            "effective_until": profile.effective_until, "status": profile.status}
 
 
 @dataclass
@@ -110,11 +121,13 @@ class Citation:
     sentences: list[int]  # which of the passage's sentences (kb/sentences.py) the answer rests on
     spans: list[tuple[int, int]] = field(default_factory=list)  # their offsets in `text`, for highlighting
     doc_id: str = ""
+    profile: DocumentProfile = field(default_factory=DocumentProfile)
 
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["profile"]
         data["spans"] = [list(s) for s in self.spans]
-        return data
+        return {**data, **profile_fields(self.profile)}
 
 
 @dataclass

@@ -6,13 +6,12 @@ IPKB_<NAME> (e.g. IPKB_KB_DIR=/srv/ipkb/kb).
 """
 from __future__ import annotations
 
-
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from kb.core.errors import SettingsError
 
+from kb.core.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,10 @@ class Settings:
     llm_timeout: float = 30.0  # seconds; on timeout the extractive answer is shown with a notice
     llm_temperature: float = 0.1
     prompts_dir: Path = Path(__file__).resolve().parents[2] / "prompts"
+    # Place and validity: the asker's place when the question names none (e.g. "浙江省宁波市"; empty =
+    # no place unless the question names one), and the date statuses are computed for (empty = today).
+    region: str = ""
+    status_date: str = ""
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
     # Web app: knowledge-base management needs this password; empty = management off.

@@ -12,7 +12,6 @@ with a progress bar, so a rebuild after a small edit embeds only what changed.
 """
 from __future__ import annotations
 
-
 import base64
 import hashlib
 import sqlite3
@@ -27,7 +26,6 @@ from tqdm import tqdm
 
 from kb.core.errors import EmbeddingError
 from kb.core.settings import Settings
-
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ class Generation:
             if indexes.vectors is not None and indexes.vectors.dim != kb.manifest.dimension:
                 raise KbError(f"vector index in {kb.path} has dimension {indexes.vectors.dim}, manifest says "
                               f"{kb.manifest.dimension}: rebuild with `python -m ingest --rebuild`")
-            catalogue = Catalogue.load(kb, indexes.chunk_ids)
+            catalogue = Catalogue.load(kb, indexes.chunk_ids, settings.status_date)
         finally:
             kb.close()  # everything is in memory now
         models = models or SearchModels.load(settings)

@@ -2,8 +2,12 @@
 results, citations and the app's document list are made of."""
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
+
 from kb.core.records import Chunk, Document, Passage
 from kb.store.generations import KnowledgeBase
+from kb.store.status import resolve_statuses
 
 
 class Catalogue:
@@ -15,10 +19,16 @@ class Catalogue:
             self._by_doc.setdefault(chunk.doc_id, []).append(chunk)
 
     @classmethod
-    def load(cls, kb: KnowledgeBase, row_ids: list[str]) -> Catalogue:
-        """Everything in the generation's database, chunks in the order of the index rows."""
+    def load(cls, kb: KnowledgeBase, row_ids: list[str], as_of: str = "") -> Catalogue:
+        """Everything in the generation's database, chunks in the order of the index rows, each
+        document's status as of `as_of` (yyyy-mm-dd; default today): it depends on the date and on
+        the other documents (a later version supersedes, another document abolishes)."""
         by_id = {c.chunk_id: c for c in kb.chunks()}
-        return cls(kb.documents(), [by_id[cid] for cid in row_ids])
+        documents = kb.documents()
+        profiles = resolve_statuses([(d.doc_id, d.meta.title, d.profile) for d in documents],
+                                    as_of or dt.date.today().isoformat())
+        documents = [replace(d, profile=profiles[d.doc_id]) for d in documents]
+        return cls(documents, [by_id[cid] for cid in row_ids])
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -40,5 +50,5 @@ class Catalogue:
             rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
             title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
             doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
-            source=doc.file_name, source_path=doc.source_path,
+            source=doc.file_name, source_path=doc.source_path, profile=doc.profile,
         )

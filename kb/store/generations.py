@@ -16,7 +16,6 @@ No pickle anywhere.
 """
 from __future__ import annotations
 
-
 import fcntl
 import json
 import os
@@ -30,9 +29,10 @@ from pathlib import Path
 from typing import Iterator
 
 from kb.core.errors import KbError
+from kb.core.profile import DocumentProfile
 from kb.core.records import Chunk, Document, DocumentMeta
 
-FORMAT_VERSION = 2  # 2: search indexes and the embedder's dimension
+FORMAT_VERSION = 3  # 2: search indexes and the embedder's dimension; 3: document profiles
 MANIFEST = "manifest.json"
 DATABASE = "kb.sqlite"
 CURRENT = "current"
@@ -41,7 +41,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, source_path TEXT NOT NULL, file_name TEXT NOT NULL,
     kind TEXT NOT NULL, content_hash TEXT NOT NULL, meta TEXT NOT NULL, text TEXT NOT NULL,
-    page_count INTEGER NOT NULL, ocr_pages TEXT NOT NULL, encoding TEXT
+    page_count INTEGER NOT NULL, ocr_pages TEXT NOT NULL, encoding TEXT, profile TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
@@ -91,7 +91,7 @@ def _document_from_row(row: sqlite3.Row, chunks: list[Chunk]) -> Document:
         doc_id=row["doc_id"], source_path=row["source_path"], file_name=row["file_name"],
         kind=row["kind"], content_hash=row["content_hash"], meta=DocumentMeta(**json.loads(row["meta"])),
         text=row["text"], page_count=row["page_count"], ocr_pages=json.loads(row["ocr_pages"]),
-        encoding=row["encoding"], chunks=chunks,
+        encoding=row["encoding"], chunks=chunks, profile=DocumentProfile.from_json(json.loads(row["profile"])),
     )
 
 
@@ -171,10 +171,10 @@ class GenerationWriter:
     def put_document(self, doc: Document) -> None:
         self.delete_document(doc.doc_id)
         self.db.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.source_path, doc.file_name, doc.kind, doc.content_hash,
              json.dumps(doc.meta.to_dict(), ensure_ascii=False), doc.text, doc.page_count,
-             json.dumps(doc.ocr_pages), doc.encoding),
+             json.dumps(doc.ocr_pages), doc.encoding, json.dumps(doc.profile.to_json(), ensure_ascii=False)),
         )
         self.db.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
