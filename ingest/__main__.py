@@ -30,6 +30,10 @@ def inspect(path: Path, settings: Settings) -> int:
     print("\n== metadata")
     for name, value in dataclasses.asdict(doc.meta).items():
         print(f"  {name}: {value}")
+    print("\n== profile (status: as of the knowledge base, see `python -m kb search --json`)")
+    for name, value in doc.profile.to_json().items():
+        if name != "status":
+            print(f"  {name}: {value}")
     print("\n== cleaned text (page starts: " + ", ".join(f"p{n}@{o}" for o, n in clean.page_starts) + ")")
     print(doc.text)
     print(f"\n== {len(doc.chunks)} chunks")

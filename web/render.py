@@ -9,7 +9,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from kb.core.citations import pages_text
+from kb.core.citations import pages_text, profile_text
+from kb.core.profile import DocumentProfile
 from kb.core.records import Answer, Citation, Document, Passage
 
 CSS = """
@@ -19,6 +20,7 @@ CSS = """
 .ipkb-card mark { background: #fff2a8; padding: 0 1px; }
 .ipkb-refused { border-left: 4px solid #d46b08; background: #fff7e6; padding: 8px 12px; margin: 6px 0; }
 .ipkb-notice { border-left: 4px solid #1677ff; background: #e6f4ff; padding: 6px 12px; margin: 6px 0; }
+.ipkb-profile { color: #08979c; }
 .ipkb-n { display: inline-block; min-width: 1.6em; font-weight: bold; color: #1677ff; }
 """
 
@@ -45,8 +47,9 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _meta_line(title: str, doc_number: str | None, date: str | None, pages: list[int], section: list[str]) -> str:
-    parts = [f"《{e(title)}》"]
+def _meta_line(title: str, doc_number: str | None, date: str | None, pages: list[int], section: list[str],
+               profile: DocumentProfile) -> str:
+    parts = [f"《{e(title)}》", f'<span class="ipkb-profile">{e(profile_text(profile))}</span>']
     if doc_number:
         parts.append(e(doc_number))
     if date:
@@ -60,13 +63,13 @@ def _meta_line(title: str, doc_number: str | None, date: str | None, pages: list
 
 def citation_card(c: Citation, doc_id: str) -> str:
     return (f'<div class="ipkb-card" data-chunk="{e(c.chunk_id)}"><div class="src"><span class="ipkb-n">[{c.n}]</span>'
-            f'{_meta_line(c.title, c.doc_number, c.date, c.pages, c.section)} · {file_link(doc_id, c.source, c.pages)}'
+            f'{_meta_line(c.title, c.doc_number, c.date, c.pages, c.section, c.profile)} · {file_link(doc_id, c.source, c.pages)}'
             f'</div><div class="text">{highlighted(c.text, c.spans)}</div></div>')
 
 
 def passage_card(p: Passage, note: str = "") -> str:
     return (f'<div class="ipkb-card" data-chunk="{e(p.chunk_id)}"><div class="src"><span class="ipkb-n">#{p.rank}</span>'
-            f'{_meta_line(p.title, p.doc_number, p.date, p.pages, p.heading_path)} · '
+            f'{_meta_line(p.title, p.doc_number, p.date, p.pages, p.heading_path, p.profile)} · '
             f'{file_link(p.doc_id, p.source, p.pages)}{e(note)}</div><div class="text">{e(p.text)}</div></div>')
 
 
@@ -118,8 +121,9 @@ def job_status(message: str, fraction: float, running: bool, errors: list[str]) 
 
 def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:
     return [[d.meta.title, d.meta.doc_number or "", d.meta.issuer or "", d.meta.date or "", d.meta.doc_type,
-             d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0), d.file_name, d.doc_id]
+             d.profile.level, "".join(d.profile.region) or "未知", d.profile.status, d.profile.effective_from or "",
+             d.profile.effective_until or "", d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0), d.file_name, d.doc_id]
             for d in sorted(documents, key=lambda d: d.file_name)]
 
 
-DOCUMENT_HEADERS = ["标题", "发文字号", "发文机关", "成文日期", "类型", "页数", "OCR页", "分块数", "文件", "ID"]
+DOCUMENT_HEADERS = ["标题", "发文字号", "发文机关", "成文日期", "类型", "层级", "适用地区", "状态", "施行日期", "有效期至", "页数", "OCR页", "分块数", "文件", "ID"]

@@ -41,6 +41,7 @@ def compose(question: str, standalone: str, draft: Draft, passages: list[Passage
             n=n, text=passage.text, title=passage.title, doc_number=passage.doc_number, date=passage.date,
             pages=passage.pages, section=passage.heading_path, source=passage.source,
             chunk_id=passage.chunk_id, sentences=sentences, spans=spans, doc_id=passage.doc_id,
+            profile=passage.profile,
         ))
     sources = [f"[{c.n}] {source_line(p)}" for c, (p, _, _) in zip(citations, draft.cited)]
     return Answer(question=question, body=draft.text, refused=False, citations=citations, passages=passages,

@@ -3,6 +3,7 @@ citing the chunk that states it so people can check the original."""
 from __future__ import annotations
 
 from kb.answer.compose import Draft
+from kb.core.citations import chinese_date
 from kb.core.records import Passage
 from kb.core.sentences import sentence_spans
 from kb.core.text import squeeze
@@ -12,11 +13,6 @@ LABELS = {
     "issuer": "发文机关", "doc_number": "发文字号", "date": "成文日期", "printed_date": "印发日期",
     "addressee": "主送", "cc": "抄送", "contact": "联系人",
 }
-
-
-def chinese_date(iso: str) -> str:
-    y, m, d = (int(x) for x in iso.split("-"))
-    return f"{y}年{m}月{d}日"
 
 
 def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) -> Draft | None:
