@@ -25,11 +25,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eval.metrics import percentile, squeeze, supports  # noqa: E402
+from eval.metrics import percentile, supports  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
 from kb.answer.answerer import Answerer  # noqa: E402
 from kb.core.settings import Settings  # noqa: E402
+from kb.core.text import squeeze  # noqa: E402
 from kb.answer.validation import validate  # noqa: E402
 from large_kb import build_large  # noqa: E402
 

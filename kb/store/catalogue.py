@@ -40,5 +40,5 @@ class Catalogue:
             rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
             title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
             doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
-            source=doc.file_name, source_path=doc.source_path,
+            source=doc.file_name, source_path=doc.source_path, sentence_spans=list(chunk.sentences),
         )
