@@ -27,12 +27,13 @@ sys.path.insert(0, str(REPO))
 
 from large_kb import build_large  # noqa: E402
 
-from eval.metrics import percentile, squeeze, supports  # noqa: E402
+from eval.metrics import percentile, supports  # noqa: E402
 from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
 from kb.answer.answerer import Answerer  # noqa: E402
 from kb.answer.validation import validate  # noqa: E402
 from kb.core.settings import Settings  # noqa: E402
+from kb.core.text import squeeze  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.core.guard import answer_sentences
+from kb.core.guard import quotable_sentences
+from kb.core.sentences import sentence_spans
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import CachedEmbedder, E5Embeddings
@@ -39,7 +40,8 @@ def build_large(source: Path, target: Settings, size: int, cache: Path) -> float
             doc_id = f"{doc.doc_id}-{copy:04d}"
             mark = f"（副本{copy}）"
             chunks = [replace(c, chunk_id=f"{doc_id}-{c.ordinal}", doc_id=doc_id, text=c.text + mark,
-                              search_text=c.search_text + mark) for c in doc.chunks][: size - len(chunk_ids)]
+                              search_text=c.search_text + mark, sentences=sentence_spans(c.text + mark))
+                      for c in doc.chunks][: size - len(chunk_ids)]
             writer.put_document(replace(doc, doc_id=doc_id, source_path=f"{doc.source_path}#{copy}",
                                         file_name=f"{copy:04d}-{doc.file_name}", chunks=chunks))
             manifest.files[f"{doc.source_path}#{copy}"] = FileEntry(doc_id, doc.content_hash, 0)
@@ -48,11 +50,11 @@ def build_large(source: Path, target: Settings, size: int, cache: Path) -> float
                 vectors.append(noisy / np.linalg.norm(noisy))
                 chunk_ids.append(chunk.chunk_id)
                 tokens.append(tokenizer.tokens(chunk.search_text))
-                texts.append(chunk.text)
+                texts.append((chunk.text, chunk.sentences))
         copy += 1
     write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens)
     # as ingestion does: the extractive answerer's sentence vectors go into the cache
-    embedder.embed(list(dict.fromkeys(s for text in texts for s in answer_sentences(text))))
+    embedder.embed(list(dict.fromkeys(s for text, spans in texts for _, _, s in quotable_sentences(text, spans))))
     writer.commit()
     kb.close()
     embedder.close()

@@ -6,14 +6,11 @@ or they share a common substring of at least 60% of the evidence's length.
 from __future__ import annotations
 
 import math
-import re
 from difflib import SequenceMatcher
 
+from kb.core.text import squeeze
+
 SUPPORT_OVERLAP = 0.6
-
-
-def squeeze(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 def supports(passage: str, evidence: str) -> bool:

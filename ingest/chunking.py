@@ -15,11 +15,11 @@ from ingest.clean import table_flags
 from ingest.headings import detect_heading
 from ingest.records import CleanText
 from kb.core.records import Chunk
+from kb.core.sentences import sentence_spans
 
 TARGET_MIN = 300
 TARGET_MAX = 500
 CAP = 800
-_SENTENCE = re.compile(r".+?(?:[。！？!?；;][”’」』\"']*|$)", re.S)
 _SOFT_BREAK = re.compile(r"[，,、]")
 
 
@@ -92,8 +92,12 @@ def _units(text: str, para: _Para) -> list[_Unit]:
     if para.end - para.start <= CAP:
         return [_Unit(para.start, para.end, para)]
     units = []
-    for m in _SENTENCE.finditer(text, para.start, para.end):
-        start, end = m.start(), m.end()
+    # Pieces from one sentence end to the next (kb/core/sentences.py), so they cover the paragraph.
+    ends = [para.start + end for _, end in sentence_spans(text[para.start : para.end])]
+    if ends:
+        ends[-1] = para.end
+    start = para.start
+    for end in ends:
         while end - start > CAP:
             # Prefer a comma in the last third of the window for the forced cut.
             window = text[start + CAP * 2 // 3 : start + CAP]
@@ -103,6 +107,7 @@ def _units(text: str, para: _Para) -> list[_Unit]:
             start = cut
         if end > start:
             units.append(_Unit(start, end, para))
+        start = end
     return units
 
 
@@ -155,6 +160,7 @@ def chunk_document(doc_id: str, title: str, clean: CleanText) -> list[Chunk]:
                     end=end,
                     text=body,
                     search_text=f"{prefix}\n{body}",
+                    sentences=sentence_spans(body),
                 )
             )
     return chunks

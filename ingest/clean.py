@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ingest.headings import detect_heading
 from ingest.records import CleanText
+from kb.core.sentences import COLONS, ends_sentence
 
 # A line that is only a page number: "- 1 -", "—16—", "第 3 页", "第1页 共5页", "3/5".
 _PAGE_NUMBER = re.compile(
@@ -21,8 +22,6 @@ _PAGE_NUMBER = re.compile(
     r"|\d{1,4}\s*/\s*\d{1,4})$"
 )
 _BARE_NUMBER = re.compile(r"^\d{1,4}$")
-# Characters that end a sentence, optionally followed by closing quotes.
-_SENTENCE_END = re.compile(r"[。！？!?；;：:…][”’」』\"']*$")
 # Punctuation after which a sentence certainly goes on.
 _SOFT_END = re.compile(r"[，,、（(“‘《「『—-]$")
 _STARTS_WITH_CLOSING_PUNCT = re.compile(r"^[，,。、；;：:！？!?）)”’》」』]")
@@ -114,11 +113,11 @@ def _joins(prev: _Line, nxt: _Line, typical: float) -> bool:
         return True
     if detect_heading(nxt.text) or _SALUTATION.match(nxt.text) or _WHOLE_LINE_PARENTHESIS.match(prev.text):
         return False
-    if _SENTENCE_END.search(prev.text):
+    if ends_sentence(prev.text):
         # A colon at the end of a full hard-wrapped line ("电子邮箱：" + "hzz@…") goes on;
         # elsewhere it closes a salutation or introduces a list.
         wrapped = not nxt.blank_before and len(prev.text) >= 0.9 * typical
-        return prev.text[-1] in "：:" and wrapped
+        return prev.text[-1] in COLONS and wrapped
     if _SOFT_END.search(prev.text):
         return True
     if detect_heading(prev.text) and len(prev.text) < min(0.85 * typical, _MAX_JOIN_WIDTH):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kb.core.sentences import first_sentence_end
+
 CN_NUM = "一二三四五六七八九十百零〇两"
 
 # (rank, pattern); the first match wins, so more specific patterns come first.
@@ -30,7 +32,6 @@ ARTICLE = 4  # 第X条: the unit of laws and regulations
 _CLOSING = re.compile(r"^(下一步|最后|抄送)(?=[，,：:])")
 
 LABEL_MAX = 40
-_SENTENCE_END = re.compile(r"[。；;！？!?：:]")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Heading:
 
 def heading_label(line: str) -> str:
     """The heading's own words: up to its first sentence end, at most LABEL_MAX chars."""
-    m = _SENTENCE_END.search(line)
-    label = line[: m.start()] if m else line
+    end = first_sentence_end(line)
+    label = line if end is None else line[:end]
     return label.strip()[:LABEL_MAX]
 
 

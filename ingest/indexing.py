@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.core.guard import answer_sentences
+from kb.core.guard import quotable_sentences
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import CachedEmbedder
 from kb.store.generations import GenerationWriter
@@ -27,7 +27,8 @@ def index_generation(writer: GenerationWriter, embedder: CachedEmbedder, tokeniz
     chunks_embedded = embedder.embedded
     tokens = [tokenizer.tokens(c.search_text) for c in chunks]
     write_indexes(writer.path, [c.chunk_id for c in chunks], vectors, tokens)
-    # The extractive answerer compares sentences with the question: embed them now, into the
-    # cache, so answering never waits for the model.
-    embedder.embed(list(dict.fromkeys(s for c in chunks for s in answer_sentences(c.text))), progress=progress)
+    # The extractive answerer compares the quotable sentences of the stored spans with the question:
+    # embed exactly those now, into the cache, so answering never waits for the model.
+    sentences = (text for c in chunks for _, _, text in quotable_sentences(c.text, c.sentences))
+    embedder.embed(list(dict.fromkeys(sentences)), progress=progress)
     return IndexStats(int(vectors.shape[1]) if len(chunks) else 0, chunks_embedded, embedder.embedded)

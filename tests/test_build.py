@@ -171,19 +171,24 @@ def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply
 
 def test_a_knowledge_base_of_an_older_format_is_rebuilt_not_fatal(tmp_path, reply_letter_text, embed_cache):
     import json
+    import sqlite3
 
     from kb.core.errors import KbError
-    from kb.store.generations import MANIFEST
+    from kb.store.generations import DATABASE, FORMAT_VERSION, MANIFEST
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "答复.txt").write_text(reply_letter_text, encoding="utf-8")
     settings = _settings(tmp_path, embed_cache=embed_cache)
     build([corpus], settings, progress=False)
+    # as format 2 wrote it: no sentence spans stored with the chunks
+    with sqlite3.connect(current_generation(settings.kb_dir) / DATABASE) as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN sentences")
     manifest = current_generation(settings.kb_dir) / MANIFEST
-    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 1}))
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": FORMAT_VERSION - 1}))
     with pytest.raises(KbError, match="rebuild with `python -m ingest --rebuild`"):
         open_kb(settings.kb_dir)
     report = build([corpus], settings, progress=False)
     assert report.count("ok") == 1 and "building a new one" in report.summary()
     assert open_kb(settings.kb_dir).count() == (1, 15)
+    assert all(chunk.sentences for chunk in open_kb(settings.kb_dir).chunks())

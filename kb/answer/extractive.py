@@ -24,9 +24,8 @@ import numpy as np
 from kb.answer.compose import Draft
 from kb.answer.intent import Intent, has_value
 from kb.answer.tuning import Tuning
-from kb.core.guard import quotable
+from kb.core.guard import quotable_sentences
 from kb.core.records import Passage
-from kb.core.sentences import sentence_spans
 from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 
@@ -86,9 +85,8 @@ class ExtractiveAnswerer:
         out = []
         for passage in [p for p in passages if self._about(p, places)][: self._passages_used]:
             heading = set(self._tokenizer.tokens(" ".join([passage.title, *passage.heading_path])))
-            for index, (start, end) in enumerate(sentence_spans(passage.text)):
-                text = passage.text[start:end]
-                if not quotable(text) or squeeze(text) in squeeze(passage.title):
+            for index, (start, end), text in quotable_sentences(passage.text, passage.sentence_spans):
+                if squeeze(text) in squeeze(passage.title):
                     continue  # a title line is not an answer
                 tokens = set(self._tokenizer.tokens(text))
                 coverage = self._coverage(weights, tokens)

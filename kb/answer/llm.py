@@ -24,17 +24,19 @@ from kb.models.llm import LlmClient
 log = logging.getLogger(__name__)
 
 
-def _data(text: str) -> str:
-    """Document text as the model reads it: instruction-like sentences replaced, and no <<< or >>>
-    inside that could end the passage's frame early."""
+def _data(text: str, spans: list[tuple[int, int]] | None = None) -> str:
+    """Document text as the model reads it: instruction-like sentences (of `spans`, a passage's
+    stored ones, else the splitter's) replaced, and no <<< or >>> inside that could end the
+    passage's frame early."""
     return re.sub(r"<{3,}|>{3,}", lambda m: "‹" * len(m.group()) if m.group()[0] == "<" else "›" * len(m.group()),
-                  neutralise(text))
+                  neutralise(text, spans))
 
 
 def format_passages(passages: list[Passage]) -> str:
     """Numbered passages; instruction-like sentences are replaced before the model sees them
     (in the source line too: a title can come from a file's first line or its name)."""
-    return "\n\n".join(f"【{i}】{_data(source_line(p))}\n<<<\n{_data(p.text)}\n>>>" for i, p in enumerate(passages, 1))
+    return "\n\n".join(f"【{i}】{_data(source_line(p))}\n<<<\n{_data(p.text, p.sentence_spans)}\n>>>"
+                       for i, p in enumerate(passages, 1))
 
 
 _CONDENSE_LABEL = re.compile(r"^(?:改写后的问题|改写后|问题|独立问题|standalone question)\s*[:：]\s*", re.IGNORECASE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from kb.answer.compose import Draft
 from kb.core.citations import chinese_date
 from kb.core.records import Passage
-from kb.core.sentences import sentence_spans
 from kb.core.text import squeeze
 from kb.store.catalogue import Catalogue
 
@@ -32,7 +31,7 @@ def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) ->
             continue
         passage = next((p for p in passages if p.chunk_id == chunk.chunk_id), None)
         passage = passage or catalogue.passage_for(chunk, rank=len(passages) + 1)
-        spans = sentence_spans(chunk.text)
+        spans = chunk.sentences
         indices = [i for i, (s, e) in enumerate(spans) if needle in squeeze(chunk.text[s:e])]
         text = f"《{doc.meta.title}》的{LABELS[field]}：{shown}。[1]"
         return Draft(text, [(passage, indices, [spans[i] for i in indices])])

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from kb.answer.tuning import Tuning
 from kb.core.guard import instruction_sentences, neutralise
 from kb.core.records import Passage
-from kb.core.sentences import sentence_spans
+from kb.core.sentences import SENTENCE_END, sentence_spans
+from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 
 _NUMS = r"\d+(?:\s*[-–~～]\s*\d+|(?:\s*[,，、]\s*\d+)*)"
@@ -33,7 +34,7 @@ _MARKERS = re.compile(rf"(?:{_MARKER.pattern})+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CN_DIGITS = {"0": "零〇", "1": "一", "2": "二两", "3": "三", "4": "四", "5": "五", "6": "六", "7": "七", "8": "八",
               "9": "九", "10": "十"}
-_END = "。.！!？?；;"
+_END = SENTENCE_END + "."  # what ends an answer sentence: an LLM may also write a full stop
 
 
 @dataclass
@@ -59,10 +60,6 @@ def _numbers(match: re.Match[str]) -> list[int]:
     return out
 
 
-def _squeeze(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
 def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: Tuning = Tuning()) -> Validated:
     """`passages[i]` is [i+1] in the answer; `tuning.support` is the share of terms a passage must hold."""
     removed: list[int] = []
@@ -81,7 +78,7 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
         claim = text[start:end]
         numbers = list(dict.fromkeys(n for m in _MARKER.finditer(claim) for n in _numbers(m)))
         bare = _MARKER.sub("", claim).strip()
-        if len(_squeeze(bare)) < 4:
+        if len(squeeze(bare)) < 4:
             continue
         if not numbers:
             result.flags.append(f"no citation: {bare}")
@@ -133,7 +130,7 @@ def _terms(text: str, tokenizer: Tokenizer) -> set[str]:
 
 
 def _figures(text: str) -> set[str]:
-    return {n.lstrip("0") or "0" for n in _NUMBER.findall(_squeeze(text).replace(",", ""))}
+    return {n.lstrip("0") or "0" for n in _NUMBER.findall(squeeze(text).replace(",", ""))}
 
 
 def _context(passage: Passage) -> str:
@@ -145,7 +142,7 @@ def _context(passage: Passage) -> str:
 def _facts_hold(claim: str, source: str, tokenizer: Tokenizer) -> bool:
     """Every number the claim states is stated by the source; every place it names is named there."""
     stated = _figures(source)
-    squeezed_claim = _squeeze(claim).replace(",", "")
+    squeezed_claim = squeeze(claim).replace(",", "")
     for match in _NUMBER.finditer(squeezed_claim):
         figure = match.group().lstrip("0") or "0"
         if figure in stated:
@@ -154,7 +151,7 @@ def _facts_hold(claim: str, source: str, tokenizer: Tokenizer) -> bool:
         unit = squeezed_claim[match.end():match.end() + 1]
         if not (unit and any(digit + unit in source for digit in _CN_DIGITS.get(figure, ""))):
             return False
-    squeezed = _squeeze(source)
+    squeezed = squeeze(source)
     for place in tokenizer.places(claim):
         stem = place[:-1] if len(place) > 2 and place[-1] in "省市区县镇" else place
         if stem not in squeezed:
@@ -165,17 +162,17 @@ def _facts_hold(claim: str, source: str, tokenizer: Tokenizer) -> bool:
 def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
              support: float) -> tuple[bool, list[int], list[tuple[int, int]]]:
     """Whether the passage supports the claim, and which of its sentences do."""
-    squeezed = _squeeze(claim.rstrip(_END))
+    squeezed = squeeze(claim.rstrip(_END))
     context = _context(passage)
     terms = _terms(claim, tokenizer)
     around = set(tokenizer.tokens(context))
     found: list[tuple[float, int, tuple[int, int]]] = []
-    spans = sentence_spans(passage.text)
-    for index, ((start, end), planted) in enumerate(zip(spans, instruction_sentences(passage.text))):
+    spans = passage.sentence_spans
+    for index, ((start, end), planted) in enumerate(zip(spans, instruction_sentences(passage.text, spans))):
         if planted:
             continue
         sentence = passage.text[start:end]
-        if len(squeezed) >= 4 and squeezed in _squeeze(sentence):
+        if len(squeezed) >= 4 and squeezed in squeeze(sentence):
             found.append((2.0, index, (start, end)))  # quoted outright
             continue
         if terms:
@@ -185,7 +182,7 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
     found.sort(key=lambda f: -f[0])
     if found and found[0][0] == 2.0:
         return True, [found[0][1]], [found[0][2]]
-    text = _data_text(passage.text)
+    text = _data_text(passage)
     facts = _facts_hold(claim, f"{context} {text}", tokenizer)
     if found:
         return facts, [i for _, i, _ in found[:3]], [s for _, _, s in found[:3]]
@@ -197,12 +194,12 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
 def _supported_together(claim: str, passages: list[Passage], tokenizer: Tokenizer, support: float) -> bool:
     """A sentence that joins facts from several cited passages ("……[1][3]")."""
     terms = _terms(claim, tokenizer)
-    source = " ".join(f"{_context(p)} {_data_text(p.text)}" for p in passages)
+    source = " ".join(f"{_context(p)} {_data_text(p)}" for p in passages)
     return bool(terms) and len(terms & set(tokenizer.tokens(source))) / len(terms) >= support \
         and _facts_hold(claim, source, tokenizer)
 
 
-def _data_text(text: str) -> str:
+def _data_text(passage: Passage) -> str:
     """The passage without its instruction-like sentences."""
-    return " ".join(text[s:e] for (s, e), planted in zip(sentence_spans(text), instruction_sentences(text))
-                    if not planted)
+    text, spans = passage.text, passage.sentence_spans
+    return " ".join(text[s:e] for (s, e), planted in zip(spans, instruction_sentences(text, spans)) if not planted)

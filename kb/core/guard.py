@@ -40,26 +40,28 @@ _INSTRUCTION = re.compile(f"{_CN}|{_EN}", re.IGNORECASE)
 # the payload of an instruction, when it stands in the sentence after one: "回答：宁波市……"
 _PAYLOAD = re.compile(r"^\s*(?:请)?(?:回答|回复|输出|说|answer|reply|say|respond)\s*[:：]", re.IGNORECASE)
 PLACEHOLDER = "[此处疑似指令文本，已略去]"
+Span = tuple[int, int]  # (start, end) of a sentence in its text
 
 
 def looks_like_instruction(sentence: str) -> bool:
     return bool(_INSTRUCTION.search(sentence))
 
 
-def instruction_sentences(text: str) -> list[bool]:
-    """For each sentence of `text` (kb/sentences.py), whether it is instruction-like or the
-    payload ("回答：……") of the instruction just before it."""
+def instruction_sentences(text: str, spans: list[Span] | None = None) -> list[bool]:
+    """For each sentence of `text` (`spans`, else kb/core/sentences.py's), whether it is
+    instruction-like or the payload ("回答：……") of the instruction just before it."""
     out: list[bool] = []
-    for start, end in sentence_spans(text):
+    for start, end in sentence_spans(text) if spans is None else spans:
         sentence = text[start:end]
         out.append(looks_like_instruction(sentence) or (bool(out) and out[-1] and bool(_PAYLOAD.search(sentence))))
     return out
 
 
-def neutralise(text: str) -> str:
+def neutralise(text: str, spans: list[Span] | None = None) -> str:
     """The text with every instruction-like sentence replaced by a placeholder."""
+    spans = sentence_spans(text) if spans is None else spans
     out, last = [], 0
-    for (start, end), flagged in zip(sentence_spans(text), instruction_sentences(text)):
+    for (start, end), flagged in zip(spans, instruction_sentences(text, spans)):
         if flagged:
             out += [text[last:start], PLACEHOLDER]
             last = end
@@ -72,5 +74,11 @@ def quotable(sentence: str) -> bool:
     return len(sentence) >= 4 and not looks_like_instruction(sentence)
 
 
-def answer_sentences(text: str) -> list[str]:
-    return [text[s:e] for s, e in sentence_spans(text) if quotable(text[s:e])]
+def quotable_sentences(text: str, spans: list[Span]) -> list[tuple[int, Span, str]]:
+    """(index, span, sentence) of each quotable sentence of a chunk's or passage's text, given its
+    stored spans (Chunk.sentences, Passage.sentence_spans).
+
+    The embedding-cache contract: ingestion (ingest/indexing.py) embeds exactly these sentences,
+    and the extractive answerer looks up the vectors of these sentences, never of others."""
+    return [(index, (start, end), text[start:end]) for index, (start, end) in enumerate(spans)
+            if quotable(text[start:end])]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from kb.core.profile import DocumentProfile
+from kb.core.sentences import sentence_spans
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Chunk:
     end: int
     text: str  # what people read: the cleaned original
     search_text: str  # what BM25 reads: title and heading path, then text (the embedder reads `text`)
+    # (start, end) in `text` of each sentence (kb/core/sentences.py), split once at ingestion: the
+    # sentences answers quote and whose vectors ingestion puts in the embedding cache
+    sentences: list[tuple[int, int]]
 
 
 @dataclass
@@ -85,6 +89,13 @@ class Passage:
     dense_score: float | None = None  # cosine similarity, when dense retrieval ran
     bm25_score: float | None = None
     profile: DocumentProfile = field(default_factory=DocumentProfile)  # of the passage's document
+    # the chunk's stored sentences (Chunk.sentences, filled by Catalogue.passage_for); a passage
+    # made by hand without them gets the splitter's. Not part of the JSON contract.
+    sentence_spans: list[tuple[int, int]] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.sentence_spans is None:
+            self.sentence_spans = sentence_spans(self.text)
 
     def to_json(self) -> dict:
         """The stable passage object of `python -m kb search --json` and the answer JSON."""

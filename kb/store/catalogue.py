@@ -51,4 +51,5 @@ class Catalogue:
             title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
             doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
             source=doc.file_name, source_path=doc.source_path, profile=doc.profile,
+            sentence_spans=list(chunk.sentences),
         )

@@ -5,7 +5,7 @@ Layout:
     .kb/
       current -> gen-20261128-073000-1a2b   symlink, swapped atomically after a build
       gen-…/manifest.json                   format version, embedder, per-file hashes
-      gen-…/kb.sqlite                       documents, chunks
+      gen-…/kb.sqlite                       documents, chunks (with their sentence spans)
       gen-…/rows.json, vectors.faiss, bm25.json   search indexes (kb/indexes.py)
       embed-cache.sqlite                    embeddings by (embedder, text hash), kept across builds
       build.lock                            one build at a time
@@ -32,7 +32,7 @@ from kb.core.errors import KbError
 from kb.core.profile import DocumentProfile
 from kb.core.records import Chunk, Document, DocumentMeta
 
-FORMAT_VERSION = 3  # 2: search indexes and the embedder's dimension; 3: document profiles
+FORMAT_VERSION = 3  # 2: search indexes and the embedder's dimension; 3: document profiles, chunks' sentence spans
 MANIFEST = "manifest.json"
 DATABASE = "kb.sqlite"
 CURRENT = "current"
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL, heading_path TEXT NOT NULL, pages TEXT NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, search_text TEXT NOT NULL
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, search_text TEXT NOT NULL,
+    sentences TEXT NOT NULL  -- JSON [[start, end], …]: the chunk's sentences, offsets in text
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ordinal);
 """
@@ -83,6 +84,7 @@ def _chunk_from_row(row: sqlite3.Row) -> Chunk:
         chunk_id=row["chunk_id"], doc_id=row["doc_id"], ordinal=row["ordinal"],
         heading_path=json.loads(row["heading_path"]), pages=json.loads(row["pages"]),
         start=row["start"], end=row["end"], text=row["text"], search_text=row["search_text"],
+        sentences=[(start, end) for start, end in json.loads(row["sentences"])],
     )
 
 
@@ -177,9 +179,10 @@ class GenerationWriter:
              json.dumps(doc.ocr_pages), doc.encoding, json.dumps(doc.profile.to_json(), ensure_ascii=False)),
         )
         self.db.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(c.chunk_id, c.doc_id, c.ordinal, json.dumps(c.heading_path, ensure_ascii=False),
-              json.dumps(c.pages), c.start, c.end, c.text, c.search_text) for c in doc.chunks],
+              json.dumps(c.pages), c.start, c.end, c.text, c.search_text, json.dumps(c.sentences))
+             for c in doc.chunks],
         )
 
     def chunks(self) -> list[Chunk]:

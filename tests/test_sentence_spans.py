@@ -1,0 +1,103 @@
+"""Sentences are split once, at ingestion, and stored with the chunk: the answerer quotes the
+stored spans and finds their vectors in the embedding cache that ingestion filled."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+
+import pytest
+from tests_support import REPLY_LETTER, REPO
+
+from ingest.build import build
+from kb.answer.answerer import Answerer
+from kb.core.guard import quotable_sentences
+from kb.core.sentences import COLONS, SENTENCE_END, ends_sentence, first_sentence_end, sentence_spans
+from kb.core.settings import Settings
+from kb.store.catalogue import Catalogue
+from kb.store.generations import DATABASE, current_generation, open_kb
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    """The sample letter built with an embedding cache of its own: only the build has filled it."""
+    corpus = tmp_path_factory.mktemp("corpus")
+    shutil.copy(REPLY_LETTER, corpus)
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"),
+                       embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
+    assert not build([corpus], settings, progress=False).failed
+    return settings
+
+
+def test_every_sentence_end_is_said_in_one_place():
+    for mark in SENTENCE_END:
+        assert sentence_spans(f"甲乙丙{mark}丁戊己") == [(0, 4), (4, 7)], mark
+        assert ends_sentence(f"甲乙丙{mark}") and ends_sentence(f"甲乙丙{mark}”")
+        assert first_sentence_end(f"甲乙{mark}丙") == 2
+    for colon in COLONS:  # a colon ends a line (a salutation, a lead-in), not a quotable sentence
+        assert sentence_spans(f"联系人{colon}张三") == [(0, 6)]
+        assert ends_sentence(f"刘正义委员{colon}") and not ends_sentence(f"刘正义委员{colon}", colon=False)
+        assert first_sentence_end(f"一、总体情况{colon}主动公开") == 6
+    assert ends_sentence("等等……") and sentence_spans("等等……然后") == [(0, 6)]
+    assert not ends_sentence("推动发明专利被侵权保险，") and first_sentence_end("一、总体情况") is None
+
+
+def test_the_spans_stored_in_kb_sqlite_are_the_splitters(settings):
+    with sqlite3.connect(current_generation(settings.kb_dir) / DATABASE) as db:
+        rows = db.execute("SELECT text, sentences FROM chunks ORDER BY doc_id, ordinal").fetchall()
+    assert len(rows) == 15
+    for text, stored in rows:
+        assert [tuple(span) for span in json.loads(stored)] == sentence_spans(text)
+    kb = open_kb(settings.kb_dir)
+    try:  # read back as records: the chunk's and its passage's spans are the stored ones
+        chunks = kb.chunks()
+        catalogue = Catalogue(kb.documents(), chunks)
+        for chunk in chunks:
+            assert chunk.sentences == sentence_spans(chunk.text) and len(chunk.sentences) >= 1
+            assert catalogue.passage_for(chunk).sentence_spans == chunk.sentences
+            assert "sentence_spans" not in catalogue.passage_for(chunk).to_json()
+    finally:
+        kb.close()
+
+
+def test_answering_finds_every_quotable_sentence_vector_in_the_cache(settings):
+    """The cache holds what the build put there: answering must never embed a sentence."""
+    answerer = Answerer.open(settings)
+    cache = answerer._sentence_cache
+    requested: list[str] = []
+    misses: list[int] = []
+    embed = cache._embed
+
+    def counting(texts, progress=False):
+        vectors = embed(texts, progress)
+        requested.extend(texts)
+        misses.append(cache.embedded)
+        return vectors
+
+    def no_model():
+        pytest.fail("the answerer loaded the model for sentence vectors: a sentence was not in the cache")
+
+    cache._embed, cache._load = counting, no_model
+    try:
+        # every quotable sentence of every stored chunk is there, read as the answerer reads passages
+        passages = [answerer.generation.catalogue.passage_for(c) for c in answerer.generation.catalogue.chunks]
+        quotable = [text for p in passages for _, _, text in quotable_sentences(p.text, p.sentence_spans)]
+        assert len(quotable) > 50
+        cache.embed(quotable)
+        assert misses == [0]
+        # and answering the sample test set asks only for those
+        questions = [json.loads(line)["question"]
+                     for line in (REPO / "eval" / "testsets" / "sample.jsonl").read_text(encoding="utf-8").splitlines()
+                     if line.strip()]
+        requested.clear()
+        misses.clear()
+        for question in questions:
+            answerer.answer(question)
+        answerer.answer("那保险呢？", history=[{"role": "user", "content": "专利质押贷款出了坏账谁兜底？"}])
+    finally:
+        answerer.close()
+    assert len(misses) > len(questions) // 2, "the extractive answerer compared too few sentences with questions"
+    assert sum(misses) == 0
+    assert set(requested) <= set(quotable)
+
