@@ -89,13 +89,13 @@ class Passage:
     dense_score: float | None = None  # cosine similarity, when dense retrieval ran
     bm25_score: float | None = None
     profile: DocumentProfile = field(default_factory=DocumentProfile)  # of the passage's document
-    # the chunk's stored sentences (Chunk.sentences, filled by Catalogue.passage_for); a passage
-    # made by hand without them gets the splitter's. Not part of the JSON contract.
-    sentence_spans: list[tuple[int, int]] = None  # type: ignore[assignment]
+    # the sentences of `text`: the splitter's, or the chunk's stored ones (Catalogue.passage_for sets
+    # them). Not an __init__ argument, so `dataclasses.replace(p, text=…)` never keeps stale spans.
+    # Not part of the JSON contract.
+    sentence_spans: list[tuple[int, int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.sentence_spans is None:
-            self.sentence_spans = sentence_spans(self.text)
+        self.sentence_spans = sentence_spans(self.text)
 
     def to_json(self) -> dict:
         """The stable passage object of `python -m kb search --json` and the answer JSON."""

@@ -46,10 +46,11 @@ class Catalogue:
 
     def passage_for(self, chunk: Chunk, rank: int = 0, score: float = 0.0) -> Passage:
         doc = self.documents[chunk.doc_id]
-        return Passage(
+        passage = Passage(
             rank=rank, score=score, chunk_id=chunk.chunk_id, doc_id=doc.doc_id, text=chunk.text,
             title=doc.meta.title, doc_number=doc.meta.doc_number, issuer=doc.meta.issuer, date=doc.meta.date,
             doc_type=doc.meta.doc_type, pages=list(chunk.pages), heading_path=list(chunk.heading_path),
             source=doc.file_name, source_path=doc.source_path, profile=doc.profile,
-            sentence_spans=list(chunk.sentences),
         )
+        passage.sentence_spans = list(chunk.sentences)  # as stored at ingestion
+        return passage
