@@ -30,7 +30,7 @@ def answer_all(answerer: Answerer, questions: list[Question], label: str, progre
                show_bar: bool) -> list[dict]:
     results = []
     for i, q in enumerate(tqdm(questions, desc=label, unit="q", disable=not show_bar, file=sys.stderr)):
-        results.append(answerer.answer(q.question).to_json())
+        results.append(answerer.answer(q.question, history=q.history, region=q.region).to_json())
         if progress:
             progress(i + 1, len(questions), label)
     return results

@@ -46,6 +46,13 @@ def aggregate(questions: list[Question], results: list[dict]) -> dict:
             "by_kind": {k: mean([float(s["refused"]) for s in unanswerable if (s["kind"] or "unanswerable") == k])
                         for k in kinds},
         },
+        "answerable_by_kind": {
+            k: {"questions": len(group), "hit@5": mean([s["hit@5"] for s in group]),
+                "keypoint_recall": mean([s["keypoint_recall"] for s in group]),
+                "refused": sum(s["refused"] for s in group)}
+            for k in sorted({s["kind"] or "answerable" for s in answerable})
+            for group in [[s for s in answerable if (s["kind"] or "answerable") == k]]
+        },
         "latency_ms": {
             stage: {"p50": percentile([r["timings_ms"][stage] for r in results], 50),
                     "p95": percentile([r["timings_ms"][stage] for r in results], 95)}

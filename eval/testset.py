@@ -16,6 +16,8 @@ class Question:
     evidence: list[str] = field(default_factory=list)
     keypoints: list[str] = field(default_factory=list)
     kind: str = ""
+    region: str = ""  # the asker's place, when the question leaves it to the conversation ("我们这边…")
+    history: list[dict] = field(default_factory=list)  # earlier messages, for a follow-up
 
 
 def load_testset(path: Path) -> list[Question]:
@@ -28,7 +30,8 @@ def load_testset(path: Path) -> list[Question]:
             raw = json.loads(line)
             q = Question(id=str(raw["id"]), question=str(raw["question"]), answerable=bool(raw["answerable"]),
                          evidence=list(raw.get("evidence", [])), keypoints=list(raw.get("keypoints", [])),
-                         kind=str(raw.get("kind", "")))
+                         kind=str(raw.get("kind", "")), region=str(raw.get("region") or ""),
+                         history=list(raw.get("history") or []))
         except (ValueError, KeyError, TypeError) as exc:
             raise BadTestSetError(f"{path}, line {number}: not a test-set question ({type(exc).__name__}: {exc})") from None
         if q.id in seen:

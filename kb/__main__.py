@@ -22,6 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from kb.answer.answerer import Answerer  # noqa: E402
 from kb.core.citations import source_line  # noqa: E402
 from kb.core.errors import IpkbError  # noqa: E402
+from kb.core.places import Places  # noqa: E402
+from kb.core.profile import LEVELS, STATUSES  # noqa: E402
 from kb.core.settings import load_settings  # noqa: E402
 from kb.search.filters import Filters  # noqa: E402
 from kb.search.generation import Generation  # noqa: E402
@@ -33,20 +35,26 @@ def _settings(args: argparse.Namespace):
     return dataclasses.replace(settings, kb_dir=args.kb) if args.kb else settings
 
 
-def _filters(args: argparse.Namespace) -> Filters:
+def _filters(args: argparse.Namespace, places: Places | None = None) -> Filters:
+    region: tuple[str, ...] = ()
+    if args.command == "search" and args.region:  # `ask` takes the asker's place instead (the question may name another)
+        region = (places or Places()).normalise(args.region) or ()
+        if not region:
+            raise IpkbError(f"unknown place: {args.region}")
     return Filters(doc_types=tuple(args.type), issuers=tuple(args.issuer), date_from=args.date_from,
-                   date_to=args.date_to, files=tuple(args.file))
+                   date_to=args.date_to, files=tuple(args.file), levels=tuple(args.level),
+                   statuses=tuple(args.status), region=region)
 
 
 def _ask(args: argparse.Namespace) -> int:
     answerer = Answerer.open(_settings(args))
     try:
         if args.json:
-            result = answerer.answer(args.question, filters=_filters(args))
+            result = answerer.answer(args.question, filters=_filters(args), region=args.region or "")
             print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
             return 0
         result = None
-        for event in answerer.stream(args.question, filters=_filters(args)):
+        for event in answerer.stream(args.question, filters=_filters(args), region=args.region or ""):
             if isinstance(event, str):
                 print(event, end="", flush=True)  # LLM answers stream
             else:
@@ -100,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--from", dest="date_from", help="成文日期 on or after, yyyy-mm-dd")
         command.add_argument("--to", dest="date_to", help="成文日期 on or before, yyyy-mm-dd")
         command.add_argument("--file", action="append", default=[], help="file name or document id (repeatable)")
+        command.add_argument("--level", action="append", default=[], choices=LEVELS, help="document level (repeatable)")
+        command.add_argument("--status", action="append", default=[], choices=STATUSES,
+                             help="document status, e.g. 现行有效 (repeatable)")
+        command.add_argument("--region", help="the asker's place, e.g. 宁波市: documents that apply there")
     args = parser.parse_args(argv)
     if args.command == "search" and args.k < 1:
         parser.error("--k must be at least 1")

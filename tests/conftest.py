@@ -46,3 +46,27 @@ def tokenizer():
     from kb.core.tokenizer import Tokenizer
 
     return Tokenizer()
+
+
+@pytest.fixture(scope="session")
+def policies_settings(tmp_path_factory, embed_cache):
+    """The bundled corpus (data/corpus: the letter and 17 policy documents), built once per session."""
+    from dataclasses import replace
+
+    from ingest.build import build
+    from kb.core.settings import Settings
+
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
+                       status_date="2026-11-30")
+    report = build([Path(__file__).resolve().parents[1] / "data" / "corpus"], settings, progress=False)
+    assert not report.failed, report.summary()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def policies_answerer(policies_settings):
+    from kb.answer.answerer import Answerer
+
+    answerer = Answerer.open(policies_settings)
+    yield answerer
+    answerer.close()

@@ -17,12 +17,20 @@ import logging
 import time
 from collections.abc import Generator, Iterator
 
-from kb.answer.compose import Draft, compose
+from kb.answer.compose import Draft, compose, refusal
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.intent import analyse, is_follow_up, last_user_question
 from kb.answer.llm import LlmStrategy
 from kb.answer.metadata import metadata_draft
 from kb.answer.prompts import Prompts
+from kb.answer.scope import (
+    NOTICE_OTHER_YEAR,
+    NOTICE_UNMENTIONED,
+    off_year,
+    question_scope,
+    unmentioned_terms,
+    validity_notices,
+)
 from kb.answer.tuning import Tuning
 from kb.core.errors import LlmError
 from kb.core.records import Answer, Passage
@@ -79,17 +87,21 @@ class Answerer:
         self._sentence_cache.close()
 
     # --- the entry points
-    def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None) -> Answer:
+    def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
+               region: str = "") -> Answer:
         result = None
-        for event in self.stream(question, history, filters):
+        for event in self.stream(question, history, filters, region):
             if isinstance(event, Answer):
                 result = event
         assert result is not None
         return result
 
-    def stream(self, question: str, history: list[dict] | None = None,
-               filters: Filters | None = None) -> Iterator[str | Answer]:
-        """Text deltas as the answer is written (LLM), then the final, validated Answer."""
+    def stream(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
+               region: str = "") -> Iterator[str | Answer]:
+        """Text deltas as the answer is written (LLM), then the final, validated Answer.
+
+        `region`: the asker's place ("宁波市", "广州市南沙区"), used when the question names none;
+        default: the `region` setting."""
         start = time.perf_counter()
         question = (question or "").strip()
         if not question or len(question) > self.settings.max_question_chars:
@@ -100,11 +112,27 @@ class Answerer:
             return
         notices: list[str] = []
         standalone = self._standalone(question, history, notices)
+        catalogue = self.generation.catalogue
+        scope = question_scope(standalone, history, filters, region or self.settings.region, catalogue,
+                               self.generation.models.places)
+        notices += scope.notices
         passages = self.retriever.search(standalone, k=max(self.tuning.min_retrieved, self.settings.top_k),
-                                         filters=filters, mode=self.settings.retrieval_mode)
+                                         filters=scope.filters, mode=self.settings.retrieval_mode)
+        passages, other_year = off_year(standalone, passages, catalogue)
         retrieved = time.perf_counter()
-        draft, by = yield from self._draft(question, standalone, passages, notices)
+        if scope.refusal or other_year:
+            if other_year:
+                notices.append(NOTICE_OTHER_YEAR.format(year=other_year))
+            draft, by = refusal(scope.refusal or f"no document covers {other_year}"), "extractive"
+        else:
+            draft, by = yield from self._draft(question, standalone, passages, notices)
+        if not draft.refused:
+            missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
+                                        self.generation.models.tokenizer, self.generation.models.places)
+            if missing:  # "商标质押可以吗？" answered with what the documents say, saying they never name it
+                draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
+        answer.notices += [n for n in validity_notices(answer.citations) if n not in answer.notices]
         done = time.perf_counter()
         answer.timings_ms = {"retrieve": (retrieved - start) * 1000, "answer": (done - retrieved) * 1000,
                              "total": (done - start) * 1000}
@@ -140,7 +168,7 @@ class Answerer:
                 log.warning("LLM failed, falling back to extractive: %s", exc)
                 _notice_llm_failed(notices, exc)
         context = standalone if standalone != question else ""
-        return self.extractive.answer(question, intent, passages, context=context), "extractive"
+        return self.extractive.answer(question, intent, passages, context=context, check_places=False), "extractive"
 
 
 def _notice_llm_failed(notices: list[str], exc: LlmError) -> None:

@@ -75,13 +75,16 @@ class ExtractiveAnswerer:
             self._document_text(passage.doc_id) if self._document_text else passage.text)
         return all(_place_stem(p) in text for p in places)
 
-    def candidates(self, question: str, passages: list[Passage], context: str = "") -> list[Candidate]:
+    def candidates(self, question: str, passages: list[Passage], context: str = "",
+                   check_places: bool = True) -> list[Candidate]:
+        """`check_places`: keep only documents that mention the places the question names (jieba's
+        place names); the Answerer turns this off, having selected documents by region already."""
         weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
         earlier = {t: self._weight(t) for t in set(self._tokenizer.tokens(context)) if t not in weights}
         if earlier:  # the follow-up's own terms lead: the earlier question's weigh context_weight of them in all
             scale = self.tuning.context_weight * (sum(weights.values()) or 1.0) / sum(earlier.values())
             weights.update({t: w * scale for t, w in earlier.items()})
-        places = self._tokenizer.places(f"{context} {question}")
+        places = self._tokenizer.places(f"{context} {question}") if check_places else []
         out = []
         for passage in [p for p in passages if self._about(p, places)][: self._passages_used]:
             heading = set(self._tokenizer.tokens(" ".join([passage.title, *passage.heading_path])))
@@ -95,15 +98,22 @@ class ExtractiveAnswerer:
                 out.append(Candidate(passage, index, (start, end), text, coverage))
         return out
 
-    def answer(self, question: str, intent: Intent, passages: list[Passage], context: str = "") -> Draft:
+    def answer(self, question: str, intent: Intent, passages: list[Passage], context: str = "",
+               check_places: bool = True) -> Draft:
         """`context`: the earlier question a follow-up leans on; its terms count for less."""
-        candidates = self.candidates(question, passages, context)
+        candidates = self.candidates(question, passages, context, check_places)
         if not candidates:
-            places = self._tokenizer.places(f"{context} {question}")
+            places = self._tokenizer.places(f"{context} {question}") if check_places else []
             reason = f"no document mentions {'、'.join(places)}" if places else "no passage matches the question"
             return Draft("", refused=True, reason=reason)
         t = self.tuning
-        dense = self._dense(f"{context} {question}".strip(), [c.text for c in candidates])
+        # the dense score only for the sentences that cover the question best: embedding them all
+        # would cost more than answering (sentences are embedded here, through the cache, not at ingestion)
+        order = sorted(range(len(candidates)), key=lambda i: -candidates[i].coverage)[: t.dense_candidates]
+        similarities = self._dense(f"{context} {question}".strip(), [candidates[i].text for i in order])
+        dense = [min(similarities, default=0.0)] * len(candidates)
+        for i, similarity in zip(order, similarities):
+            dense[i] = similarity
         wanted = intent.wants_value
         for c, similarity in zip(candidates, dense):
             bonus = t.value_bonus if wanted and any(has_value(c.text, k) for k in wanted) else 0.0

@@ -28,7 +28,8 @@ class Tokenizer:
 
         jieba.setLogLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer()
-        for word in _resource_lines("domain_words.txt") + list(extra_words or []):
+        self.subjects = frozenset(w.lower() for w in _resource_lines("subject_terms.txt"))
+        for word in _resource_lines("domain_words.txt") + sorted(self.subjects) + list(extra_words or []):
             self._jieba.add_word(word)
         self.stopwords = frozenset(_resource_lines("stopwords.txt"))
         self._tagger = None
@@ -48,6 +49,12 @@ class Tokenizer:
         subs = [word[i:j] for i in range(len(word)) for j in range(i + 2, len(word) + (i > 0))
                 if freq.get(word[i:j])]
         return subs + [word]
+
+    def words(self, text: str) -> list[str]:
+        """jieba's own words (no sub-words) of 2+ characters, stop words dropped: a question's terms as written."""
+        self._jieba.check_initialized()
+        return [w for w in (x.strip().lower() for x in self._jieba.cut(text))
+                if len(w) >= 2 and _WORD.search(w) and w not in self.stopwords]
 
     def tokens(self, text: str) -> list[str]:
         self._jieba.check_initialized()

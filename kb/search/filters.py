@@ -1,8 +1,10 @@
-"""Metadata filters of a search: document type, issuer, date range, file."""
+"""Metadata filters of a search: document type, issuer, date range, file; level, status, and the
+asker's place (documents that apply there: its own, those of the areas above it, national ones)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kb.core.places import covers
 from kb.core.records import Document
 
 
@@ -15,8 +17,18 @@ class Filters:
     date_from: str | None = None
     date_to: str | None = None
     files: tuple[str, ...] = ()  # file names or document ids
+    levels: tuple[str, ...] = ()  # 法律, 行政法规, 地方性法规, 规范性文件, 答复, 办事指南, …
+    statuses: tuple[str, ...] = ()  # 现行有效, 已过期, 已被取代, 已废止, 尚未施行, 未知
+    region: tuple[str, ...] = ()  # the asker's place, e.g. ("浙江省", "宁波市"): documents that apply there
 
     def admits(self, doc: Document) -> bool:
+        profile = doc.profile
+        if self.levels and profile.level not in self.levels:
+            return False
+        if self.statuses and profile.status not in self.statuses:
+            return False
+        if self.region and not covers(profile.region, self.region):
+            return False
         meta = doc.meta
         if self.doc_types and meta.doc_type not in self.doc_types:
             return False

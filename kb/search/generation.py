@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.core.errors import KbError
+from kb.core.places import Places
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import KbEmbeddings, QueryEncoder, embedder_id, make_embedder
@@ -25,12 +26,13 @@ class SearchModels:
     embedder: KbEmbeddings
     queries: QueryEncoder
     tokenizer: Tokenizer
+    places: Places  # the division table, for the places questions name
 
     @classmethod
     def load(cls, settings: Settings, embedder: KbEmbeddings | None = None,
              tokenizer: Tokenizer | None = None) -> SearchModels:
         embedder = embedder or make_embedder(settings)
-        return cls(embedder, QueryEncoder(embedder), tokenizer or Tokenizer())
+        return cls(embedder, QueryEncoder(embedder), tokenizer or Tokenizer(), Places())
 
 
 @dataclass(frozen=True)

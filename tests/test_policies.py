@@ -1,0 +1,115 @@
+"""A knowledge base of many overlapping documents (the bundled corpus): answers right for the
+asker's place, the documents in force, and the document the conversation is about."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from kb.core.profile import STATUS_EXPIRED, STATUS_IN_FORCE
+from kb.search.filters import Filters
+from tests_support import REPO
+
+pytestmark = pytest.mark.slow
+
+NANSHA_MEASURES = "nansha-2017-sci-tech-innovation-support-measures.txt"
+BEIJING = "beijing-patent-regulation-2013.md"
+
+
+def _sources(answer) -> set[str]:
+    return {c.source for c in answer.citations}
+
+
+def test_every_document_has_a_profile(policies_answerer):
+    docs = {d.file_name: d.profile for d in policies_answerer.generation.catalogue.documents.values()}
+    assert len(docs) == 18
+    assert docs["natl-patent-law-2020.md"].level == "法律" and docs["natl-patent-law-2020.md"].region == ("全国",)
+    assert docs["ningbo-patent-regulation-2012.md"].region == ("浙江省", "宁波市")
+    assert docs[NANSHA_MEASURES].status == STATUS_EXPIRED and docs[NANSHA_MEASURES].effective_until == "2021-12-31"
+    assert docs["zhejiang-patent-regulation-2015.md"].status == STATUS_IN_FORCE
+
+
+def test_a_ningbo_question_never_cites_another_citys_regulation(policies_answerer):
+    answer = policies_answerer.answer("宁波的企业专利质押贷款有什么支持？")
+    assert not answer.refused
+    regions = {tuple(p.profile.region) for p in answer.passages}
+    assert regions <= {("全国",), ("浙江省",), ("浙江省", "宁波市")}, regions
+    assert BEIJING not in {p.source for p in answer.passages}
+
+
+def test_the_askers_region_selects_documents_when_the_question_names_none(policies_answerer):
+    ningbo = policies_answerer.answer("专利质押贷款有什么支持？", region="宁波市")
+    beijing = policies_answerer.answer("专利质押贷款有什么支持？", region="北京市")
+    assert all(p.profile.region[:2] in (("全国",), ("浙江省",), ("浙江省", "宁波市")) for p in ningbo.passages)
+    assert BEIJING in {p.source for p in beijing.passages}
+    assert BEIJING not in {p.source for p in ningbo.passages}
+
+
+def test_a_national_law_is_cited_for_any_place(policies_answerer):
+    for place in ("宁波市", "北京市", "广州市南沙区"):
+        answer = policies_answerer.answer("专利侵权的赔偿数额怎么确定？", region=place)
+        assert "natl-patent-law-2020.md" in _sources(answer), (place, answer.answer)
+
+
+def test_a_place_no_document_applies_to_is_refused_naming_it(tmp_path, policies_settings):
+    """With only the Ningbo letter, a Hangzhou question has no document that applies."""
+    from ingest.build import build
+    from kb.answer.answerer import Answerer
+    from tests_support import REPLY_LETTER
+
+    settings = replace(policies_settings, kb_dir=tmp_path / "kb")
+    build([REPLY_LETTER], settings, progress=False)
+    answerer = Answerer.open(settings)
+    answer = answerer.answer("杭州对专利质押贷款有没有贴息？")
+    assert answer.refused and any("杭州市" in n for n in answer.notices)
+    answerer.close()
+
+
+def test_an_answer_resting_on_an_expired_document_carries_a_notice(policies_answerer):
+    answer = policies_answerer.answer("南沙对新认定的国家高新技术企业奖励多少钱？")
+    assert not answer.refused and NANSHA_MEASURES in _sources(answer), answer.answer
+    assert any("有效期至2021年12月31日" in n and "可能已失效" in n for n in answer.notices), answer.notices
+    cited = next(c for c in answer.citations if c.source == NANSHA_MEASURES)
+    assert cited.to_json()["status"] == STATUS_EXPIRED
+
+
+def test_only_documents_in_force(policies_answerer):
+    passages = policies_answerer.retriever.search("高新技术企业奖励", k=10, filters=Filters(statuses=(STATUS_IN_FORCE,)))
+    assert passages and NANSHA_MEASURES not in {p.source for p in passages}
+    laws = policies_answerer.retriever.search("专利权质押", k=10, filters=Filters(levels=("法律",)))
+    assert laws and {p.profile.level for p in laws} == {"法律"}
+
+
+def test_a_follow_up_about_this_document_stays_with_it(policies_answerer):
+    first = policies_answerer.answer("发明专利被侵权有保险吗？", region="宁波市")
+    assert first.citations
+    history = [{"role": "user", "content": "发明专利被侵权有保险吗？"}, {"role": "assistant", "content": first.answer}]
+    follow = policies_answerer.answer("这份文件是哪个部门发的？", history=history)
+    assert {p.doc_id for p in follow.passages} == {first.citations[0].doc_id}
+
+
+def test_a_subject_no_document_mentions_is_named(policies_answerer):
+    answer = policies_answerer.answer("南沙有没有商标质押融资贴息？")
+    assert answer.refused or "未提及“商标质押”" in answer.answer, answer.answer
+
+
+def test_a_year_the_documents_do_not_cover_is_refused(policies_answerer):
+    answer = policies_answerer.answer("南沙2020年度专利质押融资贴息什么时候受理申请？")
+    assert answer.refused and any("2020年" in n for n in answer.notices), answer.answer
+
+
+def test_cli_and_json_carry_the_profile_fields(policies_settings):
+    out = subprocess.run([sys.executable, "-m", "kb", "search", "专利侵权赔偿", "--json", "--k", "3",
+                          "--kb", str(policies_settings.kb_dir), "--status", "现行有效", "--region", "宁波"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "IPKB_EMBED_CACHE": str(policies_settings.embed_cache_path)})
+    assert out.returncode == 0, out.stderr
+    passages = json.loads(out.stdout)["passages"]
+    assert passages
+    for p in passages:
+        assert {"level", "region", "effective_from", "effective_until", "status"} <= set(p)
+        assert p["status"] == "现行有效" and p["region"][:2] in (["全国"], ["浙江省"], ["浙江省", "宁波市"])
