@@ -70,7 +70,9 @@ class Answerer:
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
             document_text=generation.catalogue.document_text, tuning=tuning,
         )
-        models.tokenizer.places("宁波")  # load jieba's tag dictionary now, not on the first question
+        # load jieba's tag dictionary and the division table now, not on the first question (about 1 s)
+        models.tokenizer.places("宁波")
+        models.places.places_in("宁波")
 
     @classmethod
     def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
