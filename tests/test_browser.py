@@ -20,6 +20,8 @@ from tests_support import REPLY_LETTER, REPO
 
 from app_server import running_app
 
+pytestmark = pytest.mark.slow  # starts the app and chromium
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEOUT_MS = 30_000

@@ -18,6 +18,8 @@ from kb.search.generation import Generation
 from kb.core.settings import Settings
 from tests_support import REPO, REPLY_LETTER
 
+pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and runs the CLI
+
 HONGZE = ("huaian-hongze-2023-gov-info-report.pdf", "huaian-hongze-2024-gov-info-report.pdf")
 
 

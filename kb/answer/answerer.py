@@ -73,17 +73,20 @@ class Answerer:
         self._sentence_cache.close()
 
     # --- the entry points
-    def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None) -> Answer:
+    def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
+               passages: list[Passage] | None = None) -> Answer:
+        """The Answer; with `passages` (from `retrieve`), answered from those without searching again."""
         result = None
-        for event in self.stream(question, history, filters):
+        for event in self.stream(question, history, filters, passages=passages):
             if isinstance(event, Answer):
                 result = event
         assert result is not None
         return result
 
-    def stream(self, question: str, history: list[dict] | None = None,
-               filters: Filters | None = None) -> Iterator[str | Answer]:
-        """Text deltas as the answer is written (LLM), then the final, validated Answer."""
+    def stream(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
+               passages: list[Passage] | None = None) -> Iterator[str | Answer]:
+        """Text deltas as the answer is written (LLM), then the final, validated Answer.
+        Given `passages` (already retrieved for this question, e.g. by `retrieve`), no search is run."""
         start = time.perf_counter()
         question = (question or "").strip()
         if not question or len(question) > self.settings.max_question_chars:
@@ -94,8 +97,8 @@ class Answerer:
             return
         notices: list[str] = []
         standalone = self._standalone(question, history, notices)
-        passages = self.retriever.search(standalone, k=max(10, self.settings.top_k),
-                                         filters=filters, mode=self.settings.retrieval_mode)
+        if passages is None:
+            passages = self.retrieve(standalone, filters)
         retrieved = time.perf_counter()
         draft, by = yield from self._draft(question, standalone, passages, notices)
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
@@ -103,6 +106,11 @@ class Answerer:
         answer.timings_ms = {"retrieve": (retrieved - start) * 1000, "answer": (done - retrieved) * 1000,
                              "total": (done - start) * 1000}
         yield answer
+
+    def retrieve(self, question: str, filters: Filters | None = None, k: int = 0) -> list[Passage]:
+        """The passages an answer to `question` reads: the search `stream` runs (at least 10, or `k`)."""
+        return self.retriever.search(question, k=max(k, 10, self.settings.top_k), filters=filters,
+                                     mode=self.settings.retrieval_mode)
 
     # --- steps
     def _standalone(self, question: str, history: list[dict] | None, notices: list[str]) -> str:
