@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test setup kb bench browser clean
+.PHONY: run test test-fast setup kb bench browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest
+
+# The unit tests only: no e5, no knowledge-base build, no app, no subprocess, no chromium (tests marked slow are left out).
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) bench/ingest.py

@@ -17,6 +17,8 @@ from kb.answer.answerer import Answerer
 from kb.answer.tuning import Tuning
 from kb.core.settings import Settings
 
+pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and runs the CLI
+
 REQUIRED_ANSWER_KEYS = {"question", "answer", "refused", "citations", "passages", "notices", "timings_ms"}
 REQUIRED_CITATION_KEYS = {"n", "text", "title", "doc_number", "date", "pages", "section", "source", "chunk_id", "sentences"}
 REQUIRED_PASSAGE_KEYS = {"rank", "score", "text", "title", "doc_number", "pages", "section", "source", "chunk_id"}

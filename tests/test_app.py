@@ -21,6 +21,8 @@ from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 
+pytestmark = pytest.mark.slow  # builds knowledge bases (e5) and starts the app
+
 PASSWORD = "s3cret"
 QUESTION = "发明专利被侵权有保险吗？"
 LETTER_TITLE = "关于市政协十五届三次会议第130号提案的答复"

@@ -19,6 +19,8 @@ from tests_support import REPLY_LETTER, REPO
 from ingest.build import build
 from kb.core.settings import Settings
 
+pytestmark = pytest.mark.slow  # starts the app and chromium
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEOUT_MS = 30_000

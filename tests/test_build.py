@@ -32,6 +32,7 @@ def _run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subproces
                           text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
+@pytest.mark.slow
 def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_text):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -61,6 +62,7 @@ def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_tex
     assert open_kb(settings.kb_dir).count() == (1, len(texts))
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corpus, reply_letter_text):
     corpus = tmp_path / "in"
     corpus.mkdir()
@@ -100,6 +102,7 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corp
     assert "FAILED" in report.summary() and "encrypted PDF" in report.summary()
 
 
+@pytest.mark.slow
 def test_cli_summary_and_exit_codes(tmp_path, reply_letter_text):
     corpus = tmp_path / "c"
     corpus.mkdir()
@@ -114,6 +117,7 @@ def test_cli_summary_and_exit_codes(tmp_path, reply_letter_text):
     assert (tmp_path / "kb" / "current").is_symlink()
 
 
+@pytest.mark.slow
 def test_inspect_prints_text_metadata_and_chunks():
     result = _run_cli("--inspect", "data/corpus/nbamr-2019-25-reply-to-proposal-130.txt")
     assert result.returncode == 0, result.stderr
@@ -133,6 +137,7 @@ def test_settings_from_file_and_environment(tmp_path):
         load_settings(env={"IPKB_CONFIG": str(config)})
 
 
+@pytest.mark.slow
 def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply_letter_text):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -169,6 +174,7 @@ def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply
     assert open_kb(kb_dir).document(after.documents()[0].doc_id).meta.addressee == "张三委员"
 
 
+@pytest.mark.slow
 def test_a_knowledge_base_of_an_older_format_is_rebuilt_not_fatal(tmp_path, reply_letter_text, embed_cache):
     import json
     import sqlite3

@@ -13,6 +13,8 @@ from ingest.clean import is_page_number
 from kb.core.settings import Settings
 from kb.store.generations import open_kb
 
+pytestmark = pytest.mark.slow  # builds a knowledge base of the shared PDFs (e5, OCR)
+
 REPO = Path(__file__).resolve().parents[1]
 PDF_PAGES = {
     "anhui-2024-budget-report-excerpt.pdf": 2, "guangdong-2024-budget-report-excerpt.pdf": 5,

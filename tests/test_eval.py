@@ -169,6 +169,7 @@ def _eval_cli(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ}, timeout=600)
 
 
+@pytest.mark.slow
 def test_sample_set_meets_the_floors(sample_run):
     _, out, proc = sample_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -182,6 +183,7 @@ def test_sample_set_meets_the_floors(sample_run):
     assert {"id", "answer", "refused", "citations", "passages", "timings_ms", "scores"} <= set(rows[0])
 
 
+@pytest.mark.slow
 def test_a_floor_above_the_measured_value_fails_the_run(sample_run, tmp_path):
     settings, _, _ = sample_run
     strict = tmp_path / "strict.toml"
@@ -191,12 +193,14 @@ def test_a_floor_above_the_measured_value_fails_the_run(sample_run, tmp_path):
     assert proc.returncode == 1 and "BELOW FLOOR: answers.keypoint_recall" in proc.stderr
 
 
+@pytest.mark.slow
 def test_compare_cli_on_two_real_runs(sample_run, tmp_path):
     _, out, _ = sample_run
     proc = _eval_cli("compare", str(out), str(out))
     assert proc.returncode == 0 and "0 regression(s)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_run_cli_reports_a_bad_test_set_cleanly(sample_run, tmp_path):
     settings, _, _ = sample_run
     bad = tmp_path / "bad.jsonl"
@@ -205,6 +209,7 @@ def test_run_cli_reports_a_bad_test_set_cleanly(sample_run, tmp_path):
     assert proc.returncode == 2 and "line 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_with_its_plots(sample_run):
     if not CHROMIUM:
         if os.environ.get("CI"):

@@ -334,6 +334,7 @@ def test_fake_uses_only_the_standard_library():
     assert roots - {"__future__"} <= set(sys.stdlib_module_names), roots - set(sys.stdlib_module_names)
 
 
+@pytest.mark.slow
 def test_langchain_openai_not_needed():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import fake_openai\n"

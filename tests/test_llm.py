@@ -153,6 +153,7 @@ def _cited_passage(answer: Answer, n: int) -> Passage:
 # --- 1. streaming, citations
 
 
+@pytest.mark.slow
 def test_stream_yields_the_model_text_then_a_cited_answer(answerer, server):
     server.responder = Recorder(honest_reply)
     deltas, answer = _run(answerer, QUESTION)
@@ -174,6 +175,7 @@ def test_stream_yields_the_model_text_then_a_cited_answer(answerer, server):
     assert answer.timings_ms["total"] > 0
 
 
+@pytest.mark.slow
 def test_the_llm_strategy_reads_the_answerers_tuning(answerer):
     """tests/test_tuning.py checks what the LLM strategy does with it (refusal text, support)."""
     tuning = Tuning(support=0.9, refusal_min_chars=8)
@@ -184,6 +186,7 @@ def test_the_llm_strategy_reads_the_answerers_tuning(answerer):
         tuned.close()
 
 
+@pytest.mark.slow
 def test_an_answer_citing_two_passages_lists_both_by_their_numbers(answerer, server):
     def two(messages):
         passages, question = prompt_passages(messages), prompt_question(messages)
@@ -201,6 +204,7 @@ def test_an_answer_citing_two_passages_lists_both_by_their_numbers(answerer, ser
 # --- 2, 3. validation of the model's answer
 
 
+@pytest.mark.slow
 def test_a_marker_to_no_given_passage_is_stripped_and_flagged(answerer, server):
     server.responder = Recorder(lambda m: honest_reply(m) + "[9]")
     deltas, answer = _run(answerer, QUESTION)
@@ -211,6 +215,7 @@ def test_a_marker_to_no_given_passage_is_stripped_and_flagged(answerer, server):
     assert [c.n for c in answer.citations] == [1]
 
 
+@pytest.mark.slow
 def test_unsupported_and_unmarked_sentences_are_flagged(answerer, server):
     made_up = "宁波对专利质押贷款给予50%贴息。"
     unmarked = "企业遇到问题也可以咨询相关部门。"
@@ -231,6 +236,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure, reason", [
     ({"delay": TIMEOUT + 2}, "超时"),
     ({"status": 500}, "500"),
@@ -256,6 +262,7 @@ def test_llm_failure_falls_back_to_the_extractive_answer(answerer, server, monke
         assert answer.timings_ms["total"] < (TIMEOUT + 1.5) * 1000
 
 
+@pytest.mark.slow
 def test_answer_does_not_raise_on_failure(answerer, server):
     server.script = [{"status": 503, "content": "overloaded"}]
     answer = answerer.answer(QUESTION)
@@ -266,6 +273,7 @@ def test_answer_does_not_raise_on_failure(answerer, server):
 # --- 5. refusal, and answers that cite nothing
 
 
+@pytest.mark.slow
 def test_the_model_s_refusal_is_a_refusal_with_the_closest_passages(answerer, server):
     server.script = [answerer.prompts.refusal]
     question = "宁波对专利质押贷款给予多少贴息？"
@@ -276,6 +284,7 @@ def test_the_model_s_refusal_is_a_refusal_with_the_closest_passages(answerer, se
     assert [p.chunk_id for p in answer.passages] == [p.chunk_id for p in searched] and len(searched) >= 5
 
 
+@pytest.mark.slow
 def test_an_answer_that_cites_no_passage_is_withheld(answerer, server):
     uncited = "宁波设立了知识产权质押融资风险池基金，坏账由基金承担。"
     server.script = [uncited]
@@ -286,6 +295,7 @@ def test_an_answer_that_cites_no_passage_is_withheld(answerer, server):
     assert answer.passages
 
 
+@pytest.mark.slow
 def test_an_answer_whose_every_sentence_is_unsupported_is_withheld(answerer, server):
     made_up = "宁波对专利质押贷款给予50%贴息。[1]"
     server.script = [made_up]
@@ -317,6 +327,7 @@ def test_the_gullible_model_would_obey_an_instruction_it_is_shown():
     assert gullible_reply(shown) == INJECTED_CLAIM + "[1]"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", [QUESTION, "专利质押贷款坏账怎么处理？"])
 def test_an_instruction_planted_in_a_document_never_reaches_the_model(planted_llm, server, question):
     server.responder = Recorder(gullible_reply)
@@ -330,6 +341,7 @@ def test_an_instruction_planted_in_a_document_never_reaches_the_model(planted_ll
     assert "100%全额补偿" not in answer.answer and answer.answerer == "llm"
 
 
+@pytest.mark.slow
 def test_a_model_that_repeats_a_planted_claim_is_not_backed_by_it(planted_llm, server):
     """Should a payload reach the model some other way, validation does not count it as cited."""
     server.script = [INJECTED_CLAIM + "[1]"]
@@ -337,6 +349,7 @@ def test_a_model_that_repeats_a_planted_claim_is_not_backed_by_it(planted_llm, s
     assert answer.refused and "全额补偿" not in answer.answer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", [QUESTION, "专利质押贷款坏账怎么处理？", "专利质押贷款坏账补偿比例是多少？",
                                       "专利质押贷款坏账处理说明"])
 def test_the_extractive_answerer_never_quotes_a_planted_instruction(planted_extractive, question):
@@ -352,6 +365,7 @@ HISTORY = [{"role": "user", "content": QUESTION},
 STANDALONE = "宁波对发明专利被侵权有保险吗？"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("condensed", [STANDALONE, f"改写后的问题：“{STANDALONE}”\n（说明：补全了地名）"])
 def test_a_follow_up_is_condensed_and_the_standalone_question_searched(answerer, server, condensed):
     server.responder = Recorder(lambda m: condensed if is_condense(m) else honest_reply(m))
@@ -366,6 +380,7 @@ def test_a_follow_up_is_condensed_and_the_standalone_question_searched(answerer,
     assert not answer.refused and answer.answerer == "llm" and "被侵权保险" in answer.answer
 
 
+@pytest.mark.slow
 def test_a_failed_condense_carries_the_previous_question_along(answerer, server):
     server.responder = lambda m: {"status": 500} if is_condense(m) else honest_reply(m)
     _, answer = _run(answerer, "那保险呢？", HISTORY)
@@ -374,6 +389,7 @@ def test_a_failed_condense_carries_the_previous_question_along(answerer, server)
     assert not answer.refused and answer.answerer == "llm"
 
 
+@pytest.mark.slow
 def test_with_the_model_down_a_follow_up_still_gets_the_extractive_answer_and_one_notice(answerer, server):
     server.responder = lambda m: {"status": 502}
     _, answer = _run(answerer, "那保险呢？", HISTORY)
@@ -383,6 +399,7 @@ def test_with_the_model_down_a_follow_up_still_gets_the_extractive_answer_and_on
     assert len(server.chat_requests()) == 2
 
 
+@pytest.mark.slow
 def test_a_first_question_is_not_condensed(answerer, server):
     server.responder = Recorder(honest_reply)
     _run(answerer, QUESTION, history=[])
@@ -392,6 +409,7 @@ def test_a_first_question_is_not_condensed(answerer, server):
 # --- 8. what the model is told
 
 
+@pytest.mark.slow
 def test_the_request_carries_the_rules_the_passages_and_the_question(answerer, server):
     server.responder = Recorder(honest_reply)
     _, answer = _run(answerer, QUESTION)

@@ -83,6 +83,7 @@ def guangdong_ocr(shared_corpus: Path):
     return doc, progress
 
 
+@pytest.mark.slow
 def test_guangdong_pages_come_from_ocr(guangdong_ocr) -> None:
     doc, progress = guangdong_ocr
     assert [p.number for p in doc.pages] == [1, 2, 3, 4, 5]
@@ -92,6 +93,7 @@ def test_guangdong_pages_come_from_ocr(guangdong_ocr) -> None:
     assert doc.pages[0].text.splitlines()[:2] == ["附件1", "名词解释"]  # reading order
 
 
+@pytest.mark.slow
 def test_guangdong_ocr_matches_reference(shared_corpus: Path, guangdong_ocr) -> None:
     doc, _ = guangdong_ocr
     reference = (shared_corpus / "pdf" / GUANGDONG_REF).read_text(encoding="utf-8")

@@ -9,10 +9,10 @@ import sys
 from dataclasses import replace
 
 import pytest
+from tests_support import REPO
 
 from kb.core.profile import STATUS_EXPIRED, STATUS_IN_FORCE
 from kb.search.filters import Filters
-from tests_support import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,10 @@ def test_a_national_law_is_cited_for_any_place(policies_answerer):
 
 def test_a_place_no_document_applies_to_is_refused_naming_it(tmp_path, policies_settings):
     """With only the Ningbo letter, a Hangzhou question has no document that applies."""
+    from tests_support import REPLY_LETTER
+
     from ingest.build import build
     from kb.answer.answerer import Answerer
-    from tests_support import REPLY_LETTER
 
     settings = replace(policies_settings, kb_dir=tmp_path / "kb")
     build([REPLY_LETTER], settings, progress=False)

@@ -18,6 +18,8 @@ from kb.search.generation import Generation
 from kb.search.langchain import KbRetriever
 from kb.store.indexes import BM25, ROWS, VECTORS
 
+pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and runs the CLI
+
 HONGZE = ("huaian-hongze-2023-gov-info-report.pdf", "huaian-hongze-2024-gov-info-report.pdf")
 
 

@@ -70,6 +70,7 @@ def snapshot(service: KnowledgeService) -> tuple:
 
 
 # --- admin rules
+@pytest.mark.slow
 def test_check_admin_rules(service, monkeypatch):
     service.check_admin(PASSWORD)
     for wrong in (None, "", "S3CRET", "s3cret ", " s3cret", "s3cre", "s3cret\n", "s3cret" * 2):
@@ -83,6 +84,7 @@ def test_check_admin_rules(service, monkeypatch):
             service.check_admin(any_password)
 
 
+@pytest.mark.slow
 def test_check_admin_accepts_non_ascii_passwords(service, monkeypatch):
     monkeypatch.setattr(service, "settings", replace(service.settings, admin_password="知识产权2019"))
     service.check_admin("知识产权2019")
@@ -90,6 +92,7 @@ def test_check_admin_accepts_non_ascii_passwords(service, monkeypatch):
         service.check_admin("知识产权2018")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("password", [None, "", "wrong"])
 def test_every_management_action_needs_the_password(service, tmp_path, password):
     before = snapshot(service)
@@ -141,6 +144,7 @@ def test_safe_file_name_refuses(name, reason):
         safe_file_name(name)
 
 
+@pytest.mark.slow
 def test_upload_writes_only_into_the_uploads_folder(service, tmp_path, clean_uploads):
     source = write(tmp_path / "tmp", "upload.tmp", SUBSIDY_POLICY)
     outside = [service.kb_dir.parent / "passwd.txt", service.kb_dir / "passwd.txt", Path("/etc/passwd.txt"),
@@ -156,6 +160,7 @@ def test_upload_writes_only_into_the_uploads_folder(service, tmp_path, clean_upl
     assert added == set(service.uploads.iterdir()) | {service.kb_dir / "excluded.json"}
 
 
+@pytest.mark.slow
 def test_refused_uploads_leave_nothing_behind(service, tmp_path, monkeypatch, clean_uploads):
     good = write(tmp_path, "good.txt", SUBSIDY_POLICY)
     with pytest.raises(UploadError, match="不支持的文件类型"):
@@ -171,6 +176,7 @@ def test_refused_uploads_leave_nothing_behind(service, tmp_path, monkeypatch, cl
 
 
 # --- the background re-index
+@pytest.mark.slow
 def test_job_lifecycle(service, clean_uploads):
     assert Job().fraction == 1.0 and not Job().running and Job().message == "空闲"
     assert Job(running=True).fraction == 0.0 and Job(running=True, done=1, total=4).fraction == 0.25
@@ -189,6 +195,7 @@ def test_job_lifecycle(service, clean_uploads):
     assert current_generation(service.kb_dir) == generation and service.answerer is answerer
 
 
+@pytest.mark.slow
 def test_a_failed_file_is_reported_and_the_rest_goes_on(service, tmp_path, clean_uploads):
     answerer = service.answerer
     service.upload(PASSWORD, [("空文件.txt", write(tmp_path, "empty.txt", ""))])
@@ -200,6 +207,7 @@ def test_a_failed_file_is_reported_and_the_rest_goes_on(service, tmp_path, clean
     assert service.answerer is answerer  # nothing new to serve
 
 
+@pytest.mark.slow
 def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads):
     def broken(*args, **kwargs):
         raise KbError("磁盘已满")
@@ -213,6 +221,7 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
     assert not service.answerer.answer("专利质押贷款出了坏账谁兜底？").refused
 
 
+@pytest.mark.slow
 def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, monkeypatch, clean_uploads):
     gate, entered = threading.Event(), threading.Event()
     real_build = web.service.build
@@ -253,6 +262,7 @@ def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, mon
     assert {d.file_name for d in service.documents()} == {REPLY_LETTER.name, "宁波专利保险补贴细则.txt"}
 
 
+@pytest.mark.slow
 def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatch, clean_uploads):
     """An upload while a build runs: that build has already listed the files, so it runs once more."""
     gate, entered = threading.Event(), threading.Event()
@@ -277,6 +287,7 @@ def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatc
     assert not service.answerer.answer(SUBSIDY_QUESTION).refused
 
 
+@pytest.mark.slow
 def test_documents_of_a_removed_uploads_folder_go_at_the_next_reindex(service, tmp_path, clean_uploads):
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "e.txt", SUBSIDY_POLICY))])
     assert service.reindex(PASSWORD)
@@ -289,6 +300,7 @@ def test_documents_of_a_removed_uploads_folder_go_at_the_next_reindex(service, t
     assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
 
 
+@pytest.mark.slow
 def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_path, clean_uploads):
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "c.txt", SUBSIDY_POLICY))])
     assert service.reindex(PASSWORD)

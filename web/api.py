@@ -1,87 +1,64 @@
-"""The HTTP API (/api/ask, /api/search, /api/health, /files/{doc_id}) with the Gradio UI mounted at /."""
-from __future__ import annotations
-
-import json
+"""The HTTP API (/api/ask, /api/search, /api/health, /files/{doc_id}; /openapi.json and /docs)
+with the Gradio UI mounted at /.
+(No `from __future__ import annotations` here: FastAPI reads the request models from the endpoints'
+annotations, and those models are made per app, with its settings' limits.)"""
 import mimetypes
 
 import gradio as gr
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from kb.core.errors import KbError
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web import render
-from web.requests import filters_error, filters_from, history_from
+from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
 from web.service import KnowledgeService
 from web.ui import THEME, build_ui
+
+DESCRIPTION = """IPKB 知识产权政策知识库的 JSON API。错误一律为 `{"error": "…"}`：400 请求体不是合法的 JSON 或不是
+JSON 对象，413 请求体超过 max_body_kb，422 字段缺失、过长或取值无效（`字段: 原因`）。"""
+ERRORS = {status: {"model": ApiError, "description": description,
+                   "content": {"application/json": {"example": {"error": example}}}}
+          for status, description, example in (
+              (400, "请求体不是合法的 JSON，或不是 JSON 对象", "请求体不是合法的 JSON"),
+              (413, "请求体超过 max_body_kb", "请求体过大（上限 64 KB）"),
+              (422, "字段缺失、过长或取值无效", "filters.date_from: 应为日期 YYYY-MM-DD，或其前缀 YYYY、YYYY-MM"))}
 
 
 def create_app(settings: Settings, service: KnowledgeService | None = None) -> FastAPI:
     service = service or KnowledgeService(settings)
-    api = FastAPI(title="IPKB", docs_url=None, redoc_url=None)
-    limit = settings.max_body_kb * 1024
+    # Swagger UI from the fastapi-offline package's own copy: no CDN (FastAPI's default page loads one)
+    api = FastAPIOffline(title="IPKB", description=DESCRIPTION, version="1", docs_url="/docs", redoc_url=None,
+                         static_url="/docs-static", swagger_ui_parameters={"validatorUrl": None})
+    api.add_middleware(JsonBodies, limit_kb=settings.max_body_kb)
+    AskRequest, SearchRequest = request_models(settings)
 
-    async def body_of(request: Request) -> dict | JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return JSONResponse({"error": f"请求体过大（上限 {settings.max_body_kb} KB）"}, status_code=413)
-        raw = b""
-        async for part in request.stream():  # bounded even without a Content-Length (chunked bodies)
-            raw += part
-            if len(raw) > limit:
-                return JSONResponse({"error": f"请求体过大（上限 {settings.max_body_kb} KB）"}, status_code=413)
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        status, message = error_message(list(exc.errors()))
+        return JSONResponse({"error": message}, status_code=status)
+
+    @api.post("/api/ask", responses={200: {"description": "Answer JSON：answer、refused、citations、passages…（见 README）"},
+                                     **ERRORS}, summary="问答：带出处的答案")
+    async def api_ask(body: AskRequest):
+        history = history_from([m.model_dump() for m in body.history])
+        filters = body.filters.to_filters() if body.filters else None
         try:
-            data = json.loads(raw or b"{}")
-        except ValueError:
-            return JSONResponse({"error": "请求体不是合法的 JSON"}, status_code=400)
-        return data if isinstance(data, dict) else JSONResponse({"error": "请求体应为 JSON 对象"}, status_code=400)
-
-    def text_field(data: dict, name: str) -> str | JSONResponse:
-        value = data.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return JSONResponse({"error": f"缺少 {name}"}, status_code=422)
-        if len(value) > settings.max_question_chars:
-            return JSONResponse({"error": f"{name} 过长（{len(value)}字，上限{settings.max_question_chars}字）"},
-                                status_code=422)
-        return value
-
-    async def read_request(request: Request, field: str) -> tuple[dict, str] | JSONResponse:
-        """The JSON body, its text field and its filters checked; or the error response to send."""
-        data = await body_of(request)
-        if isinstance(data, JSONResponse):
-            return data
-        value = text_field(data, field)
-        if isinstance(value, JSONResponse):
-            return value
-        if problem := filters_error(data.get("filters")):
-            return JSONResponse({"error": problem}, status_code=422)
-        return data, value
-
-    @api.post("/api/ask")
-    async def api_ask(request: Request):
-        parsed = await read_request(request, "question")
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        data, question = parsed
-        try:
-            answer = await _in_thread(service.answerer.answer, question, history_from(data.get("history")),
-                                      filters_from(data.get("filters")))
+            answer = await _in_thread(service.answerer.answer, body.question, history, filters)
         except (KbError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return answer.to_json()
 
-    @api.post("/api/search")
-    async def api_search(request: Request):
-        parsed = await read_request(request, "query")
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        data, query = parsed
-        k = data.get("k", 10)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
-            return JSONResponse({"error": "k 应为 1 到 50 的整数"}, status_code=422)
-        passages = await _in_thread(service.search, query, k, filters_from(data.get("filters")))
-        return {"query": query, "passages": [p.to_json() for p in passages]}
+    @api.post("/api/search", responses={200: {"description": '{"query", "passages": [{rank, score, text, title, '
+                                                             'doc_number, …}]}（见 README）'}, **ERRORS},
+              summary="检索：排好序的段落")
+    async def api_search(body: SearchRequest):
+        filters = body.filters.to_filters() if body.filters else None
+        passages = await _in_thread(service.search, body.query, body.k, filters)
+        return {"query": body.query, "passages": [p.to_json() for p in passages]}
 
     @api.get("/api/health")
     async def health():

@@ -24,7 +24,7 @@ from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import source_key
 from kb.answer.answerer import Answerer
 from kb.core.errors import AdminError, KbError, UploadError
-from kb.core.records import Document, Passage
+from kb.core.records import Answer, Document, Passage
 from kb.core.settings import Settings
 from kb.search.filters import Filters
 from kb.search.generation import Generation
@@ -92,6 +92,12 @@ class KnowledgeService:
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Passage]:
         return self.generation.retriever.search(query, k=k, filters=filters)
+
+    def lookup(self, query: str, k: int = 10, filters: Filters | None = None) -> tuple[list[Passage], Answer]:
+        """The hotline lookup (检索): the k best passages and the answer read from them, with one search."""
+        answerer = self.answerer  # one generation for both, even if a re-index swaps it meanwhile
+        passages = answerer.retrieve(query, filters, k)
+        return passages[:k], answerer.answer(query, filters=filters, passages=passages)
 
     def documents(self) -> list[Document]:
         return list(self.generation.catalogue.documents.values())

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from pydantic import ValidationError
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from kb.core.errors import AdminError, BadTestSetError, KbError, UploadError
 from kb.core.records import Answer
 from web import render
-from web.requests import filters_from, history_from
+from web.requests import filters_from, history_from, recent_history
 from web.service import KnowledgeService
 
 EXAMPLES = ["专利质押贷款出了坏账谁兜底？", "发明专利被侵权有保险吗？", "宁波成立了哪些知识产权联盟？",
@@ -43,7 +44,9 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if not message:
             yield "", chat, gr.skip(), state
             return
-        history = history_from(chat)
+        # the API's limits, applied by keeping the most recent messages within them
+        history = recent_history(history_from(chat), settings.max_history_turns, settings.max_history_chars,
+                                 settings.max_question_chars)
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
         yield "", chat, "", state
         written = ""
@@ -72,9 +75,12 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             return render.search_results([]), ""
         if len(query) > settings.max_question_chars:
             return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
-        filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to})
-        passages = service.search(query, k=int(k), filters=filters)
-        answer = service.answerer.answer(query, filters=filters)
+        try:
+            filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to})
+        except ValidationError:
+            return ('<div class="ipkb-refused">成文日期应为 YYYY-MM-DD（或 YYYY、YYYY-MM），'
+                    '例如 2019-01-01。</div>'), ""
+        passages, answer = service.lookup(query, k=int(k), filters=filters)  # one search for both
         return render.search_results(passages), render.read_aloud(answer)
 
     # 知识库

@@ -90,20 +90,22 @@ class Answerer:
 
     # --- the entry points
     def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
-               region: str = "") -> Answer:
+               region: str = "", passages: list[Passage] | None = None) -> Answer:
+        """The Answer; with `passages` (from `retrieve`), answered from those without searching again."""
         result = None
-        for event in self.stream(question, history, filters, region):
+        for event in self.stream(question, history, filters, region, passages=passages):
             if isinstance(event, Answer):
                 result = event
         assert result is not None
         return result
 
     def stream(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
-               region: str = "") -> Iterator[str | Answer]:
+               region: str = "", passages: list[Passage] | None = None) -> Iterator[str | Answer]:
         """Text deltas as the answer is written (LLM), then the final, validated Answer.
 
         `region`: the asker's place ("宁波市", "广州市南沙区"), used when the question names none;
-        default: the `region` setting."""
+        default: the `region` setting. Given `passages` (already retrieved for this question, e.g. by
+        `retrieve`), no search is run."""
         start = time.perf_counter()
         question = (question or "").strip()
         if not question or len(question) > self.settings.max_question_chars:
@@ -118,8 +120,8 @@ class Answerer:
         scope = question_scope(standalone, history, filters, region or self.settings.region, catalogue,
                                self.generation.models.places)
         notices += scope.notices
-        passages = self.retriever.search(standalone, k=max(self.tuning.min_retrieved, self.settings.top_k),
-                                         filters=scope.filters, mode=self.settings.retrieval_mode)
+        if passages is None:
+            passages = self._search(standalone, scope.filters)
         passages, other_year = off_year(standalone, passages, catalogue)
         retrieved = time.perf_counter()
         if scope.refusal or other_year:
@@ -139,6 +141,18 @@ class Answerer:
         answer.timings_ms = {"retrieve": (retrieved - start) * 1000, "answer": (done - retrieved) * 1000,
                              "total": (done - start) * 1000}
         yield answer
+
+    def retrieve(self, question: str, filters: Filters | None = None, k: int = 0, region: str = "") -> list[Passage]:
+        """The passages an answer to `question` reads: the search `stream` runs, in the question's scope
+        (kb/answer/scope.py), at least `tuning.min_retrieved` of them, or `k`."""
+        scope = question_scope(question, None, filters, region or self.settings.region, self.generation.catalogue,
+                               self.generation.models.places)
+        passages = [] if scope.refusal else self._search(question, scope.filters, k)
+        return off_year(question, passages, self.generation.catalogue)[0]
+
+    def _search(self, text: str, filters: Filters | None, k: int = 0) -> list[Passage]:
+        return self.retriever.search(text, k=max(k, self.tuning.min_retrieved, self.settings.top_k), filters=filters,
+                                     mode=self.settings.retrieval_mode)
 
     # --- steps
     def _standalone(self, question: str, history: list[dict] | None, notices: list[str]) -> str:

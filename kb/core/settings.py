@@ -55,6 +55,8 @@ class Settings:
     status_date: str = ""
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
+    max_history_turns: int = 20  # chat history messages an answer may lean on (the API refuses more: 422)
+    max_history_chars: int = 4000  # their text in total (the chat keeps the most recent within both)
     # Web app: knowledge-base management needs this password; empty = management off.
     admin_password: str = ""
     max_body_kb: int = 64  # HTTP API request bodies
