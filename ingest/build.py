@@ -39,7 +39,6 @@ class BuildReport:
     results: list[FileResult] = field(default_factory=list)
     generation: Path | None = None  # None when nothing changed
     embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
-    sentences_embedded: int = 0  # sentences embedded for the extractive answerer
     notices: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -53,7 +52,7 @@ class BuildReport:
         lines = [
             f"{self.count('ok')} ok, {self.count('unchanged')} unchanged, {self.count('skipped')} skipped, "
             f"{self.count('failed')} failed, {self.count('removed')} removed, "
-            f"{self.embedded} chunk(s) and {self.sentences_embedded} sentence(s) embedded -> {self.kb_dir}"
+            f"{self.embedded} chunk(s) embedded -> {self.kb_dir}"
         ]
         lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
         lines += [f"  NOTE {n}" for n in self.notices]
@@ -169,7 +168,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                 finally:
                     embedder.close()
                 manifest.dimension = stats.dimension
-                report.embedded, report.sentences_embedded = stats.chunks_embedded, stats.sentences_embedded
+                report.embedded = stats.chunks_embedded
                 report.generation = writer.commit()
         except BaseException:
             if writer is not None:

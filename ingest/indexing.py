@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.core.guard import quotable_sentences
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import CachedEmbedder
 from kb.store.generations import GenerationWriter
@@ -14,7 +13,6 @@ from kb.store.indexes import write_indexes
 class IndexStats:
     dimension: int
     chunks_embedded: int  # sent to the model; the rest came from the cache
-    sentences_embedded: int
 
 
 def index_generation(writer: GenerationWriter, embedder: CachedEmbedder, tokenizer: Tokenizer,
@@ -27,8 +25,7 @@ def index_generation(writer: GenerationWriter, embedder: CachedEmbedder, tokeniz
     chunks_embedded = embedder.embedded
     tokens = [tokenizer.tokens(c.search_text) for c in chunks]
     write_indexes(writer.path, [c.chunk_id for c in chunks], vectors, tokens)
-    # The extractive answerer compares the quotable sentences of the stored spans with the question:
-    # embed exactly those now, into the cache, so answering never waits for the model.
-    sentences = (text for c in chunks for _, _, text in quotable_sentences(c.text, c.sentences))
-    embedder.embed(list(dict.fromkeys(sentences)), progress=progress)
-    return IndexStats(int(vectors.shape[1]) if len(chunks) else 0, chunks_embedded, embedder.embedded)
+    # Sentences are not embedded here: that doubled the build (there are about three times as many),
+    # while the answerer needs the few that cover a question best (Tuning.dense_candidates) and
+    # embeds those itself, through the same cache.
+    return IndexStats(int(vectors.shape[1]) if len(chunks) else 0, chunks_embedded)

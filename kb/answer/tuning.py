@@ -59,7 +59,7 @@ class Tuning:
     # Sentences that get a dense score: the best-covering ones; the rest count as the least similar
     # of those. Bounds the sentences embedded per question (answering embeds them, through the
     # cache). Chosen on all three test sets together (bench/answers.py).
-    dense_candidates: int = 12
+    dense_candidates: int = 6
     # Added when the sentence states the kind of fact the question asks for (number, date…).
     value_bonus: float = 0.25
     # rank_bonus / rank is added: between equal sentences, the better-ranked passage wins.
