@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ingest.catalogue import CATALOGUE, catalogue_entry, entry_hash
 from ingest.indexing import index_generation
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
@@ -66,7 +67,8 @@ def discover(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             found.update(
                 p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file() and p.name != CATALOGUE
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             found.add(path)  # a missing file is reported as failed, not ignored
@@ -118,7 +120,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                 try:
                     if not path.is_file():
                         raise LoadError("file not found")
-                    digest = file_hash(path)
+                    digest = entry_hash(file_hash(path), catalogue_entry(path))
                     entry = old.files.get(key)
                     if entry and entry.content_hash == digest and not rebuild:
                         report.results.append(FileResult(str(path), "unchanged"))

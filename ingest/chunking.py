@@ -20,6 +20,7 @@ from kb.core.sentences import sentence_spans
 TARGET_MIN = 300
 TARGET_MAX = 500
 CAP = 800
+LIST_RANKS = (5, 6)  # 1、/1. and （1）/①: items of a list (ingest/headings.py), kept together when they fit
 _SOFT_BREAK = re.compile(r"[，,、]")
 
 
@@ -65,8 +66,20 @@ def _paragraphs(text: str) -> list[_Para]:
 def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     sections = [_Section([])]
     stack: list[tuple[int, str]] = []
-    for para in paras:
-        heading = None if para.table_header is not None else detect_heading(text[para.start : para.end])
+    found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
+    for i, para in enumerate(paras):
+        heading = found[i]
+        if heading and heading.rank in LIST_RANKS:
+            last = i + 1 == len(paras)
+            if not para.heading or last or (found[i + 1] is not None and found[i + 1].rank <= heading.rank):
+                # a numbered item ("2.申报单位…不超过4亿元", "(1)高新技术企业") is part of its list, not a
+                # section (the packer splits a long list): unless it is a heading line with a body after it. It belongs to the
+                # list's parent, not to a longer sibling item that became a section before it.
+                if stack and stack[-1][0] >= heading.rank:
+                    while stack and stack[-1][0] >= heading.rank:
+                        stack.pop()
+                    sections.append(_Section([label for _, label in stack]))
+                heading = None
         if heading:
             while stack and stack[-1][0] >= heading.rank:
                 stack.pop()

@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
+from ingest.catalogue import apply_entry, catalogue_entry, entry_hash
 from ingest.chunking import chunk_document
 from ingest.clean import clean_pages
 from ingest.loaders import load
@@ -49,7 +50,12 @@ def process_file(
     meta = extract_metadata(clean.text, path.name, raw.file_title)
     if raw.kind == "md" and raw.file_title:  # a Markdown file's level-1 heading is its title
         meta.title = raw.file_title
-    profile = profile_document(meta.title, meta.issuer, clean.text, path.name, meta.doc_type, places or Places())
+    places = places or Places()
+    entry = catalogue_entry(path)
+    if "title" in entry:  # the profile reads the title: give it the right one
+        meta.title = str(entry["title"])
+    profile = profile_document(meta.title, meta.issuer, clean.text, path.name, meta.doc_type, places)
+    meta, profile = apply_entry(entry, meta, profile, places)
     key = source_key(path)
     doc_id = doc_id_for(key)
     return (
@@ -58,7 +64,7 @@ def process_file(
             source_path=key,
             file_name=path.name,
             kind=raw.kind,
-            content_hash=content_hash or file_hash(path),
+            content_hash=content_hash or entry_hash(file_hash(path), entry),
             meta=meta,
             text=clean.text,
             page_count=len(raw.pages),

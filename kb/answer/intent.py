@@ -44,7 +44,13 @@ _ASKS: list[tuple[str, re.Pattern[str]]] = [
 
 # Questions about the document itself, answered from its metadata: (field, pattern).
 _DOCUMENT_REF = r"(?:这份|这个|这封|该|本|此|那份|那个)?(?:答复|文件|回复函?|函|通知|办法|文|回复)"
+_DOCUMENT_WORD = r"(?:办法|条例|法|文件|规定|政策|细则|指南|措施|通知|意见|答复)"
 _META_ASKS: list[tuple[str, re.Pattern[str]]] = [
+    # in force since when, until when, still in force: from the document's profile
+    ("validity", re.compile(r"(?:什么时候|何时|哪天|哪一天|哪一?年|几月几[日号]|从哪天|啥时候)(?:开始|起)?(?:施行|生效|实施)"
+                            r"|施行日期|生效日期|(?:从|自)什么时候起(?:施行|生效)"
+                            rf"|{_DOCUMENT_WORD}.{{0,6}}(?:还|是否|现在|目前|仍然?)(?:还)?(?:有效|管用|适用|在用)"
+                            rf"|{_DOCUMENT_WORD}.{{0,6}}(?:有效期|失效|废止|过期)")),
     ("doc_number", re.compile(r"文号|发文字号|字号")),
     ("printed_date", re.compile(r"印发")),
     ("cc", re.compile(r"抄送")),

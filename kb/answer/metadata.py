@@ -8,7 +8,7 @@ from kb.core.records import Passage
 from kb.core.text import squeeze
 from kb.store.catalogue import Catalogue
 
-LABELS = {
+LABELS = {  # validity: kb/answer/metadata.py validity_draft
     "issuer": "发文机关", "doc_number": "发文字号", "date": "成文日期", "printed_date": "印发日期",
     "addressee": "主送", "cc": "抄送", "contact": "联系人",
 }
@@ -18,6 +18,8 @@ def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) ->
     """The value of `field` of the document the best passage is from, or None when it does not state it."""
     if not passages:
         return None
+    if field == "validity":
+        return validity_draft(passages, catalogue)
     doc = catalogue.documents.get(passages[0].doc_id)
     value = getattr(doc.meta, field, None) if doc else None
     if not value:
@@ -35,4 +37,31 @@ def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) ->
         indices = [i for i, (s, e) in enumerate(spans) if needle in squeeze(chunk.text[s:e])]
         text = f"《{doc.meta.title}》的{LABELS[field]}：{shown}。[1]"
         return Draft(text, [(passage, indices, [spans[i] for i in indices])])
+    return None
+
+
+def validity_draft(passages: list[Passage], catalogue: Catalogue) -> Draft | None:
+    """"这个办法还有效吗？" — from the profile of the document the best passage is from: since when it is
+    in force, until when, its status; citing the passage that states the date (施行, 有效期)."""
+    doc = catalogue.documents.get(passages[0].doc_id)
+    profile = doc.profile if doc else None
+    if profile is None or not (profile.effective_from or profile.effective_until):
+        return None
+    parts = []
+    if profile.effective_from:
+        parts.append(f"自{chinese_date(profile.effective_from)}起施行")
+    if profile.effective_until:
+        parts.append(f"有效期至{chinese_date(profile.effective_until)}")
+    text = f"《{doc.meta.title}》{'，'.join(parts)}；状态：{profile.status}。[1]"
+    dates = [d for d in (profile.effective_from, profile.effective_until) if d]
+    marks = [chinese_date(d) for d in dates] + [d[:4] for d in dates]
+    for chunk in catalogue.chunks_of(doc.doc_id):
+        body = squeeze(chunk.text)
+        if not any(w in body for w in ("施行", "有效期", "生效")) or not any(squeeze(m) in body for m in marks):
+            continue
+        passage = next((p for p in passages if p.chunk_id == chunk.chunk_id), None)
+        passage = passage or catalogue.passage_for(chunk, rank=len(passages) + 1)
+        indices = [i for i, (s, e) in enumerate(chunk.sentences)
+                   if any(w in chunk.text[s:e] for w in ("施行", "有效期", "生效"))]
+        return Draft(text, [(passage, indices, [chunk.sentences[i] for i in indices])])
     return None

@@ -40,7 +40,7 @@ NOTICE_UNMENTIONED = "文件中未提及{terms}；相关规定如下："
 NOTICE_STALE = "《{title}》{state}，可能已失效，请以最新文件为准。"
 
 # "这份答复", "该文件", "这个办法", "上述文件": the document the conversation is about
-_THIS_DOCUMENT = re.compile(r"(?:这份|这个|这封|该|此|本|上述|上面的?|刚才的?|那份|那个)"
+_THIS_DOCUMENT = re.compile(r"(?:这份|这个|这封|该|此|本|上述|上面的?|刚才的?|那份|那个)[^，。？！,?!]{0,8}?"
                             r"(?:答复|文件|回复函?|复函|函|通知|办法|条例|规定|措施|指南|细则|政策|法规?)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:年|年度)")
 _TITLE = re.compile(r"《([^《》]{2,80})》")
@@ -65,20 +65,45 @@ def asker_place(question: str, region: str, places: Places) -> tuple[str, ...]:
 
 
 def conversation_document(question: str, history: list[dict] | None, catalogue: Catalogue) -> Document | None:
-    """The document "这份答复/该文件" refers to: the first one the last answer cited."""
+    """The document "这份答复/该文件" refers to: the first one the last answer cited, else the one the
+    previous question named by title."""
     if not _THIS_DOCUMENT.search(question):
         return None
+    by_title = {d.meta.title: d for d in catalogue.documents.values()}
     for message in reversed(history or []):
-        if message.get("role") != "assistant":
-            continue
         text = message_text(message.get("content"))
-        sources = text.split("来源：", 1)[1] if "来源：" in text else text
-        by_title = {d.meta.title: d for d in catalogue.documents.values()}
-        for title in _TITLE.findall(sources):
-            if title in by_title:
-                return by_title[title]
-        return None
+        if message.get("role") == "assistant":
+            sources = text.split("来源：", 1)[1] if "来源：" in text else text
+            for title in _TITLE.findall(sources):
+                if title in by_title:
+                    return by_title[title]
+        elif message.get("role") == "user":
+            named = titled_documents(text, catalogue)
+            return named[0] if len(named) == 1 else None
     return None
+
+
+def _title_keys(doc: Document) -> set[str]:
+    """How a question may name a document: its title, without 中华人民共和国, without its place."""
+    if doc.meta.title_from_filename:
+        return set()
+    title = squeeze(doc.meta.title)
+    keys = {title, title.removeprefix("中华人民共和国")}
+    for part in doc.profile.region:
+        keys |= {k.removeprefix(part) for k in keys}
+    return {k for k in keys if len(k) >= 4}
+
+
+def titled_documents(question: str, catalogue: Catalogue) -> list[Document]:
+    """The documents the question names by title ("郑州市专利促进和保护条例", "中小企业促进法"); of a
+    title inside a longer one ("专利法" in "专利法实施细则"), the longer."""
+    asked = squeeze(question)
+    hits = [(max(len(k) for k in keys if k in asked), d) for d in catalogue.documents.values()
+            if (keys := _title_keys(d)) and any(k in asked for k in keys)]
+    if not hits:
+        return []
+    best = max(n for n, _ in hits)
+    return [d for n, d in hits if n == best]
 
 
 def question_scope(question: str, history: list[dict] | None, filters: Filters | None, region: str,
@@ -86,10 +111,15 @@ def question_scope(question: str, history: list[dict] | None, filters: Filters |
     document = conversation_document(question, history, catalogue)
     if document is not None:  # the conversation's document decides the place too
         return Scope(replace(filters or Filters(), files=(document.doc_id,)))
+    named = titled_documents(question, catalogue)
+    if named and not (filters and filters.files):  # "广东省知识产权保护条例什么时候施行？"
+        return Scope(replace(filters or Filters(), files=tuple(d.doc_id for d in named)))
+    named_place = places.places_in(question)
     place = asker_place(question, region, places)
     if not place or (filters and filters.files):
         return Scope(filters)
-    scoped = replace(filters or Filters(), region=place)
+    # a place the question names takes in what lies inside it; the asker's own place only what applies there
+    scoped = replace(filters or Filters(), region=place, within=bool(named_place))
     applying = [d for d in catalogue.documents.values() if scoped.admits(d)]
     if not applying:
         notice = NOTICE_NO_PLACE.format(place=label(place))

@@ -41,6 +41,7 @@ class Settings:
     bm25_weight: float = 2.0  # e5-small is the weaker ranker on both test sets (bench/retrieval.py)
     rrf_k: int = 60
     candidates: int = 50  # taken from each ranking before fusion
+    annex_weight: float = 0.5  # an annex's (附件: forms, templates) score counts this much (bench/retrieval.py)
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
     # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)

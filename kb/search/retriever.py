@@ -36,6 +36,7 @@ class Retriever:
         self._indexes = indexes
         self.queries = queries
         self._chunks = catalogue.chunks
+        self._is_annex = [bool(c.heading_path) and c.heading_path[0].startswith("附件") for c in self._chunks]
 
     @property
     def size(self) -> int:
@@ -90,6 +91,7 @@ class Retriever:
             order = self._fuse(dense, lexical)
         else:
             order = dense or lexical
+        order = self._annexes_last(order)
         dense_of, bm25_of = dict(dense), dict(lexical)
         passages: list[Passage] = []
         for row, score in self._distinct(order):
@@ -109,6 +111,15 @@ class Retriever:
                 fused[row] = fused.get(row, 0.0) + weight / (self.settings.rrf_k + rank)
         lexical_rank = {row: rank for rank, (row, _) in enumerate(lexical)}
         return sorted(fused.items(), key=lambda item: (-round(item[1], 12), lexical_rank.get(item[0], len(lexical))))
+
+    def _annexes_last(self, order: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """An annex (附件: forms, templates, tables) repeats its document's terms without stating its
+        rules: its score counts `annex_weight` of itself, so the body's section ranks first."""
+        weight = self.settings.annex_weight
+        if weight == 1.0:
+            return order
+        weighted = [(row, score * weight if self._is_annex[row] else score) for row, score in order]
+        return sorted(weighted, key=lambda item: -item[1])  # stable: ties keep their order
 
     def _distinct(self, order: list[tuple[int, float]]):
         """Skip a passage whose text was already given, or that overlaps a given one in the same document."""
