@@ -11,7 +11,10 @@ def question_scores(question: Question, result: dict) -> dict:
     """Per-question figures, kept in results.jsonl beside the answer."""
     passages = [p["text"] for p in result.get("passages", [])]
     cited = [c["text"] for c in result.get("citations", [])]
-    scores: dict = {"answerable": question.answerable, "kind": question.kind, "refused": bool(result.get("refused"))}
+    # a refusal, or an answer that says the documents never mention what was asked ("文件中未提及…")
+    declined = bool(result.get("refused")) or str(result.get("body", result.get("answer", ""))).startswith("文件中未提及")
+    scores: dict = {"answerable": question.answerable, "kind": question.kind,
+                    "refused": declined if not question.answerable else bool(result.get("refused"))}
     if question.answerable:
         scores.update({
             "hit@1": hit_at(passages, question.evidence, 1), "hit@3": hit_at(passages, question.evidence, 3),

