@@ -214,12 +214,14 @@ class LlmStrategy:
         with none is withheld (a refused Draft with `withheld` set); LlmError propagates."""
         structured = bool(getattr(self.client, "uses_schema", lambda: False)())
         system = self.prompts.system.replace("{refusal}", self.prompts.refusal)
-        template = self.prompts.answer_json if structured else self.prompts.answer
-        user = template.replace("{passages}", format_passages(passages)).replace("{question}", question)
+        numbered = format_passages(passages)
+        text_user = self.prompts.answer.replace("{passages}", numbered).replace("{question}", question)
+        user = self.prompts.answer_json.replace("{passages}", numbered).replace("{question}", question) \
+            if structured else text_user
         checker = SentenceChecker(passages, self._tokenizer, self.tuning, structured)
         reply = ""
         started = time.perf_counter()
-        pieces = self.client.stream(system, user, answer_schema(len(passages))) if structured else \
+        pieces = self.client.stream(system, user, answer_schema(len(passages)), text_user) if structured else \
             self.client.stream(system, user)
         for piece in pieces:
             if not reply and timings is not None:

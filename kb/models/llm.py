@@ -75,9 +75,10 @@ class LlmClient:
     def complete(self, system: str, user: str) -> str:
         return "".join(self.stream(system, user))
 
-    def stream(self, system: str, user: str, schema: dict | None = None) -> Iterator[str]:
+    def stream(self, system: str, user: str, schema: dict | None = None, text_user: str | None = None) -> Iterator[str]:
         """The reply's text as it comes. With `schema` (and structured output on), the reply is JSON
-        of that schema; a server that rejects it gets the same request as text (mode "auto")."""
+        of that schema; a server that rejects it (mode "auto") is asked again as text, with
+        `text_user` (the text-format prompt) when given."""
         if schema is not None and self.uses_schema():
             try:
                 yield from self._stream(system, user, schema, retry_as_text=self.structured == "auto")
@@ -85,6 +86,7 @@ class LlmClient:
             except _SchemaRejected:
                 log.warning("%s rejected response_format json_schema: text from now on", self.base_url)
                 self._give_up_schema()
+                user = text_user or user
         yield from self._stream(system, user, None, retry_as_text=False)
 
     def _stream(self, system: str, user: str, schema: dict | None, retry_as_text: bool) -> Iterator[str]:
