@@ -119,7 +119,9 @@ def fresh_server(server):
 
 
 def _llm_settings(settings: Settings, server: FakeOpenAI) -> Settings:
-    return replace(settings, llm_base_url=server.base_url, llm_model="fake-model", llm_timeout=TIMEOUT)
+    # the text format here (the fake model writes text); tests/test_llm_never_worse.py covers JSON answers
+    return replace(settings, llm_base_url=server.base_url, llm_model="fake-model", llm_timeout=TIMEOUT,
+                   llm_structured="off")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,7 @@ def test_stream_yields_the_model_text_then_a_cited_answer(answerer, server):
     server.responder = Recorder(honest_reply)
     deltas, answer = _run(answerer, QUESTION)
     reply = server.responder.replies[0]
-    assert len(deltas) > 3 and "".join(deltas) == reply
+    assert deltas == [reply]  # streamed once validated, sentence by sentence
     assert answer.answerer == "llm" and not answer.refused and answer.flags == [] and answer.notices == []
     # the reply quotes passage [1]: check the model was honest, then the citation
     quoted = reply.removesuffix("[1]")
@@ -208,8 +210,8 @@ def test_an_answer_citing_two_passages_lists_both_by_their_numbers(answerer, ser
 def test_a_marker_to_no_given_passage_is_stripped_and_flagged(answerer, server):
     server.responder = Recorder(lambda m: honest_reply(m) + "[9]")
     deltas, answer = _run(answerer, QUESTION)
-    assert "[9]" in "".join(deltas)  # what streamed...
-    assert "[9]" not in answer.answer  # ...is corrected in the final answer
+    assert "[9]" not in "".join(deltas)  # what streamed was validated...
+    assert "[9]" not in answer.answer  # ...as is the final answer
     assert not answer.refused and answer.answerer == "llm"
     assert any("removed" in f and "[9]" in f for f in answer.flags)
     assert [c.n for c in answer.citations] == [1]
@@ -220,11 +222,13 @@ def test_unsupported_and_unmarked_sentences_are_flagged(answerer, server):
     made_up = "宁波对专利质押贷款给予50%贴息。"
     unmarked = "企业遇到问题也可以咨询相关部门。"
     server.responder = Recorder(lambda m: f"{honest_reply(m)}{made_up}[1]{unmarked}")
-    _, answer = _run(answerer, QUESTION)
-    assert not answer.refused and answer.answerer == "llm"
+    deltas, answer = _run(answerer, QUESTION)
+    assert deltas == [honest_reply(server.chat_requests()[0]["json"]["messages"])]  # only the sentence that holds
     assert f"not supported by the cited passage(s) [1]: {made_up}" in answer.flags
     assert f"no citation: {unmarked}" in answer.flags
-    assert len(answer.flags) == 2  # the honest quote is not flagged
+    assert made_up not in answer.answer and unmarked not in answer.answer
+    # two of three sentences dropped: the extractive answer stands, and says so
+    assert not answer.refused and answer.answerer == "extractive" and "有多句没有原文依据" in answer.notices[0]
 
 
 # --- 4. failures fall back to the extractive answer
@@ -276,7 +280,7 @@ def test_answer_does_not_raise_on_failure(answerer, server):
 @pytest.mark.slow
 def test_the_model_s_refusal_is_a_refusal_with_the_closest_passages(answerer, server):
     server.script = [answerer.prompts.refusal]
-    question = "宁波对专利质押贷款给予多少贴息？"
+    question = "宁波专利质押贷款的贴息比例是多少？"  # the extractive answerer refuses it too (fact missing)
     _, answer = _run(answerer, question)
     assert answer.refused and answer.answerer == "llm"
     assert answer.answer == answerer.prompts.refusal and answer.citations == []
@@ -288,9 +292,11 @@ def test_the_model_s_refusal_is_a_refusal_with_the_closest_passages(answerer, se
 def test_an_answer_that_cites_no_passage_is_withheld(answerer, server):
     uncited = "宁波设立了知识产权质押融资风险池基金，坏账由基金承担。"
     server.script = [uncited]
-    _, answer = _run(answerer, QUESTION)
-    assert answer.refused and answer.answerer == "llm" and answer.citations == []
-    assert answer.answer == answerer.prompts.refusal and uncited not in answer.answer
+    deltas, answer = _run(answerer, QUESTION)
+    assert deltas == [] and uncited not in answer.answer
+    # withheld, and the passages do answer: the extractive answer, with a notice — never a refusal
+    assert not answer.refused and answer.answerer == "extractive" and "风险池基金" in answer.answer
+    assert answer.notices == ["大模型的回答未能通过引文核对，以下为知识库原文摘录的答案。"]
     assert any(f.startswith("LLM answer withheld (no valid citation)") and uncited in f for f in answer.flags)
     assert answer.passages
 
@@ -300,7 +306,7 @@ def test_an_answer_whose_every_sentence_is_unsupported_is_withheld(answerer, ser
     made_up = "宁波对专利质押贷款给予50%贴息。[1]"
     server.script = [made_up]
     _, answer = _run(answerer, QUESTION)
-    assert answer.refused and answer.answer == answerer.prompts.refusal
+    assert not answer.refused and answer.answerer == "extractive" and "50%" not in answer.answer
     assert any("withheld" in f for f in answer.flags) and any("not supported" in f for f in answer.flags)
 
 
@@ -346,7 +352,7 @@ def test_a_model_that_repeats_a_planted_claim_is_not_backed_by_it(planted_llm, s
     """Should a payload reach the model some other way, validation does not count it as cited."""
     server.script = [INJECTED_CLAIM + "[1]"]
     _, answer = _run(planted_llm, "专利质押贷款坏账怎么处理？")
-    assert answer.refused and "全额补偿" not in answer.answer
+    assert answer.answerer == "extractive" and "全额补偿" not in answer.answer
 
 
 @pytest.mark.slow

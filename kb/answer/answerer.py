@@ -3,23 +3,27 @@
 Used alike by the app, the HTTP API, the CLI (`python -m kb ask`) and the evaluation.
 
 1. Check the question; resolve it against the conversation: the LLM's condense prompt when
-   one is configured, else carry the previous question along for a follow-up ("那保险呢？").
+   one is configured — used only when it keeps the follow-up's own terms (保险 of "那保险呢？") —
+   else carry the previous question along for a follow-up. Timed on its own (timings_ms.condense).
 2. Retrieve passages (hybrid search).
-3. Ask the strategies in turn, each returning a draft or nothing: the document's metadata
-   (文号, 发文机关, 成文日期…), the LLM when configured (streamed), the extractive answerer.
+3. Draft: the document's metadata (文号, 发文机关, 成文日期…) when asked for; else the extractive
+   answer, and with an LLM configured the LLM's too (streamed sentence by sentence, each once
+   validated), and the better of the two stands (`_better`): never worse than extractive.
 4. Compose the draft into the Answer (kb/answer/compose.py).
-An LLM failure falls back to the extractive answer with a visible notice; no stack trace
+An LLM failure, a withheld or refused LLM answer where the extractive answerer finds support, or
+a poorer LLM answer falls back to the extractive answer with a notice saying so; no stack trace
 ever reaches a user.
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Generator, Iterator
 
 from kb.answer.compose import Draft, compose, refusal
 from kb.answer.extractive import ExtractiveAnswerer
-from kb.answer.intent import analyse, is_follow_up, last_user_question
+from kb.answer.intent import Intent, analyse, has_value, is_follow_up, last_user_question
 from kb.answer.llm import LlmStrategy
 from kb.answer.metadata import metadata_draft
 from kb.answer.prompts import Prompts
@@ -45,6 +49,7 @@ from kb.search.retriever import Retriever
 log = logging.getLogger(__name__)
 
 NOTICE_LLM_FAILED = "大模型服务暂时不可用（{reason}），以下为知识库原文摘录的答案。"
+NOTICE_LLM_NOT_USED = "大模型的回答{why}，以下为知识库原文摘录的答案。"
 NOTICE_TOO_LONG = "问题过长（{n}字），请精简到{limit}字以内。"
 NOTICE_EMPTY = "请输入问题。"
 
@@ -79,7 +84,7 @@ class Answerer:
     def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
         prompts = Prompts.load(settings.prompts_dir)
         generation = Generation.open(settings, models)
-        llm = LlmClient(settings) if settings.llm_base_url and settings.llm_model else None
+        llm = LlmClient(settings) if settings.llm_gguf or (settings.llm_base_url and settings.llm_model) else None
         return cls(generation, settings, prompts, llm, tuning)
 
     @property
@@ -116,7 +121,10 @@ class Answerer:
                          notices=[notice], timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0})
             return
         notices: list[str] = []
-        standalone = self._standalone(question, history, notices)
+        flags: list[str] = []
+        llm_timings: dict[str, float] = {}  # llm_first_token, llm (ms), when the LLM was asked
+        standalone = self._standalone(question, history, notices, flags)
+        condensed = time.perf_counter()
         catalogue = self.generation.catalogue
         region = region or self.settings.region
         conversation = self._conversation_documents(question, history, filters, region) \
@@ -133,17 +141,19 @@ class Answerer:
                 notices.append(NOTICE_OTHER_YEAR.format(year=other_year))
             draft, by = refusal(scope.refusal or f"no document covers {other_year}"), "extractive"
         else:
-            draft, by = yield from self._draft(question, standalone, passages, notices)
+            draft, by = yield from self._draft(question, standalone, passages, notices, llm_timings)
         if not draft.refused:
             missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
                                         self.generation.models.tokenizer, self.generation.models.places)
             if missing:  # "商标质押可以吗？" answered with what the documents say, saying they never name it
                 draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
+        answer.flags += flags
         answer.notices += [n for n in validity_notices(answer.citations) if n not in answer.notices]
         done = time.perf_counter()
-        answer.timings_ms = {"retrieve": (retrieved - start) * 1000, "answer": (done - retrieved) * 1000,
-                             "total": (done - start) * 1000}
+        answer.timings_ms = {"condense": (condensed - start) * 1000, "retrieve": (retrieved - condensed) * 1000,
+                             "answer": (done - retrieved) * 1000, "total": (done - start) * 1000}
+        answer.timings_ms.update(llm_timings)
         yield answer
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int = 0, region: str = "") -> list[Passage]:
@@ -159,13 +169,17 @@ class Answerer:
                                      mode=self.settings.retrieval_mode)
 
     # --- steps
-    def _standalone(self, question: str, history: list[dict] | None, notices: list[str]) -> str:
+    def _standalone(self, question: str, history: list[dict] | None, notices: list[str], flags: list[str]) -> str:
         previous = last_user_question(history)
         if not previous:
             return question
         if self.llm is not None:
             try:
-                return self.llm.condense(question, history or []) or question
+                condensed = self.llm.condense(question, history or [])
+                if condensed and self.llm.keeps_terms(question, condensed):
+                    return condensed
+                # "那保险呢？" → "专利质押贷款的坏账风险由谁承担？": 保险 lost, the rewrite is not used
+                flags.append(f"condensed question dropped the follow-up's terms, not used: {condensed}")
             except LlmError as exc:
                 log.warning("condense failed, carrying the previous question along: %s", exc)
                 _notice_llm_failed(notices, exc)
@@ -186,22 +200,72 @@ class Answerer:
         return tuple(dict.fromkeys(p.doc_id for p in found[: self.tuning.follow_up_documents]))
 
     def _draft(self, question: str, standalone: str, passages: list[Passage],
-               notices: list[str]) -> Generator[str, None, tuple[Draft, str]]:
-        """The first strategy that drafts an answer, and its name."""
+               notices: list[str], timings: dict[str, float]) -> Generator[str, None, tuple[Draft, str]]:
+        """The draft that stands, and who wrote it ("extractive" or "llm")."""
         intent = analyse(question)
         if intent.metadata:
             draft = metadata_draft(intent.metadata, passages, self.generation.catalogue)
             if draft is not None:
                 return draft, "extractive"
-        if self.llm is not None and passages:
-            try:
-                draft = yield from self.llm.draft(standalone, passages[: self.settings.answer_passages])
-                return draft, "llm"
-            except LlmError as exc:
-                log.warning("LLM failed, falling back to extractive: %s", exc)
-                _notice_llm_failed(notices, exc)
         context = standalone if standalone != question else ""
-        return self.extractive.answer(question, intent, passages, context=context, check_places=False), "extractive"
+        extractive = self.extractive.answer(question, intent, passages, context=context, check_places=False)
+        if self.llm is None or not passages:
+            return extractive, "extractive"
+        started = time.perf_counter()
+        try:
+            draft = yield from self.llm.draft(standalone, passages[: self.settings.answer_passages], timings)
+        except LlmError as exc:
+            log.warning("LLM failed, falling back to extractive: %s", exc)
+            _notice_llm_failed(notices, exc)
+            return extractive, "extractive"
+        finally:
+            timings["llm"] = (time.perf_counter() - started) * 1000
+        return self._better(standalone, intent, draft, extractive, notices)
+
+    def _better(self, question: str, intent: Intent, llm: Draft, extractive: Draft,
+                notices: list[str]) -> tuple[Draft, str]:
+        """The rule "never worse than extractive" (README, Asking; thresholds in Tuning):
+        - the LLM refused, or none of its sentences held (withheld): the extractive answer, or the
+          refusal when the extractive answerer refuses too;
+        - the extractive answerer refused: the LLM's answer, unless the question asks for a kind of
+          fact (number, date, amount…) the LLM's answer does not state either;
+        - both answered: the LLM's, unless more than `llm_max_dropped` of its sentences were dropped,
+          or it misses the asked-for kind of fact the extractive answer states, or it covers the
+          question's weighted terms by more than `llm_coverage_margin` less than the extractive one."""
+        t = self.tuning
+        if llm.refused:
+            if extractive.refused:
+                llm.flags.append(f"extractive answerer refused too: {extractive.reason}")
+                return llm, "llm"
+            why = "未能通过引文核对" if llm.withheld else "是未找到答案，但知识库原文中有相关内容"
+            return self._fallback(llm, extractive, why, notices), "extractive"
+        wanted = intent.wants_value
+        llm_text, extractive_text = _bare(llm.text), _bare(extractive.text)
+        llm_has = not wanted or any(has_value(llm_text, k) for k in wanted)
+        if extractive.refused:
+            if not llm_has:
+                extractive.flags += [f"LLM answer lacks the asked-for {'/'.join(wanted)}: {llm.text[:200]}", *llm.flags]
+                return extractive, "extractive"
+            return llm, "llm"
+        if llm.dropped > t.llm_max_dropped * (llm.supported + llm.dropped):
+            return self._fallback(llm, extractive, "有多句没有原文依据", notices), "extractive"
+        if not llm_has and any(has_value(extractive_text, k) for k in wanted):
+            return self._fallback(llm, extractive, "缺少问题所问的具体内容", notices), "extractive"
+        ours, theirs = self.extractive.coverage(question, llm_text), self.extractive.coverage(question, extractive_text)
+        if ours < theirs - t.llm_coverage_margin:
+            return self._fallback(llm, extractive, "不如原文摘录完整", notices), "extractive"
+        return llm, "llm"
+
+    @staticmethod
+    def _fallback(llm: Draft, extractive: Draft, why: str, notices: list[str]) -> Draft:
+        notices.append(NOTICE_LLM_NOT_USED.format(why=why))
+        extractive.flags += [f"LLM answer not used ({why}): {llm.text[:200] or llm.reason}", *llm.flags]
+        return extractive
+
+
+def _bare(text: str) -> str:
+    """Answer text without its [n] markers (they are digits, not facts)."""
+    return re.sub(r"\[\d+\]", "", text)
 
 
 def _notice_llm_failed(notices: list[str], exc: LlmError) -> None:

@@ -20,6 +20,10 @@ class Draft:
     reason: str = ""  # why it refused, for reviewers (Answer.flags)
     renumbered: bool = True  # [n] count the cited passages 1, 2, …; False: n is the passage's rank
     flags: list[str] = field(default_factory=list)
+    # LLM drafts: sentences kept (their cited passage supports them) and dropped; withheld: none held
+    supported: int = 0
+    dropped: int = 0
+    withheld: bool = False
 
 
 def refusal(reason: str) -> Draft:

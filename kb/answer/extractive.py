@@ -61,6 +61,11 @@ class ExtractiveAnswerer:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
+    def coverage(self, question: str, text: str) -> float:
+        """The IDF-weighted share of the question's terms that `text` holds (comparing two answers)."""
+        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        return self._coverage(weights, set(self._tokenizer.tokens(text)))
+
     def _weight(self, term: str) -> float:
         """IDF with a floor: a term in every chunk (the title's, in a one-document KB) still shows
         the question is about these documents. Single characters count less."""

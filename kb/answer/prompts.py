@@ -6,13 +6,14 @@ from pathlib import Path
 
 from kb.core.errors import KbError
 
-_FILES = ("system", "answer", "condense", "refusal")
+_FILES = ("system", "answer", "answer_json", "condense", "refusal")
 
 
 @dataclass(frozen=True)
 class Prompts:
     system: str
     answer: str
+    answer_json: str  # the answer prompt when the server returns structured (JSON-schema) answers
     condense: str
     refusal: str
 

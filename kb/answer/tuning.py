@@ -111,3 +111,18 @@ class Tuning:
     # …or is itself a part of the refusal text at least this long (a cut-off refusal). Text rules
     # for prompts/refusal.txt, not calibrated on a test set.
     refusal_min_chars: int = 6
+
+    # --- Never worse than extractive (kb/answer/answerer.py, Answerer._better) -----------------
+    # With an LLM configured the extractive answer is computed too (about 20 ms) and the user gets
+    # the better of the two. The LLM's answer is set aside for the extractive one when, the
+    # extractive answerer having answered, the LLM refused or none of its sentences held, or:
+    # more than this share of its sentences were dropped (no marker, or not supported by the
+    # passage they cite) — the model did not stay with the passages on this question…
+    llm_max_dropped: float = 0.5
+    # …or its answer covers the question's IDF-weighted terms (the extractive answerer's coverage,
+    # markers removed) by more than this much less than the extractive answer does: it left out
+    # what was asked. Checked with bench/llm.py (Qwen2.5-Coder-1.5B Q4_K_M on sample.jsonl).
+    llm_coverage_margin: float = 0.25
+    # (Not a threshold: the question asks for a number, date, amount… that the extractive answer
+    # states and the LLM's answer does not — the extractive one stands. And when the extractive
+    # answerer refuses, an LLM answer without the asked-for kind of fact is refused too.)

@@ -2,7 +2,10 @@
 
 - A marker [n] (also [1,2], [1][2], [1-3], 【n】) that points to no given passage is removed.
 - A sentence with no marker, or whose cited passages do not support it, is flagged.
-- Each cited passage records which of its sentences support the answer, for highlighting.
+- Each cited passage records which of its sentences support the answer, for highlighting —
+  only for sentences that hold: an unsupported sentence highlights nothing.
+- A sentence that only restates a passage's title, issuer or section heading supports nothing
+  and is supported by nothing (it would otherwise match every sentence of the passage).
 
 A marker written after the sentence's end punctuation ("……。[1]") belongs to that
 sentence, not to the next one.
@@ -45,6 +48,7 @@ class Validated:
     removed_markers: list[int] = field(default_factory=list)
     supported: int = 0  # answer sentences that their cited passages support
     unsupported: int = 0  # answer sentences flagged: no marker, or not supported
+    marked: int = 0  # answer sentences that carry a valid marker
 
 
 def _numbers(match: re.Match[str]) -> list[int]:
@@ -74,7 +78,7 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
     result = Validated(text, removed_markers=removed)
     if removed:
         result.flags.append(f"removed citation marker(s) pointing to no passage: {sorted(set(removed))}")
-    for start, end in _claims(text):
+    for start, end in claim_spans(text):
         claim = text[start:end]
         numbers = list(dict.fromkeys(n for m in _MARKER.finditer(claim) for n in _numbers(m)))
         bare = _MARKER.sub("", claim).strip()
@@ -84,26 +88,30 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
             result.flags.append(f"no citation: {bare}")
             result.unsupported += 1
             continue
-        supported = False
+        result.marked += 1
+        supported, found = False, {}
         for n in numbers:
             holds, sentences, spans = _support(bare, passages[n - 1], tokenizer, tuning.support)
-            entry = result.cited.setdefault(n, ([], []))
-            for index, span in zip(sentences, spans):
-                if index not in entry[0]:
-                    entry[0].append(index)
-                    entry[1].append(span)
+            if holds:
+                found[n] = (sentences, spans)
             supported = supported or holds
         if not supported and len(numbers) > 1:
             supported = _supported_together(bare, [passages[n - 1] for n in numbers], tokenizer, tuning.support)
         if supported:
             result.supported += 1
+            for n in numbers:  # every passage the sentence cites is listed; only those that hold are highlighted
+                entry = result.cited.setdefault(n, ([], []))
+                for index, span in zip(*found.get(n, ([], []))):
+                    if index not in entry[0]:
+                        entry[0].append(index)
+                        entry[1].append(span)
         else:
             result.unsupported += 1
             result.flags.append(f"not supported by the cited passage(s) {numbers}: {bare}")
     return result
 
 
-def _claims(text: str) -> list[tuple[int, int]]:
+def claim_spans(text: str) -> list[tuple[int, int]]:
     """Answer sentences, each with the markers that follow its end punctuation.
 
     The sentence splitter cuts after 。, so "甲。[1]乙。[2]" comes as "甲。", "[1]乙。", "[2]":
@@ -166,6 +174,8 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
     context = _context(passage)
     terms = _terms(claim, tokenizer)
     around = set(tokenizer.tokens(context))
+    if terms and terms <= around and squeezed not in squeeze(_data_text(passage)):
+        return False, [], []  # it only restates the title or the heading: no answer, nothing to highlight
     found: list[tuple[float, int, tuple[int, int]]] = []
     spans = passage.sentence_spans
     for index, ((start, end), planted) in enumerate(zip(spans, instruction_sentences(passage.text, spans))):
@@ -176,8 +186,9 @@ def _support(claim: str, passage: Passage, tokenizer: Tokenizer,
             found.append((2.0, index, (start, end)))  # quoted outright
             continue
         if terms:
-            share = len(terms & (set(tokenizer.tokens(sentence)) | around)) / len(terms)
-            if share >= support:
+            own = terms & set(tokenizer.tokens(sentence))
+            share = len(terms & (own | around)) / len(terms)
+            if share >= support and own - around:  # the sentence itself must hold some of what the claim adds
                 found.append((share, index, (start, end)))
     found.sort(key=lambda f: -f[0])
     if found and found[0][0] == 2.0:

@@ -43,12 +43,25 @@ class Settings:
     candidates: int = 50  # taken from each ranking before fusion
     annex_weight: float = 0.5  # an annex's (附件: forms, templates) score counts this much (bench/retrieval.py)
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
-    # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model).
+    # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model, or llm_gguf).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
     llm_api_key: str = ""
     llm_model: str = ""
-    llm_timeout: float = 30.0  # seconds; on timeout the extractive answer is shown with a notice
+    # Seconds: the whole answer (llm_timeout) and its first piece of text (llm_first_token_timeout; a
+    # CPU model reads a 1,000-token prompt for 20-30 s first). On either, the extractive answer is
+    # shown with a notice and the request is closed (the server stops generating).
+    llm_timeout: float = 300.0
+    llm_first_token_timeout: float = 120.0
     llm_temperature: float = 0.1
+    llm_max_tokens: int = 512  # longest answer asked for (0 = the server's limit)
+    # Structured answers (JSON schema via response_format): "auto" (try, fall back to text for the
+    # process lifetime on a 400), "json_schema" (always), "off" (the text format).
+    llm_structured: str = "auto"
+    # A local GGUF model served in-process by llama.cpp (needs the local-llm extra: xllamacpp);
+    # when set, llm_base_url is ignored and points at it. 0 threads = all cores.
+    llm_gguf: str = ""
+    llm_gguf_ctx: int = 4096
+    llm_gguf_threads: int = 0
     prompts_dir: Path = Path(__file__).resolve().parents[2] / "prompts"
     # Place and validity: the asker's place when the question names none (e.g. "浙江省宁波市"; empty =
     # no place unless the question names one), and the date statuses are computed for (empty = today).
