@@ -60,6 +60,9 @@ class Settings:
     # Web app: knowledge-base management needs this password; empty = management off.
     admin_password: str = ""
     max_body_kb: int = 64  # HTTP API request bodies
+    admin_max_failures: int = 3  # wrong admin passwords a client may give before it must wait
+    admin_lockout_seconds: float = 2.0  # the first wait; it doubles with each further failure
+    admin_lockout_max_seconds: float = 300.0  # the longest wait
 
     @property
     def embed_cache_path(self) -> Path:
