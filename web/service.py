@@ -33,6 +33,7 @@ from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 
 UPLOADS = "uploads"
+FAILED = ".failed"  # uploads/.failed/: uploads that could not be ingested (hidden: a build skips it)
 EXCLUDED = "excluded.json"
 
 
@@ -79,6 +80,7 @@ class KnowledgeService:
         self.feedback = FeedbackStore(self.kb_dir / "feedback.sqlite")
         self.job = Job()
         self._again = False  # a re-index was asked for while one ran: run once more when it ends
+        self._cancel = threading.Event()
         self._failures: dict[str, tuple[int, float]] = {}  # client -> (wrong passwords in a row, locked until)
 
     # --- answering and search (always on)
@@ -197,8 +199,43 @@ class KnowledgeService:
         threading.Thread(target=self._reindex, name="ipkb-reindex", daemon=True).start()
         return True
 
+    def cancel(self, password: str, client: str = "") -> bool:
+        """Stop the running ingestion between pages: the file being loaded and the rest are skipped,
+        what was done is kept. False when none runs."""
+        self.check_admin(password, client)
+        with self._lock:
+            if not self.job.running:
+                return False
+            self._again = False
+            self._cancel.set()
+            return True
+
+    def failed_uploads(self) -> list[Path]:
+        """Uploaded files that could not be ingested, kept aside in uploads/.failed/ until deleted."""
+        folder = self.uploads / FAILED
+        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+    def delete_failed(self, password: str, client: str = "") -> list[str]:
+        """Delete the failed uploads kept in uploads/.failed/; their names."""
+        self.check_admin(password, client)
+        names = []
+        for path in self.failed_uploads():
+            path.unlink(missing_ok=True)
+            names.append(path.name)
+        return names
+
+    def _set_aside(self, report: BuildReport) -> None:
+        """Failed uploads leave uploads/ (not retried on every re-index), into uploads/.failed/."""
+        uploads = self.uploads.resolve()
+        for result in report.failed:
+            path = Path(result.path)
+            if path.parent.resolve() == uploads and path.is_file() and not result.reason.startswith("cancelled"):
+                (uploads / FAILED).mkdir(exist_ok=True)
+                path.replace(uploads / FAILED / path.name)
+
     def _reindex(self) -> None:
         job = self.job
+        self._cancel.clear()
 
         def on_file(done: int, total: int, name: str) -> None:
             job.done, job.total, job.message = done, total, f"正在处理 {name}（{done + 1}/{total}）"
@@ -208,13 +245,15 @@ class KnowledgeService:
             self.uploads.mkdir(parents=True, exist_ok=True)
             paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
             report: BuildReport = build(paths, self.settings, progress=False, exclude=self._excluded(),
-                                        on_file=on_file)
+                                        on_file=on_file, should_stop=self._cancel.is_set)
+            self._set_aside(report)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
             job.summary = report.summary()
             if report.generation is not None or current_generation(self.kb_dir) != self.generation.path:
                 job.message = "正在载入新索引…"
                 self._swap()
-            job.message = "完成" + (f"，{len(job.errors)} 个文件失败" if job.errors else "")
+            job.message = ("已取消" if self._cancel.is_set() else "完成") + (
+                f"，{len(job.errors)} 个文件失败" if job.errors else "")
         except Exception as exc:  # the old index keeps serving; the error is shown, not raised
             job.message = f"失败：{exc}"
             job.errors.append(str(exc))

@@ -139,10 +139,19 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         started = service.reindex(password, client_of(request))
         return "已开始重建索引。" if started else "索引正在建立中，请稍候。"
 
+    def cancel(password: str, request: gr.Request) -> str:
+        return "已请求取消：当前文件在下一页前停止。" if service.cancel(password, client_of(request)) else "没有正在进行的索引任务。"
+
+    def delete_failed(password: str, request: gr.Request) -> str:
+        names = service.delete_failed(password, client_of(request))
+        return f"已删除 {len(names)} 个失败的文件：{'、'.join(names)}" if names else "没有失败的文件。"
+
     def status(seen: str | None):
         """Polled every second: the job's progress; the document list only when the index changed."""
         job = service.job
-        text = render.job_status(job.message, job.fraction, job.running, job.errors)
+        failed = [p.name for p in service.failed_uploads()]
+        text = render.job_status(job.message, job.fraction, job.running, job.errors) + (
+            f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
         generation = str(service.generation.path)
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), seen
@@ -233,10 +242,14 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                                          allow_custom_value=True)  # documents uploaded later: the service checks the id
                     delete_btn = gr.Button("删除所选文件", variant="stop", interactive=service.management_enabled)
                     reindex_btn = gr.Button("重建索引", interactive=service.management_enabled)
+                    cancel_btn = gr.Button("取消索引任务", interactive=service.management_enabled)
+                    failed_btn = gr.Button("删除失败的上传文件", interactive=service.management_enabled)
             outcome = gr.Markdown()
             upload_btn.click(guarded(upload), [password, files], outcome, api_name="upload")
             delete_btn.click(guarded(delete), [password, picked], outcome, api_name="delete")
             reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
+            cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
+            failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
             seen = gr.State(str(service.generation.path))
             gr.Timer(1.0).tick(status, seen, [job, table, picked, overview, seen], api_name="status")
         with gr.Tab("评测"):
