@@ -612,3 +612,38 @@ def test_wrong_passwords_are_rate_limited(app, tmp_path):
         assert c.predict(PASSWORD, api_name="/reindex") in ("已开始重建索引。", "索引正在建立中，请稍候。")
         wait_idle(service)
         assert service._failures == {}
+
+
+def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(managed, tmp_path, monkeypatch):
+    """A file that fails leaves uploads/ for uploads/.failed/, is listed by /status and deleted by
+    /delete_failed; /cancel stops a running ingestion between pages."""
+    from test_limits import write_blank_pdf
+
+    service, uploads = managed.service, managed.settings.kb_dir / "uploads"
+    c = Client(managed.base, verbose=False)
+    empty = tmp_path / "空白.pdf"
+    write_blank_pdf(empty, 2)
+    monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
+    assert c.predict(PASSWORD, [handle_file(str(empty))], api_name="/upload").startswith("已上传 1 个文件：空白.pdf")
+    text, *_ = poll_status(c, service)
+    assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text
+    assert not (uploads / "空白.pdf").exists() and (uploads / ".failed" / "空白.pdf").is_file()
+    assert c.predict(PASSWORD, api_name="/delete_failed") == "已删除 1 个失败的文件：空白.pdf"
+    assert "未能建立索引" not in c.predict(api_name="/status")[0]
+
+    # cancel: a build whose loading waits for the cancel
+    assert c.predict(PASSWORD, api_name="/cancel") == "没有正在进行的索引任务。"
+    real_build = web.service.build
+
+    def waiting_build(*args, should_stop, **kwargs):
+        deadline = time.time() + 30
+        while not should_stop() and time.time() < deadline:
+            time.sleep(0.05)
+        return real_build(*args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(web.service, "build", waiting_build)
+    assert c.predict(PASSWORD, api_name="/reindex") == "已开始重建索引。"
+    assert c.predict(PASSWORD, api_name="/cancel") == "已请求取消：当前文件在下一页前停止。"
+    job = wait_idle(service, timeout=20)
+    assert job.message.startswith("已取消")
+    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]  # the index is unchanged
