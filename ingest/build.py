@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ingest.catalogue import CATALOGUE, catalogue_entry, entry_hash
 from ingest.indexing import index_generation
+from ingest.loaders import Limits
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
 from kb.core.errors import EmbeddingError, KbError, LoadError
@@ -81,9 +82,11 @@ def _under(key: str, roots: list[Path]) -> bool:
 
 
 def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progress: bool = True,
-          exclude: set[str] | None = None, on_file: Callable[[int, int, str], None] | None = None) -> BuildReport:
+          exclude: set[str] | None = None, on_file: Callable[[int, int, str], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> BuildReport:
     """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
-    `on_file(done, total, name)` reports progress to a UI."""
+    `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the file being
+    loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
     kb_dir = settings.kb_dir
     report = BuildReport(kb_dir)
     try:
@@ -91,6 +94,10 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     except EmbeddingError as exc:
         raise KbError(str(exc)) from None
     ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
+    limits = Limits(max_pages=settings.max_pages, max_ocr_pages=settings.max_ocr_pages,
+                    max_docx_paragraphs=settings.max_docx_paragraphs,
+                    max_docx_unpacked_mb=settings.max_docx_unpacked_mb,
+                    max_file_seconds=settings.max_file_seconds, should_stop=should_stop)
     places = Places()  # the division table loads on the first document
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]
@@ -118,6 +125,8 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     on_file(done, len(files), path.name)
                 key = source_key(path)
                 try:
+                    if should_stop is not None and should_stop():
+                        raise LoadError("cancelled")
                     if not path.is_file():
                         raise LoadError("file not found")
                     digest = entry_hash(file_hash(path), catalogue_entry(path))
@@ -136,7 +145,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.update(done - pages.n)
 
                         doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
-                                              content_hash=digest, on_page=on_page, places=places)
+                                              content_hash=digest, on_page=on_page, places=places, limits=limits)
                 except Exception as exc:  # one bad file never aborts the batch
                     if isinstance(exc, LoadError):
                         reason = str(exc)

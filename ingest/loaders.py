@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -16,6 +19,18 @@ from kb.core.errors import LoadError
 if TYPE_CHECKING:
     from ingest.ocr import OcrEngine
 
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost to load (settings of the same names)."""
+
+    max_pages: int = 500  # PDF pages; a longer PDF is refused before any page is read
+    max_ocr_pages: int = 50  # pages OCR'd per file (a blank page that OCR reads nothing from counts)
+    max_docx_paragraphs: int = 200_000  # paragraphs, table rows and cells of a DOCX, counted before parsing
+    max_docx_unpacked_mb: float = 100.0  # the DOCX's zip members, unpacked, in all
+    max_file_seconds: float = 300.0  # time budget per file, checked between pages
+    should_stop: Callable[[], bool] | None = None  # a cancel button: checked between pages
 
 
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".md", ".html", ".htm"}
@@ -116,12 +131,46 @@ def _load_text(path: Path, kind: str) -> RawDocument:
     return RawDocument(path=str(path), kind=kind, pages=[Page(1, text)], encoding=encoding, file_title=title)
 
 
-def _load_docx(path: Path) -> RawDocument:
+_DOCX_ELEMENT = re.compile(rb"<w:(?:p|tr|tc)[ />]")
+
+
+def _check_docx(path: Path, limits: Limits) -> None:
+    """Before parsing: the zip's unpacked size (as declared, then as read) and its count of paragraphs,
+    table rows and cells, streamed from document.xml in blocks: bounded memory whatever the file."""
+    max_bytes = int(limits.max_docx_unpacked_mb * _MB)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+            if declared > max_bytes:
+                raise LoadError(f"DOCX too large unpacked: {declared / _MB:.0f} MB exceeds the "
+                                f"{limits.max_docx_unpacked_mb:g} MB limit (max_docx_unpacked_mb)")
+            try:
+                member = archive.open("word/document.xml")
+            except KeyError:
+                return  # python-docx names the problem
+            count, read, tail = 0, 0, b""
+            with member:
+                while block := member.read(1 << 16):
+                    read += len(block)
+                    if read > max_bytes:
+                        raise LoadError(f"DOCX too large unpacked: over the {limits.max_docx_unpacked_mb:g} MB limit")
+                    data = tail + block
+                    count += len(_DOCX_ELEMENT.findall(data)) - len(_DOCX_ELEMENT.findall(tail))
+                    tail = data[-8:]
+                    if count > limits.max_docx_paragraphs:
+                        raise LoadError(f"DOCX has too many elements: over {limits.max_docx_paragraphs} paragraphs, "
+                                        "table rows and cells (max_docx_paragraphs)")
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+        raise LoadError(f"not a readable DOCX: {_cause(exc)}") from exc
+
+
+def _load_docx(path: Path, limits: Limits) -> RawDocument:
     import docx
     from docx.oxml.ns import qn
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    _check_docx(path, limits)
     try:
         document = docx.Document(str(path))
     except Exception as exc:  # zip errors, missing parts, bad XML
@@ -197,7 +246,7 @@ def _load_html(path: Path) -> RawDocument:
 
 
 def _load_pdf(
-    path: Path, ocr: OcrEngine | None, on_page: Callable[[int, int], None] | None
+    path: Path, ocr: OcrEngine | None, on_page: Callable[[int, int], None] | None, limits: Limits
 ) -> RawDocument:
     from pypdf import PdfReader
 
@@ -219,6 +268,9 @@ def _load_pdf(
         raise LoadError(f"not a readable PDF: {_cause(exc)}") from exc
     if total == 0:
         raise LoadError("not a readable PDF: no pages")
+    if total > limits.max_pages:
+        raise LoadError(f"too many pages: {total} PDF pages exceed the limit of {limits.max_pages} (max_pages)")
+    started, ocr_done = time.monotonic(), 0
 
     title = None
     try:
@@ -228,12 +280,21 @@ def _load_pdf(
 
     pages: list[Page] = []
     for index in range(total):
+        if limits.should_stop is not None and limits.should_stop():
+            raise LoadError("cancelled")
+        if time.monotonic() - started > limits.max_file_seconds:
+            raise LoadError(f"time budget exceeded: stopped at page {index + 1} of {total} after "
+                            f"{limits.max_file_seconds:g} s (max_file_seconds)")
         try:
             text = reader.pages[index].extract_text() or ""
         except Exception:
             text = ""  # a broken content stream: OCR may still read the page
         page = Page(index + 1, _normalise_newlines(text))
         if ocr is not None and _non_ws(text) < _MIN_PAGE_CHARS:
+            ocr_done += 1  # counted whether OCR reads anything or not: a blank page costs as much
+            if ocr_done > limits.max_ocr_pages:
+                raise LoadError(f"too many pages to OCR: more than {limits.max_ocr_pages} pages without a text "
+                                "layer (max_ocr_pages)")
             try:
                 ocr_text = ocr.read_pdf_page(path, index)
             except Exception as exc:
@@ -260,6 +321,7 @@ def load(
     max_bytes: int,
     ocr: OcrEngine | None = None,
     on_page: Callable[[int, int], None] | None = None,
+    limits: Limits | None = None,
 ) -> RawDocument:
     """Load one file into a RawDocument. Raises LoadError (only) for files that can't be used."""
     path = Path(path)
@@ -282,11 +344,12 @@ def load(
         )
 
     kind = _KINDS[suffix]
+    limits = limits or Limits()
     try:
         if kind == "pdf":
-            doc = _load_pdf(path, ocr, on_page)
+            doc = _load_pdf(path, ocr, on_page, limits)
         elif kind == "docx":
-            doc = _load_docx(path)
+            doc = _load_docx(path, limits)
         elif kind == "html":
             doc = _load_html(path)
         else:

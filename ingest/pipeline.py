@@ -8,7 +8,7 @@ from typing import Callable
 from ingest.catalogue import apply_entry, catalogue_entry, entry_hash
 from ingest.chunking import chunk_document
 from ingest.clean import clean_pages
-from ingest.loaders import load
+from ingest.loaders import Limits, load
 from ingest.metadata import extract_metadata
 from ingest.ocr import OcrEngine
 from ingest.profile import profile_document
@@ -42,9 +42,10 @@ def process_file(
     content_hash: str | None = None,
     on_page: Callable[[int, int], None] | None = None,
     places: Places | None = None,
+    limits: Limits | None = None,
 ) -> tuple[Document, CleanText]:
     """Load, clean, describe and chunk one file. Raises LoadError for bad input."""
-    raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page)
+    raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page, limits=limits)
     clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1,
                         authored=raw.kind == "md")
     meta = extract_metadata(clean.text, path.name, raw.file_title)

@@ -360,9 +360,12 @@ def test_management_refuses_a_wrong_password(managed, tmp_path):
     c = Client(managed.base, verbose=False)
     doc_id = managed.service.documents()[0].doc_id
     for password in ("", "wrong", "S3CRET", PASSWORD + " "):
+        managed.service._failures.clear()  # the rate limit is tested by test_wrong_passwords_are_rate_limited
         assert c.predict(password, [handle_file(str(policy))], api_name="/upload") == "⚠️ 管理密码不正确"
         assert c.predict(password, api_name="/reindex") == "⚠️ 管理密码不正确"
+        managed.service._failures.clear()
         assert c.predict(password, doc_id, api_name="/delete") == "⚠️ 管理密码不正确"
+    managed.service._failures.clear()
     assert not managed.service.job.running and managed.service.job.message == "空闲"
     assert kb_state(managed.settings) == before
 
@@ -505,8 +508,10 @@ def test_evaluation_tab_runs_the_sample_set_and_offers_the_report(client, app):
     assert len(plots) == 3 and all(".png" in str(plot) for plot in plots)
     path = Path(download if isinstance(download, str) else download["path"])
     assert path.name == "report.html" and "IPKB evaluation" in path.read_text(encoding="utf-8")
-    runs = list((app.settings.kb_dir / "eval-runs").iterdir())
-    assert runs and (runs[0] / "metrics.json").is_file()
+    from web.ui import EVAL_RUNS
+
+    runs = list(EVAL_RUNS.glob("run-*"))  # outside the knowledge base; only the last run is kept
+    assert len(runs) == 1 and (runs[0] / "metrics.json").is_file()
 
 
 def test_evaluation_tab_reports_a_bad_uploaded_test_set(client, tmp_path):
@@ -516,3 +521,129 @@ def test_evaluation_tab_reports_a_bad_uploaded_test_set(client, tmp_path):
     bad.write_text('{"id": "q1"}\n', encoding="utf-8")
     report, plots, download = client.predict("upload", handle_file(str(bad)), False, api_name="/evaluate")
     assert report.startswith("⚠️ bad.jsonl, line 1") and not plots and download is None
+
+
+# --- security: file inputs, private handlers, password attempts
+def call_raw(base: str, api_name: str, data: list) -> str:
+    """A Gradio endpoint through raw HTTP (POST /gradio_api/call/{name}, then its event stream)."""
+    r = httpx.post(f"{base}/gradio_api/call/{api_name}", json={"data": data}, timeout=30)
+    if r.status_code != 200:
+        return f"HTTP {r.status_code} {r.text}"
+    event_id = r.json()["event_id"]
+    return httpx.get(f"{base}/gradio_api/call/{api_name}/{event_id}", timeout=120).text
+
+
+SERVER_FILE = {"path": "/etc/passwd", "orig_name": "passwd.txt", "meta": {"_type": "gradio.FileData"}}
+
+
+@pytest.mark.parametrize("password", ["", PASSWORD])
+def test_file_inputs_take_only_uploaded_files(managed, password, tmp_path, monkeypatch):
+    """A server path given as a file value is refused by /upload and /evaluate, with or without the
+    password, through gradio_client (made to send the path as is instead of uploading the file) and raw HTTP."""
+    from gradio_client.client import Endpoint
+
+    monkeypatch.setattr(Endpoint, "_upload_file", lambda self, f, data_index: f)
+    before = kb_state(managed.settings)
+    c = Client(managed.base, verbose=False)
+    # gradio_client shows the status of the refused call (the raw HTTP calls below read its message)
+    with pytest.raises(Exception, match="400 Bad Request"):
+        c.predict(password, [SERVER_FILE], api_name="/upload")
+    for suffix in (".txt", ".jsonl"):
+        secret = tmp_path / f"secret{suffix}"
+        secret.write_text('{"id": "root:x:0:0", "question": "宁波市知识产权秘密"}\n', encoding="utf-8")
+    for path in (str(tmp_path / "secret.txt"), str(tmp_path / "secret.jsonl")):
+        value = dict(SERVER_FILE, path=path)
+        refused = f"只接受通过本页面上传的文件（{Path(path).name} 不是上传的文件）"
+        with pytest.raises(Exception, match="400 Bad Request"):
+            if path.endswith(".txt"):
+                c.predict(password, [value], api_name="/upload")
+            else:
+                c.predict("upload", value, False, api_name="/evaluate")
+        for api_name, data in (("upload", [password, [value]]), ("evaluate", ["upload", value, False])):
+            text = call_raw(managed.base, api_name, data)
+            assert text == f'HTTP 400 {{"error":"{refused}"}}'
+    assert call_raw(managed.base, "upload", [password, [SERVER_FILE]]) == \
+        'HTTP 400 {"error":"只接受通过本页面上传的文件（passwd 不是上传的文件）"}'
+    url = dict(SERVER_FILE, path="http://127.0.0.1:1/x.txt")
+    assert call_raw(managed.base, "upload", [password, [url]]).startswith('HTTP 400 {"error":"只接受')
+    assert not managed.service.job.running
+    assert kb_state(managed.settings) == before
+
+
+def test_private_handlers_are_not_callable_by_name(app):
+    c = Client(app.base, verbose=False)
+    for name in ("/false", "/false_1", "/false_2"):
+        with pytest.raises(Exception):
+            c.predict("up", "", None, api_name=name)
+        for route in ("call", "run", "api", "call/v2"):
+            r = httpx.post(f"{app.base}/gradio_api/{route}/{name.strip('/')}", json={"data": ["x", None]}, timeout=30)
+            assert r.status_code == 404, (route, name, r.text[:200])
+    # the public ones still are
+    r = httpx.post(f"{app.base}/gradio_api/call/status", json={"data": [None]}, timeout=30)
+    assert r.status_code == 200 and "event_id" in r.json()
+
+
+def test_evaluation_writes_nothing_in_the_kb_folder(client, app):
+    before = kb_state(app.settings)
+    report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
+    assert len(plots) == 3
+    assert kb_state(app.settings) == before
+    assert not (app.settings.kb_dir / "eval-runs").exists()
+
+
+def test_wrong_passwords_are_rate_limited(app, tmp_path):
+    """After 3 wrong passwords a client waits (doubling), even with the right one; the wait ends."""
+    settings = replace(app.settings, admin_lockout_seconds=1.0)
+    with running_app(settings) as (base, service):
+        c = Client(base, verbose=False)
+        outcomes = [c.predict(f"guess{i}", api_name="/reindex") for i in range(3)]
+        assert outcomes[:2] == ["⚠️ 管理密码不正确"] * 2 and outcomes[2].startswith("⚠️ 管理密码不正确；错误次数过多")
+        locked = c.predict(PASSWORD, api_name="/reindex")  # the right password, too soon
+        assert "密码错误次数过多，请" in locked and "秒后再试" in locked
+        assert "密码错误次数过多" in c.predict("guess", api_name="/reindex")
+        assert not service.job.running
+        (failures, until), = service._failures.values()
+        assert failures == 3
+        time.sleep(max(0.0, until - time.monotonic()) + 0.05)  # the wait is over: one more guess, and a longer wait
+        assert c.predict("again-wrong", api_name="/reindex").startswith("⚠️ 管理密码不正确；错误次数过多")
+        assert "请 2 秒后再试" in c.predict(PASSWORD, api_name="/reindex")
+        (failures, until), = service._failures.values()
+        time.sleep(max(0.0, until - time.monotonic()) + 0.05)
+        assert c.predict(PASSWORD, api_name="/reindex") in ("已开始重建索引。", "索引正在建立中，请稍候。")
+        wait_idle(service)
+        assert service._failures == {}
+
+
+def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(managed, tmp_path, monkeypatch):
+    """A file that fails leaves uploads/ for uploads/.failed/, is listed by /status and deleted by
+    /delete_failed; /cancel stops a running ingestion between pages."""
+    from test_limits import write_blank_pdf
+
+    service, uploads = managed.service, managed.settings.kb_dir / "uploads"
+    c = Client(managed.base, verbose=False)
+    empty = tmp_path / "空白.pdf"
+    write_blank_pdf(empty, 2)
+    monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
+    assert c.predict(PASSWORD, [handle_file(str(empty))], api_name="/upload").startswith("已上传 1 个文件：空白.pdf")
+    text, *_ = poll_status(c, service)
+    assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text
+    assert not (uploads / "空白.pdf").exists() and (uploads / ".failed" / "空白.pdf").is_file()
+    assert c.predict(PASSWORD, api_name="/delete_failed") == "已删除 1 个失败的文件：空白.pdf"
+    assert "未能建立索引" not in c.predict(api_name="/status")[0]
+
+    # cancel: a build whose loading waits for the cancel
+    assert c.predict(PASSWORD, api_name="/cancel") == "没有正在进行的索引任务。"
+    real_build = web.service.build
+
+    def waiting_build(*args, should_stop, **kwargs):
+        deadline = time.time() + 30
+        while not should_stop() and time.time() < deadline:
+            time.sleep(0.05)
+        return real_build(*args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(web.service, "build", waiting_build)
+    assert c.predict(PASSWORD, api_name="/reindex") == "已开始重建索引。"
+    assert c.predict(PASSWORD, api_name="/cancel") == "已请求取消：当前文件在下一页前停止。"
+    job = wait_idle(service, timeout=20)
+    assert job.message.startswith("已取消")
+    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]  # the index is unchanged

@@ -9,6 +9,7 @@ with none configured, management is off.
 from __future__ import annotations
 
 import hmac
+import math
 import json
 import re
 import shutil
@@ -32,6 +33,7 @@ from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 
 UPLOADS = "uploads"
+FAILED = ".failed"  # uploads/.failed/: uploads that could not be ingested (hidden: a build skips it)
 EXCLUDED = "excluded.json"
 
 
@@ -78,6 +80,8 @@ class KnowledgeService:
         self.feedback = FeedbackStore(self.kb_dir / "feedback.sqlite")
         self.job = Job()
         self._again = False  # a re-index was asked for while one ran: run once more when it ends
+        self._cancel = threading.Event()
+        self._failures: dict[str, tuple[int, float]] = {}  # client -> (wrong passwords in a row, locked until)
 
     # --- answering and search (always on)
     @property
@@ -116,15 +120,33 @@ class KnowledgeService:
     def management_enabled(self) -> bool:
         return bool(self.settings.admin_password)
 
-    def check_admin(self, password: str | None) -> None:
+    def check_admin(self, password: str | None, client: str = "") -> None:
+        """The admin password, rate-limited per client (its address): after `admin_max_failures` wrong
+        passwords, every attempt (right or wrong) is refused for a wait that doubles with each further
+        failure, up to `admin_lockout_max_seconds`. A right password clears the count."""
         if not self.management_enabled:
             raise AdminError("知识库管理未启用：请在配置中设置 admin_password")
+        now = time.monotonic()
+        with self._lock:
+            failures, until = self._failures.get(client, (0, 0.0))
+            if now < until:
+                raise AdminError(f"密码错误次数过多，请 {math.ceil(until - now)} 秒后再试")
         if not hmac.compare_digest((password or "").encode(), self.settings.admin_password.encode()):
-            raise AdminError("管理密码不正确")
+            with self._lock:
+                failures = self._failures.get(client, (0, 0.0))[0] + 1
+                until = 0.0
+                over = failures - self.settings.admin_max_failures
+                if over >= 0:
+                    until = now + min(self.settings.admin_lockout_seconds * 2 ** over,
+                                      self.settings.admin_lockout_max_seconds)
+                self._failures[client] = (failures, until)
+            raise AdminError("管理密码不正确" + ("；错误次数过多，请稍后再试" if until else ""))
+        with self._lock:
+            self._failures.pop(client, None)
 
-    def upload(self, password: str, files: list[tuple[str, Path]]) -> list[str]:
+    def upload(self, password: str, files: list[tuple[str, Path]], client: str = "") -> list[str]:
         """Copy uploaded files (original name, temporary path) into the KB's uploads folder."""
-        self.check_admin(password)
+        self.check_admin(password, client)
         checked = []  # every file is checked before any is copied: a refused batch leaves nothing behind
         for original, temp in files:
             name = safe_file_name(original)
@@ -143,9 +165,9 @@ class KnowledgeService:
             saved.append(name)
         return saved
 
-    def delete(self, password: str, doc_id: str) -> str:
+    def delete(self, password: str, doc_id: str, client: str = "") -> str:
         """Remove a document: an uploaded file is deleted, a corpus file is excluded. Re-index to apply."""
-        self.check_admin(password)
+        self.check_admin(password, client)
         doc = self.generation.catalogue.documents.get(doc_id)
         if doc is None:
             raise KbError(f"没有这个文件：{doc_id}")
@@ -165,10 +187,10 @@ class KnowledgeService:
             keys = keys | {key} if excluded else keys - {key}
             (self.kb_dir / EXCLUDED).write_text(json.dumps(sorted(keys), ensure_ascii=False), encoding="utf-8")
 
-    def reindex(self, password: str) -> bool:
+    def reindex(self, password: str, client: str = "") -> bool:
         """Start a background build of the corpus and the uploads; False when one is running
         (that build then runs once more when it ends, so a change made meanwhile is not lost)."""
-        self.check_admin(password)
+        self.check_admin(password, client)
         with self._lock:
             if self.job.running:
                 self._again = True  # files may have changed after this build read them
@@ -177,8 +199,43 @@ class KnowledgeService:
         threading.Thread(target=self._reindex, name="ipkb-reindex", daemon=True).start()
         return True
 
+    def cancel(self, password: str, client: str = "") -> bool:
+        """Stop the running ingestion between pages: the file being loaded and the rest are skipped,
+        what was done is kept. False when none runs."""
+        self.check_admin(password, client)
+        with self._lock:
+            if not self.job.running:
+                return False
+            self._again = False
+            self._cancel.set()
+            return True
+
+    def failed_uploads(self) -> list[Path]:
+        """Uploaded files that could not be ingested, kept aside in uploads/.failed/ until deleted."""
+        folder = self.uploads / FAILED
+        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+    def delete_failed(self, password: str, client: str = "") -> list[str]:
+        """Delete the failed uploads kept in uploads/.failed/; their names."""
+        self.check_admin(password, client)
+        names = []
+        for path in self.failed_uploads():
+            path.unlink(missing_ok=True)
+            names.append(path.name)
+        return names
+
+    def _set_aside(self, report: BuildReport) -> None:
+        """Failed uploads leave uploads/ (not retried on every re-index), into uploads/.failed/."""
+        uploads = self.uploads.resolve()
+        for result in report.failed:
+            path = Path(result.path)
+            if path.parent.resolve() == uploads and path.is_file() and not result.reason.startswith("cancelled"):
+                (uploads / FAILED).mkdir(exist_ok=True)
+                path.replace(uploads / FAILED / path.name)
+
     def _reindex(self) -> None:
         job = self.job
+        self._cancel.clear()
 
         def on_file(done: int, total: int, name: str) -> None:
             job.done, job.total, job.message = done, total, f"正在处理 {name}（{done + 1}/{total}）"
@@ -188,13 +245,15 @@ class KnowledgeService:
             self.uploads.mkdir(parents=True, exist_ok=True)
             paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
             report: BuildReport = build(paths, self.settings, progress=False, exclude=self._excluded(),
-                                        on_file=on_file)
+                                        on_file=on_file, should_stop=self._cancel.is_set)
+            self._set_aside(report)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
             job.summary = report.summary()
             if report.generation is not None or current_generation(self.kb_dir) != self.generation.path:
                 job.message = "正在载入新索引…"
                 self._swap()
-            job.message = "完成" + (f"，{len(job.errors)} 个文件失败" if job.errors else "")
+            job.message = ("已取消" if self._cancel.is_set() else "完成") + (
+                f"，{len(job.errors)} 个文件失败" if job.errors else "")
         except Exception as exc:  # the old index keeps serving; the error is shown, not raised
             job.message = f"失败：{exc}"
             job.errors.append(str(exc))

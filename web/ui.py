@@ -2,11 +2,14 @@
 Thin over web/service.py; every text shown is escaped by web/render.py."""
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 import threading
-import time
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
 from ingest.loaders import SUPPORTED_SUFFIXES
@@ -23,6 +26,29 @@ SAMPLE_TESTSET = Path(__file__).resolve().parents[1] / "eval" / "testsets" / "sa
 THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
 
+
+
+EVAL_RUNS = Path(tempfile.gettempdir()) / "ipkb-eval-runs"
+
+
+def uploaded_path(value) -> Path:
+    """The path of a file uploaded through Gradio: only files in Gradio's upload folder are accepted,
+    whatever the mounting (mounted with mount_gradio_app, Gradio itself does not check it)."""
+    raw = value if isinstance(value, str) else (value.get("path") if isinstance(value, dict)
+                                                  else getattr(value, "path", None) or getattr(value, "name", None))
+    if not raw:
+        raise UploadError("文件无效：请重新上传")
+    path = Path(str(raw)).resolve()
+    folder = Path(get_upload_folder()).resolve()
+    if folder not in path.parents or not path.is_file():
+        raise UploadError(f"只接受通过本页面上传的文件（{Path(str(raw)).name} 不是上传的文件）")
+    return path
+
+
+def client_of(request: gr.Request | None) -> str:
+    """Who is calling, for the admin-password rate limit: the client's address."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
 
 
 def build_ui(service: KnowledgeService) -> gr.Blocks:
@@ -85,37 +111,47 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     # 知识库
     def guarded(action):
-        def run(password, *args):
+        @functools.wraps(action)  # Gradio reads the signature (gr.Request) through __wrapped__
+        def run(*args):
             try:
-                return action(password, *args)
+                return action(*args)
             except (AdminError, UploadError, KbError) as exc:
                 return f"⚠️ {exc}"
         return run
 
-    def upload(password: str, files: list | None) -> str:
+    def upload(password: str, files: list | None, request: gr.Request) -> str:
         if not files:
             return "请选择要上传的文件。"
-        # Gradio keeps each upload under its original name in a temporary folder
-        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
-        saved = service.upload(password, [(p.name, p) for p in paths])
-        service.reindex(password)
+        # Gradio keeps each upload under its original name in a temporary folder; only files there are taken
+        paths = [uploaded_path(f) for f in files]
+        saved = service.upload(password, [(p.name, p) for p in paths], client_of(request))
+        service.reindex(password, client_of(request))
         return f"已上传 {len(saved)} 个文件：{'、'.join(saved)}；正在后台建立索引，期间仍按旧索引回答。"
 
-    def delete(password: str, doc_id: str | None) -> str:
+    def delete(password: str, doc_id: str | None, request: gr.Request) -> str:
         if not doc_id:
             return "请选择要删除的文件。"
-        name = service.delete(password, doc_id)
-        service.reindex(password)
+        name = service.delete(password, doc_id, client_of(request))
+        service.reindex(password, client_of(request))
         return f"已删除“{name}”；正在后台重建索引。"
 
-    def reindex(password: str) -> str:
-        started = service.reindex(password)
+    def reindex(password: str, request: gr.Request) -> str:
+        started = service.reindex(password, client_of(request))
         return "已开始重建索引。" if started else "索引正在建立中，请稍候。"
+
+    def cancel(password: str, request: gr.Request) -> str:
+        return "已请求取消：当前文件在下一页前停止。" if service.cancel(password, client_of(request)) else "没有正在进行的索引任务。"
+
+    def delete_failed(password: str, request: gr.Request) -> str:
+        names = service.delete_failed(password, client_of(request))
+        return f"已删除 {len(names)} 个失败的文件：{'、'.join(names)}" if names else "没有失败的文件。"
 
     def status(seen: str | None):
         """Polled every second: the job's progress; the document list only when the index changed."""
         job = service.job
-        text = render.job_status(job.message, job.fraction, job.running, job.errors)
+        failed = [p.name for p in service.failed_uploads()]
+        text = render.job_status(job.message, job.fraction, job.running, job.errors) + (
+            f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
         generation = str(service.generation.path)
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), seen
@@ -127,12 +163,18 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
     def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
         from eval.runner import evaluate as run_evaluation  # matplotlib and all: only when asked
 
-        testset = SAMPLE_TESTSET if choice == "sample" or not uploaded else Path(
-            uploaded if isinstance(uploaded, str) else uploaded.name)
+        try:
+            testset = SAMPLE_TESTSET if choice == "sample" or not uploaded else uploaded_path(uploaded)
+        except UploadError as exc:
+            return f"⚠️ {exc}", None, None
         if not eval_lock.acquire(blocking=False):
             return "评测正在进行中，请稍候。", None, None
         try:
-            out = settings.kb_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
+            # read-only for the knowledge base: a run writes to a temporary folder (the last run's is removed)
+            for old in EVAL_RUNS.glob("run-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            EVAL_RUNS.mkdir(parents=True, exist_ok=True)
+            out = Path(tempfile.mkdtemp(prefix="run-", dir=EVAL_RUNS))
             run_evaluation(service.answerer, testset, out, ablation=ablation, show_bar=False,
                                      progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
         except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
@@ -196,13 +238,18 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                                 file_types=sorted(SUPPORTED_SUFFIXES), interactive=service.management_enabled)
                 with gr.Column():
                     upload_btn = gr.Button("上传并建立索引", interactive=service.management_enabled)
-                    picked = gr.Dropdown(doc_choices(), label="选择文件", interactive=service.management_enabled)
+                    picked = gr.Dropdown(doc_choices(), label="选择文件", interactive=service.management_enabled,
+                                         allow_custom_value=True)  # documents uploaded later: the service checks the id
                     delete_btn = gr.Button("删除所选文件", variant="stop", interactive=service.management_enabled)
                     reindex_btn = gr.Button("重建索引", interactive=service.management_enabled)
+                    cancel_btn = gr.Button("取消索引任务", interactive=service.management_enabled)
+                    failed_btn = gr.Button("删除失败的上传文件", interactive=service.management_enabled)
             outcome = gr.Markdown()
             upload_btn.click(guarded(upload), [password, files], outcome, api_name="upload")
             delete_btn.click(guarded(delete), [password, picked], outcome, api_name="delete")
             reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
+            cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
+            failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
             seen = gr.State(str(service.generation.path))
             gr.Timer(1.0).tick(status, seen, [job, table, picked, overview, seen], api_name="status")
         with gr.Tab("评测"):

@@ -20,6 +20,11 @@ class Settings:
     corpus: list[Path] = field(default_factory=lambda: [Path("data/corpus")])
     max_file_mb: float = 30.0  # larger files are refused with a reason, not ingested
     ocr: bool = True  # OCR PDF pages that have no text layer
+    max_pages: int = 500  # PDF pages per file; a longer PDF is refused
+    max_ocr_pages: int = 50  # pages OCR'd per file (a blank page counts); more and the file is refused
+    max_docx_paragraphs: int = 200_000  # DOCX paragraphs, table rows and cells, counted before parsing
+    max_docx_unpacked_mb: float = 100.0  # a DOCX's zip members unpacked, in all
+    max_file_seconds: float = 300.0  # time budget to load one file, checked between pages
     ocr_scale: float = 2.0  # render scale for OCR (2 = about 144 dpi)
     host: str = "127.0.0.1"  # where the web app listens
     port: int = 7860
@@ -74,6 +79,9 @@ class Settings:
     # Web app: knowledge-base management needs this password; empty = management off.
     admin_password: str = ""
     max_body_kb: int = 64  # HTTP API request bodies
+    admin_max_failures: int = 3  # wrong admin passwords a client may give before it must wait
+    admin_lockout_seconds: float = 2.0  # the first wait; it doubles with each further failure
+    admin_lockout_max_seconds: float = 300.0  # the longest wait
 
     @property
     def embed_cache_path(self) -> Path:
