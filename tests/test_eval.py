@@ -232,3 +232,18 @@ def test_report_renders_in_chromium_with_its_plots(sample_run):
     assert errors == []
     assert len(widths) == 3 and all(w > 100 for w in widths)
     assert "IPKB evaluation" in heading
+
+
+@pytest.mark.slow
+def test_policies_set_meets_its_floors(policies_settings, tmp_path):
+    """The bundled corpus's own test set (eval/testsets/policies.jsonl) in the CI gate."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "eval", "run", "--testset", str(REPO / "eval/testsets/policies.jsonl"),
+         "--kb", str(policies_settings.kb_dir), "--out", str(tmp_path / "run"), "--no-ablation", "-q",
+         "--floors", str(REPO / "eval/floors-policies.toml")],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "IPKB_EMBED_CACHE": str(policies_settings.embed_cache_path),
+             "IPKB_STATUS_DATE": policies_settings.status_date})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["questions"] == 152 and {"validity", "followup", "place"} <= set(metrics["answerable_by_kind"])
