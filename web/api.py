@@ -49,9 +49,15 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
                                      **ERRORS}, summary="问答：带出处的答案")
     async def api_ask(body: AskRequest):
         history = history_from([m.model_dump() for m in body.history])
-        filters = body.filters.to_filters() if body.filters else None
+        places = service.generation.models.places
         try:
-            answer = await _in_thread(service.answerer.answer, body.question, history, filters)
+            filters = body.filters.to_filters(places) if body.filters else None
+            if body.region and not places.normalise(body.region):
+                raise ValueError(f"region: 无法识别的地名“{body.region}”")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        try:
+            answer = await _in_thread(service.answerer.answer, body.question, history, filters, body.region or "")
         except (KbError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return answer.to_json()
@@ -60,7 +66,10 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
                                                              'doc_number, …}]}（见 README）'}, **ERRORS},
               summary="检索：排好序的段落")
     async def api_search(body: SearchRequest):
-        filters = body.filters.to_filters() if body.filters else None
+        try:
+            filters = body.filters.to_filters(service.generation.models.places) if body.filters else None
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
         passages = await _in_thread(service.search, body.query, body.k, filters)
         return {"query": body.query, "passages": [p.to_json() for p in passages]}
 

@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
+from kb.core.places import Places
+from kb.core.profile import LEVELS, STATUSES
 from kb.core.settings import Settings
 from kb.core.text import message_text
 from kb.search.filters import Filters
@@ -76,11 +78,24 @@ class FiltersBody(BaseModel):
                                examples=["2019-01-01"])
     date_to: IsoDate = Field(None, description="成文日期至（含）：YYYY-MM-DD，或其前缀 YYYY、YYYY-MM",
                              examples=["2019-12-31"])
+    levels: list[Literal[LEVELS]] | None = Field(None, description="效力层级：法律、行政法规、地方性法规、规范性文件、答复、办事指南…",
+                                                 examples=[["法律", "地方性法规"]])
+    statuses: list[Literal[STATUSES]] | None = Field(None, description="状态：现行有效、已过期、已被取代、已废止、尚未施行、未知",
+                                                     examples=[["现行有效"]])
+    region: Text | None = Field(None, description="适用地区：只要适用于该地的文件（本地、上级地区、全国），如 宁波市",
+                                examples=["宁波市"])
 
-    def to_filters(self) -> Filters | None:
+    def to_filters(self, places: Places | None = None) -> Filters | None:
+        """The library's Filters; raises ValueError for a region that names no place."""
         names = lambda v: tuple(v) if isinstance(v, list) else ((v,) if v else ())  # noqa: E731
+        region: tuple[str, ...] = ()
+        if self.region:
+            region = (places or Places()).normalise(self.region) or ()
+            if not region:
+                raise ValueError(f"filters.region: 无法识别的地名“{self.region}”")
         filters = Filters(doc_types=names(self.doc_types), issuers=names(self.issuers), files=names(self.files),
-                          date_from=self.date_from, date_to=self.date_to)
+                          date_from=self.date_from, date_to=self.date_to, levels=names(self.levels),
+                          statuses=names(self.statuses), region=region)
         return None if filters.empty else filters
 
 
@@ -136,6 +151,8 @@ class AskRequest(BaseModel):
     question: Question
     history: History = []
     filters: FiltersBody | None = None
+    region: Text | None = Field(None, description="提问者所在地，如 宁波市、广州市南沙区：问题未提地名时按此选用适用的文件",
+                                examples=["宁波市"])
 
 
 class SearchRequest(BaseModel):

@@ -9,8 +9,8 @@ with none configured, management is off.
 from __future__ import annotations
 
 import hmac
-import math
 import json
+import math
 import re
 import shutil
 import sys

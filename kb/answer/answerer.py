@@ -132,8 +132,8 @@ class Answerer:
         scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
                                conversation, question)
         notices += scope.notices
-        if passages is None:
-            passages = self._search(standalone, scope.filters)
+        if passages is None:  # refused for the place: staff still get the closest passages, of anywhere
+            passages = self._search(standalone, filters if scope.refusal else scope.filters)
         passages, other_year = off_year(standalone, passages, catalogue)
         retrieved = time.perf_counter()
         if scope.refusal or other_year:
