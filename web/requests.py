@@ -299,9 +299,10 @@ class JsonBodies:
 
 
 # --- Gradio chat messages and filter boxes
-def filters_from(raw: dict | None) -> Filters | None:
-    """Filters from FiltersBody fields (the 检索 tab's boxes); raises pydantic's ValidationError for a bad date."""
-    return FiltersBody.model_validate(raw or {}).to_filters()
+def filters_from(raw: dict | None, places: Places | None = None) -> Filters | None:
+    """Filters from FiltersBody fields (the 检索 tab's boxes); raises pydantic's ValidationError for a bad
+    date and ValueError for a place it does not know."""
+    return FiltersBody.model_validate(raw or {}).to_filters(places)
 
 
 def history_from(messages: list | None) -> list[dict]:

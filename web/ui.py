@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from kb.core.errors import AdminError, BadTestSetError, KbError, UploadError
+from kb.core.profile import LEVELS, STATUSES
 from kb.core.records import Answer
 from web import render
 from web.requests import filters_from, history_from, recent_history
@@ -51,6 +52,9 @@ def client_of(request: gr.Request | None) -> str:
     return str(getattr(client, "host", "") or "")
 
 
+ANY_PLACE = "不限"
+
+
 def build_ui(service: KnowledgeService) -> gr.Blocks:
     settings = service.settings
     eval_lock = threading.Lock()
@@ -64,8 +68,13 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
     def issuer_choices() -> list[str]:
         return sorted({d.meta.issuer for d in service.documents() if d.meta.issuer})
 
+    def region_choices() -> list[str]:
+        """The places the knowledge base has documents for, most general first; 不限 = no place."""
+        regions = {tuple(d.profile.region) for d in service.documents()} - {(), ("全国",)}
+        return [ANY_PLACE] + ["".join(r) for r in sorted(regions, key=lambda r: (len(r), r))]
+
     # 咨询
-    def ask(message: str, chat: list, state: dict | None):
+    def ask(message: str, chat: list, state: dict | None, region: str | None = None):
         message = (message or "").strip()
         if not message:
             yield "", chat, gr.skip(), state
@@ -76,7 +85,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
         yield "", chat, "", state
         written = ""
-        for event in service.answerer.stream(message, history):
+        place = "" if not region or region == ANY_PLACE else region
+        for event in service.answerer.stream(message, history, region=place):
             if isinstance(event, str):
                 written += event
                 chat[-1] = {"role": "assistant", "content": render.e(written)}
@@ -95,17 +105,23 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         return "感谢反馈！"
 
     # 检索
-    def search(query: str, k: float, types: list[str], issuers: list[str], date_from: str, date_to: str):
+    def search(query: str, k: float, types: list[str], issuers: list[str], date_from: str, date_to: str,
+               levels: list[str] | None = None, statuses: list[str] | None = None, region: str | None = None):
         query = (query or "").strip()
         if not query:
             return render.search_results([]), ""
         if len(query) > settings.max_question_chars:
             return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
         try:
-            filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to})
+            filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to,
+                                    "levels": levels or None, "statuses": statuses or None,
+                                    "region": None if not region or region == ANY_PLACE else region},
+                                   service.generation.models.places)
         except ValidationError:
             return ('<div class="ipkb-refused">成文日期应为 YYYY-MM-DD（或 YYYY、YYYY-MM），'
                     '例如 2019-01-01。</div>'), ""
+        except ValueError as exc:  # a place it does not know
+            return f'<div class="ipkb-refused">{render.e(exc)}</div>', ""
         passages, answer = service.lookup(query, k=int(k), filters=filters)  # one search for both
         return render.search_results(passages), render.read_aloud(answer)
 
@@ -205,8 +221,10 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 down = gr.Button("👎 没帮助", size="sm")
                 comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
             thanks = gr.Markdown()
-            send.click(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name="ask")
-            message.submit(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name=False)
+            asker_place = gr.Dropdown(region_choices(), value=settings.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
+                                      allow_custom_value=True, elem_id="ipkb-region")
+            send.click(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name="ask")
+            message.submit(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name=False)
             vote = gr.Textbox(visible=False)
             up.click(lambda c, s: feedback("up", c, s), [comment, last], thanks, api_name=False)
             down.click(lambda c, s: feedback("down", c, s), [comment, last], thanks, api_name=False)
@@ -220,12 +238,17 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 issuers = gr.Dropdown(issuer_choices(), multiselect=True, label="发文机关")
                 date_from = gr.Textbox(label="成文日期自", placeholder="2019-01-01")
                 date_to = gr.Textbox(label="成文日期至", placeholder="2019-12-31")
+            with gr.Row():
+                levels = gr.Dropdown(list(LEVELS), multiselect=True, label="层级")
+                statuses = gr.Dropdown(list(STATUSES), multiselect=True, label="状态（如：只看现行有效）")
+                search_place = gr.Dropdown(region_choices(), value=ANY_PLACE, label="适用地区", allow_custom_value=True)
             go = gr.Button("检索", variant="primary")
             aloud = gr.Textbox(label="可直接告知来电人的答复（含出处），点右上角复制", lines=4, buttons=["copy"],
                                interactive=False, elem_id="ipkb-aloud")
             results = gr.HTML(elem_id="ipkb-results")
-            go.click(search, [query, k, types, issuers, date_from, date_to], [results, aloud], api_name="search")
-            query.submit(search, [query, k, types, issuers, date_from, date_to], [results, aloud], api_name=False)
+            inputs = [query, k, types, issuers, date_from, date_to, levels, statuses, search_place]
+            go.click(search, inputs, [results, aloud], api_name="search")
+            query.submit(search, inputs, [results, aloud], api_name=False)
         with gr.Tab("知识库"):
             if not service.management_enabled:
                 gr.Markdown("⚠️ 知识库管理未启用：在配置中设置 `admin_password`（或环境变量 `IPKB_ADMIN_PASSWORD`）后可上传、删除、重建索引。咨询与检索不受影响。")
