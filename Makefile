@@ -19,8 +19,9 @@ setup: $(VENV)/.installed
 kb: setup
 	$(PY) -m ingest
 
-run: kb
-	$(PY) app.py
+# Serves at once; the knowledge base is built (or brought up to date) in the background.
+run: setup
+	$(PY) app.py --build
 
 # Browser tests drive Debian's chromium through Playwright; CJK fonts make pages and screenshots legible.
 browser:

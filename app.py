@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="port to listen on (default: setting port, 7860)")
     parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: setting kb_dir, .kb)")
     parser.add_argument("--config", type=Path, help="settings file (default: IPKB_CONFIG or ./ipkb.toml)")
+    parser.add_argument("--build", action="store_true",
+                        help="bring the knowledge base up to date with the corpus in the background at start "
+                             "(without it, only a missing knowledge base is built)")
     return parser.parse_args(argv)
 
 
@@ -50,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = settings_from(args)
-        ensure_knowledge_base(settings)
+        needs_build = ensure_knowledge_base(settings)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings)
+    if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
+        app.state.service.build_corpus()
     print(f"IPKB ready: http://{settings.host}:{settings.port}", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0

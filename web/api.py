@@ -60,6 +60,8 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
             answer = await _in_thread(service.answerer.answer, body.question, history, filters, body.region or "")
         except (KbError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if notice := service.building_notice():
+            answer.notices.append(notice)
         return answer.to_json()
 
     @api.post("/api/search", responses={200: {"description": '{"query", "passages": [{rank, score, text, title, '

@@ -115,6 +115,13 @@ class KnowledgeService:
         path = Path(doc.source_path) if doc else None
         return path if path and path.is_file() else None
 
+    def building_notice(self) -> str | None:
+        """While the first build runs, what a question gets told."""
+        job = self.job
+        if job.running and not self.generation.catalogue.documents:
+            return f"知识库正在建立中（已处理 {job.done}/{job.total or '…'} 个文件），请稍候再问。"
+        return None
+
     # --- management (admin only)
     @property
     def management_enabled(self) -> bool:
@@ -191,6 +198,10 @@ class KnowledgeService:
         """Start a background build of the corpus and the uploads; False when one is running
         (that build then runs once more when it ends, so a change made meanwhile is not lost)."""
         self.check_admin(password, client)
+        return self.build_corpus()
+
+    def build_corpus(self) -> bool:
+        """The background build itself (no password: the app starts one when it has no knowledge base)."""
         with self._lock:
             if self.job.running:
                 self._again = True  # files may have changed after this build read them
@@ -282,11 +293,12 @@ class KnowledgeService:
         self.feedback.close()
 
 
-def ensure_knowledge_base(settings: Settings) -> None:
-    """With no knowledge base yet, build one from the configured corpus first (progress on the console)."""
+def ensure_knowledge_base(settings: Settings) -> bool:
+    """With no knowledge base yet, make an empty one, so the app can serve at once while the corpus is
+    built in the background (`KnowledgeService.build_corpus`). True when that build is needed."""
     if current_generation(settings.kb_dir) is not None:
-        return
-    print(f"No knowledge base in {settings.kb_dir}: building one from {', '.join(map(str, settings.corpus))} …",
-          file=sys.stderr)
-    report = build(settings.corpus, settings, progress=True)
-    print(report.summary(), file=sys.stderr)
+        return False
+    print(f"No knowledge base in {settings.kb_dir}: the app starts now and builds one from "
+          f"{', '.join(map(str, settings.corpus))} in the background.", file=sys.stderr)
+    build([], settings, progress=False)
+    return True

@@ -93,6 +93,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 yield "", chat, gr.skip(), state
             else:
                 answer: Answer = event
+                if notice := service.building_notice():
+                    answer.notices.append(notice)
                 chat[-1] = {"role": "assistant", "content": render.chat_text(answer)}
                 yield "", chat, render.answer_panel(answer), answer.to_json()
 
