@@ -271,7 +271,9 @@ def test_openapi_lists_the_request_models(http, app):
     k = schemas["SearchRequest"]["properties"]["k"]
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 10)
     assert schemas["Message"]["properties"]["role"]["enum"] == ["user", "assistant"]
-    assert set(schemas["FiltersBody"]["properties"]) == {"doc_types", "issuers", "files", "date_from", "date_to"}
+    assert set(schemas["FiltersBody"]["properties"]) == {"doc_types", "issuers", "files", "date_from", "date_to",
+                                                         "levels", "statuses", "region"}
+    assert "region" in props
     assert "/api/health" in spec["paths"] and not any(p.startswith("/docs") for p in spec["paths"])
 
 
@@ -286,3 +288,25 @@ def test_docs_page_loads_nothing_from_elsewhere(http):
         asset = http.get(source)
         assert asset.status_code == 200 and len(asset.content) > 1000, source
     assert json.loads(http.get("/openapi.json").text)["info"]["title"] == "IPKB"
+
+
+@pytest.mark.parametrize("body", [
+    {"question": "专利质押贷款出了坏账谁兜底？", "region": "不是地名的东西"},
+    {"question": "专利质押贷款出了坏账谁兜底？", "filters": {"region": "火星"}},
+    {"question": "专利质押贷款出了坏账谁兜底？", "filters": {"levels": ["法规"]}},
+    {"question": "专利质押贷款出了坏账谁兜底？", "filters": {"statuses": ["有效"]}},
+])
+def test_unknown_places_levels_and_statuses_are_422(http, body):
+    response = http.post("/api/ask", json=body)
+    assert response.status_code == 422 and "error" in response.json()
+
+
+def test_the_askers_region_and_profile_filters_through_the_api(http):
+    answer = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？", "region": "宁波市"}).json()
+    assert not answer["refused"] and answer["citations"][0]["region"] == ["浙江省", "宁波市"]
+    elsewhere = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？", "region": "北京市"}).json()
+    assert elsewhere["refused"] and any("北京市" in n for n in elsewhere["notices"])
+    found = http.post("/api/search", json={"query": "风险池基金", "filters": {"levels": ["答复"], "region": "宁波"}}).json()
+    assert found["passages"] and all(p["level"] == "答复" for p in found["passages"])
+    none = http.post("/api/search", json={"query": "风险池基金", "filters": {"levels": ["法律"]}}).json()
+    assert none["passages"] == []
