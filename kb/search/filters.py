@@ -20,6 +20,7 @@ class Filters:
     levels: tuple[str, ...] = ()  # 法律, 行政法规, 地方性法规, 规范性文件, 答复, 办事指南, …
     statuses: tuple[str, ...] = ()  # 现行有效, 已过期, 已被取代, 已废止, 尚未施行, 未知
     region: tuple[str, ...] = ()  # the asker's place, e.g. ("浙江省", "宁波市"): documents that apply there
+    # (and those whose place is unknown: they may)
     within: bool = False  # also the documents of places inside `region` (a question about 浙江: 宁波's too)
 
     def admits(self, doc: Document) -> bool:
@@ -28,9 +29,9 @@ class Filters:
             return False
         if self.statuses and profile.status not in self.statuses:
             return False
-        if self.region and not covers(profile.region, self.region) and not (
+        if self.region and profile.region and not covers(profile.region, self.region) and not (
                 self.within and profile.region[: len(self.region)] == self.region):
-            return False
+            return False  # a document whose place is unknown may apply: it stays
         meta = doc.meta
         if self.doc_types and meta.doc_type not in self.doc_types:
             return False

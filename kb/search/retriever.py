@@ -36,7 +36,10 @@ class Retriever:
         self._indexes = indexes
         self.queries = queries
         self._chunks = catalogue.chunks
-        self._is_annex = [bool(c.heading_path) and c.heading_path[0].startswith("附件") for c in self._chunks]
+        annex = [bool(c.heading_path) and c.heading_path[0].startswith("附件") for c in self._chunks]
+        with_body = {c.doc_id for c, a in zip(self._chunks, annex) if not a}
+        # a document that is all annex (a published "附件1 名词解释") has no body to rank after
+        self._is_annex = [a and c.doc_id in with_body for c, a in zip(self._chunks, annex)]
 
     @property
     def size(self) -> int:
