@@ -55,6 +55,7 @@ class Tuning:
     # off_topic questions of policies.jsonl and sample.jsonl over the bundled corpus (their best
     # passage: 0.845–0.878; answerable ones 0.875 and up, or they cover more).
     off_topic_dense: float = 0.88
+    # The coverage below which a question far from every passage is off topic (see off_topic_dense).
     off_topic_coverage: float = 0.25
     # A follow-up with no answer before it in the history stays with the documents of this many best
     # passages of the previous question. Chosen on the follow-ups of eval/testsets/policies.jsonl.
