@@ -263,3 +263,16 @@ def test_a_weight_moves_a_question_across_a_threshold(tokenizer, question, conte
 
     assert not draft(answers).refused, draft(answers).reason
     assert draft(refuses).refused
+
+
+def test_the_same_fact_is_quoted_from_the_document_in_force(tokenizer):
+    """A superseded version and the current one state the same rule: the current one is cited."""
+    from kb.core.profile import DocumentProfile
+
+    text = "被授予专利权的单位应当自公告之日起3个月内发给发明人奖金。"
+    old = replace(passage(1, text, doc_id="old", title="中华人民共和国专利法实施细则"),
+                  profile=DocumentProfile(status="已被取代"))
+    new = replace(passage(2, text, doc_id="new", title="中华人民共和国专利法实施细则"),
+                  profile=DocumentProfile(status="现行有效"))
+    draft = ask(make(tokenizer), "职务发明奖金多久内发？", [old, new])
+    assert not draft.refused and [p.doc_id for p, _, _ in draft.cited] == ["new"]

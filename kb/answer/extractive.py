@@ -24,10 +24,13 @@ import numpy as np
 from kb.answer.compose import Draft
 from kb.answer.intent import Intent, has_value
 from kb.answer.tuning import Tuning
+from kb.core.profile import STATUS_ABOLISHED, STATUS_EXPIRED, STATUS_SUPERSEDED
 from kb.core.guard import quotable_sentences
 from kb.core.records import Passage
 from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
+
+STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
 
 
 @dataclass
@@ -123,6 +126,8 @@ class ExtractiveAnswerer:
         for c, similarity in zip(candidates, dense):
             bonus = t.value_bonus if wanted and any(has_value(c.text, k) for k in wanted) else 0.0
             c.score = c.coverage + t.dense_weight * similarity + bonus + t.rank_bonus / max(c.passage.rank, 1)
+            if c.passage.profile.status in STALE:  # the same fact in a current document is quoted instead
+                c.score -= t.stale_penalty
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
         if best.coverage < t.min_coverage:

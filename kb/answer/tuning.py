@@ -70,6 +70,10 @@ class Tuning:
     # of those. Bounds the sentences embedded per question (answering embeds them, through the
     # cache). Chosen on all three test sets together (bench/answers.py).
     dense_candidates: int = 6
+    # Taken off the score of a sentence from a document no longer in force (expired, superseded,
+    # abolished): where a current version states the same, its sentence scores higher. Small, so a
+    # fact only the old document states is still quoted (with its validity notice).
+    stale_penalty: float = 0.05
     # Added when the sentence states the kind of fact the question asks for (number, date…).
     value_bonus: float = 0.25
     # rank_bonus / rank is added: between equal sentences, the better-ranked passage wins.
