@@ -276,3 +276,18 @@ def test_the_same_fact_is_quoted_from_the_document_in_force(tokenizer):
                   profile=DocumentProfile(status="现行有效"))
     draft = ask(make(tokenizer), "职务发明奖金多久内发？", [old, new])
     assert not draft.refused and [p.doc_id for p, _, _ in draft.cited] == ["new"]
+
+
+def test_a_list_question_quotes_each_level_most_local_first(tokenizer):
+    """"宁波专利质押有什么支持？": the city's and the province's rules, grouped by document, the city first."""
+    from kb.core.profile import DocumentProfile
+
+    province = replace(passage(1, "鼓励金融机构开展专利权质押贷款业务。", doc_id="zj", title="浙江省专利条例"),
+                       profile=DocumentProfile(level="地方性法规", region=("浙江省",)))
+    city = replace(passage(2, "市人民政府对专利权质押贷款给予贴息支持。", doc_id="nb", title="宁波市专利管理条例"),
+                   profile=DocumentProfile(level="地方性法规", region=("浙江省", "宁波市")))
+    draft = ask(make(tokenizer), "专利权质押贷款有什么支持？", [province, city])
+    assert not draft.refused
+    lines = draft.text.split("\n")
+    assert len(lines) == 2 and lines[0].startswith("《宁波市专利管理条例》（地方性法规，浙江省宁波市）：")
+    assert lines[1].startswith("《浙江省专利条例》") and {p.doc_id for p, _, _ in draft.cited} == {"zj", "nb"}

@@ -24,8 +24,8 @@ import numpy as np
 from kb.answer.compose import Draft
 from kb.answer.intent import Intent, has_value
 from kb.answer.tuning import Tuning
-from kb.core.profile import STATUS_ABOLISHED, STATUS_EXPIRED, STATUS_SUPERSEDED
 from kb.core.guard import quotable_sentences
+from kb.core.profile import STATUS_ABOLISHED, STATUS_EXPIRED, STATUS_SUPERSEDED
 from kb.core.records import Passage
 from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
@@ -149,7 +149,26 @@ class ExtractiveAnswerer:
             if c.coverage >= t.value_coverage and length + len(c.text) <= t.max_chars:
                 chosen.append(c)
                 length += len(c.text)
+        if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
+            chosen += self._other_documents(ranked, chosen, best)
         return self._compose(chosen)
+
+    def _other_documents(self, ranked: list[Candidate], chosen: list[Candidate], best: Candidate) -> list[Candidate]:
+        """The best sentence of each further document that answers nearly as well (up to
+        `tuning.max_documents` documents in all), so rules of several levels are all quoted."""
+        t = self.tuning
+        documents = {c.passage.doc_id for c in chosen}
+        more = []
+        for c in ranked:
+            if len(documents) >= t.max_documents or c.score < t.keep_ratio * best.score:
+                break
+            if c.passage.doc_id in documents or c.coverage < t.value_coverage or len(c.text) > t.max_chars:
+                continue
+            if any(squeeze(c.text) == squeeze(k.text) for k in chosen + more):
+                continue  # a copy of a sentence already quoted
+            documents.add(c.passage.doc_id)
+            more.append(c)
+        return more
 
     def _dense(self, question: str, texts: list[str]) -> list[float]:
         if self._embed_sentences is None or self._embed_query is None:
@@ -159,7 +178,10 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _compose(chosen: list[Candidate]) -> Draft:
-        """Sentences in reading order, each with the number of its passage."""
+        """Sentences in reading order, each with the number of its passage; from several documents,
+        grouped by document, the most local first, each under its title and level."""
+        if len({c.passage.doc_id for c in chosen}) > 1:
+            return ExtractiveAnswerer._compose_by_document(chosen)
         numbers: dict[str, int] = {}
         for c in sorted(chosen, key=lambda c: (c.passage.rank, c.index)):
             numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
@@ -172,3 +194,31 @@ class ExtractiveAnswerer:
             entry[1].append(c.index)
             entry[2].append(c.span)
         return Draft("".join(parts), [cited[n] for n in sorted(cited)])
+
+    @staticmethod
+    def _compose_by_document(chosen: list[Candidate]) -> Draft:
+        by_doc: dict[str, list[Candidate]] = {}
+        for c in chosen:
+            by_doc.setdefault(c.passage.doc_id, []).append(c)
+        # most local first (宁波 before 浙江 before 全国), then by how well they answer
+        order = sorted(by_doc.values(), key=lambda cs: (-_depth(cs[0].passage), min(c.passage.rank for c in cs)))
+        numbers: dict[str, int] = {}
+        lines, cited = [], {}
+        for group in order:
+            p = group[0].passage
+            head = f"《{p.title}》（{p.profile.level}" + (f"，{''.join(p.profile.region)}" if p.profile.region else "") + "）："
+            parts = []
+            for c in sorted(group, key=lambda c: (c.passage.rank, c.index)):
+                n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
+                text = c.text.rstrip("；;，,：:")
+                parts.append(text + ("" if text[-1] in "。！？!?）)”" else "。") + f"[{n}]")
+                entry = cited.setdefault(n, (c.passage, [], []))
+                entry[1].append(c.index)
+                entry[2].append(c.span)
+            lines.append(head + "".join(parts))
+        return Draft("\n".join(lines), [cited[n] for n in sorted(cited)])
+
+
+def _depth(passage: Passage) -> int:
+    region = passage.profile.region
+    return 0 if region in ((), ("全国",)) else len(region)

@@ -70,6 +70,9 @@ class Tuning:
     # of those. Bounds the sentences embedded per question (answering embeds them, through the
     # cache). Chosen on all three test sets together (bench/answers.py).
     dense_candidates: int = 6
+    # A list or yes/no question quotes the best sentence of each document that answers nearly as well,
+    # up to this many documents (city, province, national). Chosen on eval/testsets/policies.jsonl.
+    max_documents: int = 3
     # Taken off the score of a sentence from a document no longer in force (expired, superseded,
     # abolished): where a current version states the same, its sentence scores higher. Small, so a
     # fact only the old document states is still quoted (with its validity notice).
