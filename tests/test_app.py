@@ -28,6 +28,7 @@ QUESTION = "发明专利被侵权有保险吗？"
 LETTER_TITLE = "关于市政协十五届三次会议第130号提案的答复"
 LETTER_NUMBER = "甬市监函〔2019〕25号"
 POLICY_NAME = "宁波专利保险补贴通知.txt"
+BUREAU, HOTLINE = "宁波市市场监督管理局（宁波市知识产权局）", "0574-87187520"
 
 
 # --- fixtures and helpers
@@ -54,7 +55,7 @@ def make_kb(tmp_path_factory, embed_cache, **overrides) -> Settings:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, embed_cache):
     """The app for asking and searching; its knowledge base is not changed by the tests using it."""
-    settings = make_kb(tmp_path_factory, embed_cache)
+    settings = make_kb(tmp_path_factory, embed_cache, bureau_name=BUREAU, hotline=HOTLINE)
     with running_app(settings) as (base, service):
         yield SimpleNamespace(base=base, service=service, settings=settings)
 
@@ -133,9 +134,12 @@ def test_ask_follows_up_on_the_chat(client):
     assert "保险" in text_of(chat[-1]) and "[1]" in text_of(chat[-1]) and "ipkb-card" in cited
 
 
-def test_ask_refuses_visibly(client):
+def test_ask_refuses_visibly(client, http):
     _, chat, cited = client.predict("杭州对专利质押贷款有没有贴息？", [], api_name="/ask")
     assert text_of(chat[-1]).startswith("⚠️ 未找到答案")
+    # the refusal and the header name the configured bureau and hotline
+    assert f"建议咨询{BUREAU}，或拨打{HOTLINE}。" in text_of(chat[-1])
+    assert f"咨询部门：{BUREAU}　热线：{HOTLINE}" in http.get("/config").text
     assert 'class="ipkb-refused"' in cited
 
 

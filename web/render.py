@@ -111,6 +111,13 @@ def read_aloud(answer: Answer) -> str:
     return f"{body}\n出处：{sources}"
 
 
+def contact_line(bureau: str, hotline: str) -> str:
+    """The header's 咨询 line: the bureau and hotline from the settings (Markdown, escaped); empty when neither is set."""
+    parts = ([f"咨询部门：{e(bureau.strip())}"] if bureau.strip() else []) + (
+        [f"热线：{e(hotline.strip())}"] if hotline.strip() else [])
+    return "　".join(parts)
+
+
 def job_status(message: str, fraction: float, running: bool, errors: list[str]) -> str:
     """The background ingestion: a progress bar, what it is doing, and each failed file's reason."""
     bar = f'<progress value="{fraction:.3f}" max="1" style="width: 20em"></progress>' if running else ""

@@ -188,7 +188,9 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     docs = service.documents()
     with gr.Blocks(title="IPKB 知识产权政策知识库") as ui:
-        gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。")
+        contact = render.contact_line(settings.bureau_name, settings.hotline)
+        gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。"
+                    + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
         overview = gr.Markdown(f"知识库：{len(docs)} 份文件，{sum(service.chunk_counts().values())} 个分块。")
         with gr.Tab("咨询"):
             chatbot = gr.Chatbot(label="咨询", height=420, render_markdown=False, sanitize_html=True,

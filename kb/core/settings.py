@@ -71,6 +71,10 @@ class Settings:
     # Place and validity: the asker's place when the question names none (e.g. "浙江省宁波市"; empty =
     # no place unless the question names one), and the date statuses are computed for (empty = today).
     region: str = ""
+    # Who to turn to when the documents do not answer: named in the refusal text (prompts/refusal.txt)
+    # and the web app's header. Empty = a neutral text (当地知识产权管理部门, 12345政务服务热线).
+    bureau_name: str = ""  # e.g. "宁波市市场监督管理局（宁波市知识产权局）"
+    hotline: str = ""  # e.g. "12345政务服务热线" or "0574-12345"
     status_date: str = ""
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
