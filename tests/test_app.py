@@ -91,12 +91,13 @@ def text_of(message: dict) -> str:
 
 
 
-def poll_status(client: Client, service, timeout: float = 120) -> tuple:
+def poll_status(client: Client, service, timeout: float = 120, said: str = "") -> tuple:
     """Poll /status like the UI's timer until the re-index is over: (job text, and the latest document
-    table, file choices and overview sent; /status sends those only when the index changed)."""
-    deadline, latest = time.time() + timeout, [None, None, None]
+    table, file choices, overview, 检索 type and issuer choices and outcome sent; /status sends those
+    only when the index changed, the outcome only in place of an outcome `said` “in progress”)."""
+    deadline, latest = time.time() + timeout, [None] * 6
     while True:
-        text, *rest = client.predict(api_name="/status")
+        text, *rest = client.predict(said, api_name="/status")
         latest = [old if value == {"__type__": "update"} else value for old, value in zip(latest, rest)]
         if not service.job.running and "完成" in text:
             return text, *latest
@@ -440,7 +441,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
         during = http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()
         assert during["refused"]
         assert c.predict(PASSWORD, api_name="/reindex") == "索引正在建立中，请稍候。"
-        status = poll_status(c, service)
+        status = poll_status(c, service, said=outcome)
         assert len(builds) == 2  # the click during the build ran it once more afterwards
         time.sleep(0.3)  # a few more questions on the new index
     finally:
@@ -451,8 +452,12 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     assert any(answers) and not all(answers)  # questions came during the build and after it
 
     # the new document is searchable, answerable, listed and served
-    text, table, picked, overview = status
+    text, table, picked, overview, types, issuers, said = status
     assert "完成" in text and "知识库：2 份文件" in overview
+    # the 检索 filters offer the new document's type and issuer; the outcome says it is done
+    assert {"通知", "答复"} <= {c[0] for c in types["choices"]}, types
+    assert {c[0] for c in issuers["choices"]} == {"宁波市市场监督管理局"}, issuers
+    assert said.startswith("索引任务完成。") and "正在后台" not in said  # (the second run added nothing)
     assert POLICY_NAME in [row[table["headers"].index("文件")] for row in table["data"]]
     hits = http.post("/api/search", json={"query": "专利保险保费补贴"}).json()["passages"]
     assert hits[0]["source"] == POLICY_NAME
@@ -477,8 +482,9 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     letter = docs[REPLY_LETTER.name]
     assert c.predict(PASSWORD, letter.doc_id, api_name="/delete") == f"已删除“{REPLY_LETTER.name}”；正在后台重建索引。"
     assert Path(letter.source_path).read_bytes() == REPLY_LETTER.read_bytes()
-    text, table, picked, overview = poll_status(c, service)
+    text, table, picked, overview, types, issuers, _ = poll_status(c, service)
     assert table["data"] == [] and "知识库：0 份文件，0 个分块。" in overview
+    assert types["choices"] == [] and issuers["choices"] == []
     assert http.post("/api/search", json={"query": "专利质押"}).json()["passages"] == []
     empty = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？"})
     assert empty.status_code == 200 and empty.json()["refused"]
@@ -625,6 +631,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
 
     service, uploads = managed.service, managed.settings.kb_dir / "uploads"
     c = Client(managed.base, verbose=False)
+    before = [d.file_name for d in service.documents()]  # the management test before may have deleted the letter
     empty = tmp_path / "空白.pdf"
     write_blank_pdf(empty, 2)
     monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
@@ -633,7 +640,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text
     assert not (uploads / "空白.pdf").exists() and (uploads / ".failed" / "空白.pdf").is_file()
     assert c.predict(PASSWORD, api_name="/delete_failed") == "已删除 1 个失败的文件：空白.pdf"
-    assert "未能建立索引" not in c.predict(api_name="/status")[0]
+    assert "未能建立索引" not in c.predict("", api_name="/status")[0]
 
     # cancel: a build whose loading waits for the cancel
     assert c.predict(PASSWORD, api_name="/cancel") == "没有正在进行的索引任务。"
@@ -650,4 +657,4 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     assert c.predict(PASSWORD, api_name="/cancel") == "已请求取消：当前文件在下一页前停止。"
     job = wait_idle(service, timeout=20)
     assert job.message.startswith("已取消")
-    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]  # the index is unchanged
+    assert [d.file_name for d in service.documents()] == before  # the index is unchanged

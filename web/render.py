@@ -7,6 +7,7 @@ The only links are to this app's own /files/ route.
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import quote
 
 from kb.core.citations import pages_text, profile_text
@@ -104,10 +105,13 @@ def read_aloud(answer: Answer) -> str:
     """What hotline staff read out: the answer, then where it comes from, in one line each."""
     if answer.refused or not answer.citations:
         return answer.answer
-    body = answer.body
-    sources = "；".join(
-        f"《{c.title}》" + (f"（{c.doc_number}）" if c.doc_number else "") + (pages_text(c.pages) or "")
-        for c in answer.citations)
+    body = re.sub(r"\[\d+\]", "", answer.body)  # read aloud: no [n] markers
+    pages: dict[tuple[str, str], list[int]] = {}  # each document once, with all its cited pages
+    for c in answer.citations:
+        pages.setdefault((c.title, c.doc_number or ""), []).extend(p for p in c.pages
+                                                                    if p not in pages.get((c.title, c.doc_number or ""), []))
+    sources = "；".join(f"《{title}》" + (f"（{number}）" if number else "") + (pages_text(sorted(ps)) or "")
+                       for (title, number), ps in pages.items())
     return f"{body}\n出处：{sources}"
 
 
@@ -118,12 +122,45 @@ def contact_line(bureau: str, hotline: str) -> str:
     return "　".join(parts)
 
 
-def job_status(message: str, fraction: float, running: bool, errors: list[str]) -> str:
-    """The background ingestion: a progress bar, what it is doing, and each failed file's reason."""
+def issuer_groups(issuers: list[str], places) -> dict[str, list[str]]:
+    """Issuers that are the same organ under different names ("洪泽区人民政府", "淮安市洪泽区人民政府":
+    the same place path by kb.core.places.Places and the same organ after the place name), as
+    {the shortest name: every name}, sorted by that name."""
+    groups: dict[object, list[str]] = {}
+    for issuer in sorted(set(filter(None, issuers))):
+        key: object = issuer
+        paths = places.places_in(issuer)
+        deepest = max(paths, key=len) if paths else None
+        if deepest and all(deepest[: len(p)] == p for p in paths):
+            last = deepest[-1]
+            at = issuer.rfind(last)
+            if at >= 0:
+                key = (deepest, issuer[at + len(last):])
+        groups.setdefault(key, []).append(issuer)
+    named = {min(names, key=lambda n: (len(n), n)): sorted(names) for names in groups.values()}
+    return dict(sorted(named.items()))
+
+
+def job_status(message: str, fraction: float, running: bool, errors: list[str], skipped: list[str] = ()) -> str:
+    """The background ingestion: a progress bar, what it is doing, each failed file's reason and
+    each duplicate skipped."""
     bar = f'<progress value="{fraction:.3f}" max="1" style="width: 20em"></progress>' if running else ""
-    items = "".join(f"<li>⚠️ {e(err)}</li>" for err in errors)
+    items = "".join(f"<li>⚠️ {e(err)}</li>" for err in errors) + "".join(
+        f"<li>已跳过重复文件：{e(name)}</li>" for name in skipped)
     return (f'<div class="ipkb-job"><b>索引任务</b>：{e(message)}（{fraction * 100:.0f}%） {bar}'
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
+def job_outcome(message: str, added: list[str], skipped: list[str], errors: list[str]) -> str:
+    """What a finished ingestion did, in place of “正在后台建立索引” (Markdown, escaped)."""
+    parts = [f"索引任务{e(message)}。"]
+    if added:
+        parts.append(f"已建立索引 {len(added)} 个文件：{e('、'.join(added))}。")
+    if skipped:
+        parts.append(f"跳过 {len(skipped)} 个重复文件（未重复建立索引，上传的副本已删除）：{e('、'.join(skipped))}。")
+    if errors:
+        parts.append(f"{len(errors)} 个文件失败，见上方索引任务。")
+    return "".join(parts)
 
 
 def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:

@@ -28,6 +28,7 @@ THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", 
 
 
 
+IN_PROGRESS = ("正在后台", "已开始重建索引", "索引正在建立中")  # outcomes the status timer replaces when the job ends
 EVAL_RUNS = Path(tempfile.gettempdir()) / "ipkb-eval-runs"
 
 
@@ -61,8 +62,12 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
     def type_choices() -> list[str]:
         return sorted({d.meta.doc_type for d in service.documents()})
 
+    def issuer_names() -> dict[str, list[str]]:
+        """One choice per issuer, whatever the names it goes by (render.issuer_groups)."""
+        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.generation.models.places)
+
     def issuer_choices() -> list[str]:
-        return sorted({d.meta.issuer for d in service.documents() if d.meta.issuer})
+        return list(issuer_names())
 
     # 咨询
     def ask(message: str, chat: list, state: dict | None):
@@ -102,6 +107,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if len(query) > settings.max_question_chars:
             return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
         try:
+            names = issuer_names()
+            issuers = [n for i in issuers or [] for n in names.get(i, [i])]  # every name of the chosen issuers
             filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to})
         except ValidationError:
             return ('<div class="ipkb-refused">成文日期应为 YYYY-MM-DD（或 YYYY、YYYY-MM），'
@@ -146,18 +153,24 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         names = service.delete_failed(password, client_of(request))
         return f"已删除 {len(names)} 个失败的文件：{'、'.join(names)}" if names else "没有失败的文件。"
 
-    def status(seen: str | None):
-        """Polled every second: the job's progress; the document list only when the index changed."""
+    def status(seen: str | None, said: str | None):
+        """Polled every second: the job's progress; when the index changed, the document list, the header's
+        counts and the 检索 filter choices; when the job is over, the outcome in place of “正在后台…”."""
         job = service.job
         failed = [p.name for p in service.failed_uploads()]
-        text = render.job_status(job.message, job.fraction, job.running, job.errors) + (
+        text = render.job_status(job.message, job.fraction, job.running, job.errors, job.skipped) + (
             f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
+        outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors)
+                   if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
         generation = str(service.generation.path)
         if generation == seen:
-            return text, gr.skip(), gr.skip(), gr.skip(), seen
+            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
         docs, counts = service.documents(), service.chunk_counts()
-        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()),
-                f"知识库：{len(docs)} 份文件，{sum(counts.values())} 个分块。", generation)
+        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()), overview_text(),
+                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
+
+    def overview_text() -> str:
+        return f"知识库：{len(service.documents())} 份文件，{sum(service.chunk_counts().values())} 个分块。"
 
     # 评测
     def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
@@ -191,7 +204,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         contact = render.contact_line(settings.bureau_name, settings.hotline)
         gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。"
                     + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
-        overview = gr.Markdown(f"知识库：{len(docs)} 份文件，{sum(service.chunk_counts().values())} 个分块。")
+        overview = gr.Markdown(overview_text(), elem_id="ipkb-overview")
         with gr.Tab("咨询"):
             chatbot = gr.Chatbot(label="咨询", height=420, render_markdown=False, sanitize_html=True,
                                  elem_id="ipkb-chat")
@@ -246,14 +259,16 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                     reindex_btn = gr.Button("重建索引", interactive=service.management_enabled)
                     cancel_btn = gr.Button("取消索引任务", interactive=service.management_enabled)
                     failed_btn = gr.Button("删除失败的上传文件", interactive=service.management_enabled)
-            outcome = gr.Markdown()
+            outcome = gr.Markdown(elem_id="ipkb-outcome")
             upload_btn.click(guarded(upload), [password, files], outcome, api_name="upload")
             delete_btn.click(guarded(delete), [password, picked], outcome, api_name="delete")
             reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
             cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
-            seen = gr.State(str(service.generation.path))
-            gr.Timer(1.0).tick(status, seen, [job, table, picked, overview, seen], api_name="status")
+        # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
+        seen = gr.State(str(service.generation.path))
+        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
+                           api_name="status")
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")
