@@ -373,3 +373,14 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert service.reindex(PASSWORD)
     wait_idle(service)
     assert [d.file_name for d in service.documents()] == ["补贴细则.txt"]
+
+
+@pytest.mark.slow
+def test_lookup_is_not_padded_with_passages_far_below_the_best(service, monkeypatch):
+    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.0))
+    padded, _ = service.lookup("海豚救护专项资金", k=20)
+    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.35))
+    cut, answer = service.lookup("海豚救护专项资金", k=20)
+    best = max(p.score for p in padded)
+    assert cut == [p for p in padded if p.score >= best * 0.35]
+    assert len(cut) < len(padded)  # a query the letter does not answer: not 20 passages of it

@@ -103,7 +103,11 @@ class KnowledgeService:
         """The hotline lookup (检索): the k best passages and the answer read from them, with one search."""
         answerer = self.answerer  # one generation for both, even if a re-index swaps it meanwhile
         passages = answerer.retrieve(query, filters, k)
-        return passages[:k], answerer.answer(query, filters=filters, passages=passages)
+        shown = passages[:k]
+        if shown and self.settings.search_min_score_ratio > 0:  # not padded to k with passages far below the best
+            floor = max(p.score for p in shown) * self.settings.search_min_score_ratio
+            shown = [p for p in shown if p.score >= floor]
+        return shown, answerer.answer(query, filters=filters, passages=passages)
 
     def documents(self) -> list[Document]:
         return list(self.generation.catalogue.documents.values())

@@ -47,6 +47,10 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 50  # taken from each ranking before fusion
     annex_weight: float = 0.5  # an annex's (附件: forms, templates) score counts this much (bench/retrieval.py)
+    # 检索 lists only passages whose fused score is at least this fraction of the best one's (0 = always
+    # k passages). Not calibrated: 0.35 drops a passage found by the dense ranking alone (1/(rrf_k+rank)
+    # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
+    search_min_score_ratio: float = 0.35
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
     # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model, or llm_gguf).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
