@@ -327,6 +327,19 @@ def test_file_route_serves_the_letter_inline_as_plain_text(http, app):
     assert r.content == REPLY_LETTER.read_bytes()
 
 
+def test_file_route_renders_an_html_document_sanitised(http, app, tmp_path, monkeypatch):
+    page = tmp_path / "通知.html"
+    page.write_text('<html><head><script>alert(1)</script></head><body><h1 onclick="x()">关于专利的通知</h1>'
+                    '<p>第一条<img src="http://evil.example/a.png"></p></body></html>', encoding="gbk")
+    monkeypatch.setattr(app.service, "source_file", lambda doc_id: page)
+    r = http.get("/files/anything")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "<h1>关于专利的通知</h1><p>第一条</p>" in r.text
+    assert "script" not in r.text and "evil.example" not in r.text and "onclick" not in r.text
+
+
 @pytest.mark.parametrize("path", [
     "/files/0000deadbeef",
     "/files/..%2F..%2Fetc%2Fpasswd",
