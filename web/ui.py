@@ -206,12 +206,15 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                     + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
         overview = gr.Markdown(overview_text(), elem_id="ipkb-overview")
         with gr.Tab("咨询"):
-            chatbot = gr.Chatbot(label="咨询", height=420, render_markdown=False, sanitize_html=True,
+            # no label: Gradio floats it over the first message
+            chatbot = gr.Chatbot(label="咨询", show_label=False, height=420, render_markdown=False, sanitize_html=True,
                                  elem_id="ipkb-chat")
             with gr.Row():
                 message = gr.Textbox(placeholder="请输入问题，例如：专利质押贷款出了坏账谁兜底？", show_label=False,
                                      scale=8, max_length=settings.max_question_chars, elem_id="ipkb-question")
                 send = gr.Button("提问", variant="primary", scale=1, elem_id="ipkb-send")
+                stop = gr.Button("停止", variant="stop", scale=1, elem_id="ipkb-stop")
+                clear = gr.Button("清空对话", scale=1, elem_id="ipkb-clear")
             gr.Examples(EXAMPLES, inputs=message, label="示例问题")
             cited = gr.HTML(elem_id="ipkb-cited")
             last = gr.State(None)
@@ -219,9 +222,16 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 up = gr.Button("👍 有帮助", size="sm")
                 down = gr.Button("👎 没帮助", size="sm")
                 comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
-            thanks = gr.Markdown()
-            send.click(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name="ask")
-            message.submit(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name=False)
+            thanks = gr.Markdown(elem_id="ipkb-thanks")
+            asked = send.click(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name="ask")
+            submitted = message.submit(ask, [message, chatbot, last], [message, chatbot, cited, last], api_name=False)
+            for event in (send.click, message.submit):  # a new question: the last 感谢反馈！ goes
+                event(lambda: "", None, thanks, api_name=False)
+            stop.click(None, None, None, cancels=[asked, submitted], api_name=False)
+            # clearing forgets the answer too: its cited passages, the feedback target and the thanks
+            forget = [chatbot, cited, last, thanks]
+            clear.click(lambda: ([], "", None, ""), None, forget, cancels=[asked, submitted], api_name=False)
+            chatbot.clear(lambda: ("", None, ""), None, [cited, last, thanks], api_name=False)
             vote = gr.Textbox(visible=False)
             up.click(lambda c, s: feedback("up", c, s), [comment, last], thanks, api_name=False)
             down.click(lambda c, s: feedback("down", c, s), [comment, last], thanks, api_name=False)
