@@ -527,7 +527,12 @@ def test_oversize_upload_is_refused(app, tmp_path):
 # --- 评测 tab
 def test_evaluation_tab_runs_the_sample_set_and_offers_the_report(client, app):
     report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
-    assert "keypoint recall" in report and "refusal recall" in report
+    # in Chinese: the knowledge base it ran against, one line per metric with its limit and verdict
+    assert "测试集：sample.jsonl（64 题" in report and "知识库：1 份文件" in report
+    for name in ("检索命中率（前5）", "要点召回率", "拒答召回率", "误拒率"):
+        assert f"| {name} |" in report
+    assert "| ≥ 0.95 |" in report and ("✅ 通过" in report or "❌ 未通过" in report)
+    assert "keypoint recall" not in report
     assert len(plots) == 3 and all(".png" in str(plot) for plot in plots)
     path = Path(download if isinstance(download, str) else download["path"])
     assert path.name == "report.html" and "IPKB evaluation" in path.read_text(encoding="utf-8")
@@ -544,6 +549,20 @@ def test_evaluation_tab_reports_a_bad_uploaded_test_set(client, tmp_path):
     bad.write_text('{"id": "q1"}\n', encoding="utf-8")
     report, plots, download = client.predict("upload", handle_file(str(bad)), False, api_name="/evaluate")
     assert report.startswith("⚠️ bad.jsonl, line 1") and not plots and download is None
+
+
+def test_evaluation_tab_reads_a_gbk_test_set_and_refuses_an_unreadable_one(client, tmp_path):
+    from gradio_client import handle_file
+
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_text('{"id": "q1", "question": "专利质押贷款出了坏账谁兜底？", "answerable": true, '
+                   '"evidence": ["风险池基金"], "keypoints": ["风险池基金"]}\n', encoding="gbk")
+    report, plots, _ = client.predict("upload", handle_file(str(gbk)), False, api_name="/evaluate")
+    assert "测试集：gbk.jsonl（1 题" in report and len(plots) == 3
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(bytes(range(128, 256)) * 8)
+    report, plots, download = client.predict("upload", handle_file(str(garbage)), False, api_name="/evaluate")
+    assert report.startswith("⚠️ garbage.jsonl: 测试集不是 UTF-8 文本") and not plots and download is None
 
 
 # --- security: file inputs, private handlers, password attempts

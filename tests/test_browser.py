@@ -262,3 +262,20 @@ def test_gradio_strings_are_chinese_in_a_chinese_browser(session):
     page.get_by_role("tab", name="评测").click()
     expect(page.get_by_text("将文件拖放到此处", exact=False).first).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Drop File Here")
+
+
+def test_evaluation_report_in_chinese_and_uncropped_plots(session):
+    from playwright.sync_api import expect
+
+    page = session.page
+    page.get_by_role("tab", name="评测").click()
+    page.get_by_role("button", name="运行评测").click()
+    expect(page.get_by_text("评测结果", exact=False).first).to_be_visible(timeout=180_000)
+    body = page.locator("body")
+    expect(body).to_contain_text("知识库：2 份文件")
+    expect(body).to_contain_text("检索命中率（前5）")
+    expect(body).to_contain_text("要求（eval/floors.toml）")
+    thumb = page.locator(".gallery img, [data-testid='detailed-image'], button.thumbnail-item img").first
+    expect(thumb).to_be_visible(timeout=TIMEOUT_MS)
+    assert thumb.evaluate("img => getComputedStyle(img).objectFit") == "contain"
+    assert session.foreign_requests() == [] and session.errors == []

@@ -224,3 +224,19 @@ def test_issuer_names_of_one_organ_are_one_choice():
                                   Places())
     assert groups == {"宁波市人民政府": ["宁波市人民政府"], "宁波市知识产权局": ["宁波市知识产权局"],
                       "洪泽区人民政府": ["洪泽区人民政府", "淮安市洪泽区人民政府"]}
+
+
+def test_eval_report_in_chinese_with_limits_and_the_knowledge_base():
+    metrics = {"questions": 3, "answerable": 2, "unanswerable": 1,
+               "settings": {"retrieval_mode": "hybrid", "answerer": "extractive", "embedder": "e5"},
+               "retrieval": {"hit@5": 1.0, "MRR@10": 0.5}, "answers": {"keypoint_recall": 0.95},
+               "refusals": {"refusal_recall": 1.0, "false_refusal_rate": 0.5},
+               "latency_ms": {"total": {"p50": 30.2, "p95": 120.0}}}
+    limits = {"floors": {"retrieval.hit@5": 0.95, "retrieval.MRR@10": 0.85}, "ceilings": {"refusals.false_refusal_rate": 0.05}}
+    report = render.eval_report(metrics, limits, "/tmp/x/sample.jsonl", 18, 400)
+    assert report.startswith("### 评测结果：2 项未达标")
+    assert "测试集：sample.jsonl（3 题：可回答 2，不可回答 1）" in report and "知识库：18 份文件，400 个分块" in report
+    assert "| 检索命中率（前5） | 1.000 | ≥ 0.95 | ✅ 通过 |" in report
+    assert "| 平均倒数排名（前10） | 0.500 | ≥ 0.85 | ❌ 未通过 |" in report
+    assert "| 误拒率 | 0.500 | ≤ 0.05 | ❌ 未通过 |" in report
+    assert "| 引用准确率 | — | — | — |" in report and "中位数 30 毫秒" in report

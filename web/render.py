@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 from kb.core.citations import pages_text, profile_text
@@ -161,6 +162,55 @@ def job_outcome(message: str, added: list[str], skipped: list[str], errors: list
     if errors:
         parts.append(f"{len(errors)} 个文件失败，见上方索引任务。")
     return "".join(parts)
+
+
+# The 评测 report: each metric in Chinese, what it measures, and its floor or ceiling (eval/floors.toml).
+EVAL_METRICS = [
+    ("retrieval.hit@5", "检索命中率（前5）", "可回答的问题中，前5个检索结果里有含标准依据段落的比例"),
+    ("retrieval.MRR@10", "平均倒数排名（前10）", "标准依据段落在检索结果中排得越靠前越高（第1位为1，第2位为1/2……）"),
+    ("answers.keypoint_recall", "要点召回率", "可回答的问题中，答案覆盖了标准答案要点的比例"),
+    ("answers.all_keypoints", "要点全覆盖率", "答案覆盖了全部要点的问题所占比例"),
+    ("answers.citation_precision", "引用准确率", "答案引用的段落确实是依据段落的比例"),
+    ("refusals.refusal_recall", "拒答召回率", "不可回答的问题中，系统正确拒答的比例"),
+    ("refusals.false_refusal_rate", "误拒率", "可回答的问题中，系统却拒答的比例（越低越好）"),
+]
+
+
+def eval_report(metrics: dict, limits: dict, testset: str, documents: int, chunks: int) -> str:
+    """The 评测 tab's report in Chinese (Markdown): the knowledge base it ran against, and one row per
+    metric with its value, its limit and 通过/未通过, and what it measures."""
+    def value(dotted: str) -> float | None:
+        node = metrics
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return float(node)
+
+    floors, ceilings = limits.get("floors", {}), limits.get("ceilings", {})
+    rows, failed = [], 0
+    for key, name, meaning in EVAL_METRICS:
+        v = value(key)
+        if key in floors:
+            limit, ok = f"≥ {floors[key]}", v is not None and v >= floors[key]
+        elif key in ceilings:
+            limit, ok = f"≤ {ceilings[key]}", v is not None and v <= ceilings[key]
+        else:
+            limit, ok = "—", True
+        failed += not ok
+        verdict = "—" if limit == "—" else "✅ 通过" if ok else "❌ 未通过"
+        rows.append(f"| {name} | {'—' if v is None else f'{v:.3f}'} | {limit} | {verdict} | {meaning} |")
+    settings = metrics.get("settings", {})
+    head = [f"### 评测结果：{'全部达标' if not failed else f'{failed} 项未达标'}",
+            f"测试集：{e(Path(testset).name)}（{metrics.get('questions', 0)} 题：可回答 {metrics.get('answerable', 0)}，"
+            f"不可回答 {metrics.get('unanswerable', 0)}）",
+            f"知识库：{documents} 份文件，{chunks} 个分块；检索方式 {e(settings.get('retrieval_mode', ''))}，"
+            f"答案由{'大模型' if settings.get('answerer') == 'llm' else '抽取式'}生成，"
+            f"向量模型 {e(settings.get('embedder', ''))}。",
+            "", "| 指标 | 数值 | 要求（eval/floors.toml） | 结果 | 含义 |", "|---|---|---|---|---|"]
+    latency = metrics.get("latency_ms", {}).get("total", {})
+    tail = [f"\n每题耗时：中位数 {latency['p50']:.0f} 毫秒，95% 分位 {latency['p95']:.0f} 毫秒。"] if latency else []
+    return "\n".join(head + rows + tail)
 
 
 def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:

@@ -3,9 +3,11 @@ Thin over web/service.py; every text shown is escaped by web/render.py."""
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 import threading
+import tomllib
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +23,7 @@ from web.service import KnowledgeService
 
 EXAMPLES = ["专利质押贷款出了坏账谁兜底？", "发明专利被侵权有保险吗？", "宁波成立了哪些知识产权联盟？",
             "这份答复的文号是多少？", "杭州对专利质押贷款有没有贴息？"]
+FLOORS = Path(__file__).resolve().parents[1] / "eval" / "floors.toml"
 SAMPLE_TESTSET = Path(__file__).resolve().parents[1] / "eval" / "testsets" / "sample.jsonl"
 # No CDN: system fonts only (Gradio's default theme would fetch Google Fonts).
 THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "sans-serif"],
@@ -188,13 +191,18 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 shutil.rmtree(old, ignore_errors=True)
             EVAL_RUNS.mkdir(parents=True, exist_ok=True)
             out = Path(tempfile.mkdtemp(prefix="run-", dir=EVAL_RUNS))
-            run_evaluation(service.answerer, testset, out, ablation=ablation, show_bar=False,
+            answerer = service.answerer  # the knowledge base the run is against, named in the report
+            generation = answerer.generation
+            run_evaluation(answerer, testset, out, ablation=ablation, show_bar=False,
                                      progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
         except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
             return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
         finally:
             eval_lock.release()
-        report = (out / "report.md").read_text(encoding="utf-8").split("## Plots")[0]
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        limits = tomllib.loads(FLOORS.read_text(encoding="utf-8"))
+        report = render.eval_report(metrics, limits, testset.name, len(generation.catalogue.documents),
+                                    sum(generation.catalogue.chunk_counts().values()))
         images = [(str(out / name), caption) for name, caption in
                   (("metrics.png", "各项指标"), ("latency.png", "延迟"), ("hardest.png", "最难的问题"))]
         return report, images, str(out / "report.html")
@@ -286,7 +294,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             ablation = gr.Checkbox(value=False, label="同时对比 BM25 / 向量 / 混合检索（耗时约三倍）")
             run_btn = gr.Button("运行评测", variant="primary")
             metrics_md = gr.Markdown()
-            plots = gr.Gallery(label="图表", columns=3, height=320)
+            plots = gr.Gallery(label="图表", columns=3, height=320, object_fit="contain")  # not cropped
             report = gr.File(label="下载报告（HTML）")
             run_btn.click(evaluate, [choice, testset, ablation], [metrics_md, plots, report], api_name="evaluate")
     return ui
