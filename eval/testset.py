@@ -20,10 +20,28 @@ class Question:
     history: list[dict] = field(default_factory=list)  # earlier messages, for a follow-up
 
 
+def read_text(path: Path) -> str:
+    """A test set's text: UTF-8 (with or without BOM), else the Chinese encoding charset-normalizer finds
+    (GBK, GB18030, Big5: files saved by Excel or Notepad), else refused with a reason in Chinese."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # a short file is ambiguous (cp874 fits as well as gb18030): the first Chinese candidate is taken
+    for match in from_bytes(data):
+        if match.encoding.lower().replace("-", "_") in ("gbk", "gb2312", "gb18030", "big5", "big5hkscs", "hz"):
+            return str(match)
+    raise BadTestSetError(f"{path}: 测试集不是 UTF-8 文本，也不是可识别的中文编码（GBK、GB18030、Big5），"
+                          f"请另存为 UTF-8 编码的 JSONL 后再上传")
+
+
 def load_testset(path: Path) -> list[Question]:
     questions: list[Question] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

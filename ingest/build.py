@@ -117,19 +117,30 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                 writer = GenerationWriter(kb_dir, previous, manifest)
             return writer
 
+        # which files will be processed (new or changed): progress counts only those
+        digests: dict[Path, str] = {}
+        for path in files:
+            try:
+                digests[path] = entry_hash(file_hash(path), catalogue_entry(path))
+            except Exception:  # noqa: BLE001 - unreadable: reported as failed in the loop
+                pass
+        pending = [p for p in files if rebuild or p not in digests
+                   or getattr(old.files.get(source_key(p)), "content_hash", None) != digests[p]]
+        position = {p: i for i, p in enumerate(pending)}
+
         try:
             bar = tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr)
-            for done, path in enumerate(bar):
+            for path in bar:
                 bar.set_postfix_str(path.name[-30:])
-                if on_file:
-                    on_file(done, len(files), path.name)
+                if on_file and path in position:
+                    on_file(position[path], len(pending), path.name)
                 key = source_key(path)
                 try:
                     if should_stop is not None and should_stop():
                         raise LoadError("cancelled")
                     if not path.is_file():
                         raise LoadError("file not found")
-                    digest = entry_hash(file_hash(path), catalogue_entry(path))
+                    digest = digests.get(path) or entry_hash(file_hash(path), catalogue_entry(path))
                     entry = old.files.get(key)
                     if entry and entry.content_hash == digest and not rebuild:
                         report.results.append(FileResult(str(path), "unchanged"))

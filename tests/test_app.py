@@ -28,6 +28,7 @@ QUESTION = "发明专利被侵权有保险吗？"
 LETTER_TITLE = "关于市政协十五届三次会议第130号提案的答复"
 LETTER_NUMBER = "甬市监函〔2019〕25号"
 POLICY_NAME = "宁波专利保险补贴通知.txt"
+BUREAU, HOTLINE = "宁波市市场监督管理局（宁波市知识产权局）", "0574-87187520"
 
 
 # --- fixtures and helpers
@@ -54,7 +55,7 @@ def make_kb(tmp_path_factory, embed_cache, **overrides) -> Settings:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, embed_cache):
     """The app for asking and searching; its knowledge base is not changed by the tests using it."""
-    settings = make_kb(tmp_path_factory, embed_cache)
+    settings = make_kb(tmp_path_factory, embed_cache, bureau_name=BUREAU, hotline=HOTLINE)
     with running_app(settings) as (base, service):
         yield SimpleNamespace(base=base, service=service, settings=settings)
 
@@ -90,12 +91,13 @@ def text_of(message: dict) -> str:
 
 
 
-def poll_status(client: Client, service, timeout: float = 120) -> tuple:
+def poll_status(client: Client, service, timeout: float = 120, said: str = "") -> tuple:
     """Poll /status like the UI's timer until the re-index is over: (job text, and the latest document
-    table, file choices and overview sent; /status sends those only when the index changed)."""
-    deadline, latest = time.time() + timeout, [None, None, None]
+    table, file choices, overview, 检索 type and issuer choices and outcome sent; /status sends those
+    only when the index changed, the outcome only in place of an outcome `said` “in progress”)."""
+    deadline, latest = time.time() + timeout, [None] * 6
     while True:
-        text, *rest = client.predict(api_name="/status")
+        text, *rest = client.predict(said, api_name="/status")
         latest = [old if value == {"__type__": "update"} else value for old, value in zip(latest, rest)]
         if not service.job.running and "完成" in text:
             return text, *latest
@@ -133,9 +135,12 @@ def test_ask_follows_up_on_the_chat(client):
     assert "保险" in text_of(chat[-1]) and "[1]" in text_of(chat[-1]) and "ipkb-card" in cited
 
 
-def test_ask_refuses_visibly(client):
+def test_ask_refuses_visibly(client, http):
     _, chat, cited = client.predict("杭州对专利质押贷款有没有贴息？", [], api_name="/ask")
     assert text_of(chat[-1]).startswith("⚠️ 未找到答案")
+    # the refusal and the header name the configured bureau and hotline
+    assert f"建议咨询{BUREAU}，或拨打{HOTLINE}。" in text_of(chat[-1])
+    assert f"咨询部门：{BUREAU}　热线：{HOTLINE}" in http.get("/config").text
     assert 'class="ipkb-refused"' in cited
 
 
@@ -322,6 +327,19 @@ def test_file_route_serves_the_letter_inline_as_plain_text(http, app):
     assert r.content == REPLY_LETTER.read_bytes()
 
 
+def test_file_route_renders_an_html_document_sanitised(http, app, tmp_path, monkeypatch):
+    page = tmp_path / "通知.html"
+    page.write_text('<html><head><script>alert(1)</script></head><body><h1 onclick="x()">关于专利的通知</h1>'
+                    '<p>第一条<img src="http://evil.example/a.png"></p></body></html>', encoding="gbk")
+    monkeypatch.setattr(app.service, "source_file", lambda doc_id: page)
+    r = http.get("/files/anything")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "<h1>关于专利的通知</h1><p>第一条</p>" in r.text
+    assert "script" not in r.text and "evil.example" not in r.text and "onclick" not in r.text
+
+
 @pytest.mark.parametrize("path", [
     "/files/0000deadbeef",
     "/files/..%2F..%2Fetc%2Fpasswd",
@@ -436,7 +454,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
         during = http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()
         assert during["refused"]
         assert c.predict(PASSWORD, api_name="/reindex") == "索引正在建立中，请稍候。"
-        status = poll_status(c, service)
+        status = poll_status(c, service, said=outcome)
         assert len(builds) == 2  # the click during the build ran it once more afterwards
         time.sleep(0.3)  # a few more questions on the new index
     finally:
@@ -447,8 +465,12 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     assert any(answers) and not all(answers)  # questions came during the build and after it
 
     # the new document is searchable, answerable, listed and served
-    text, table, picked, overview = status
+    text, table, picked, overview, types, issuers, said = status
     assert "完成" in text and "知识库：2 份文件" in overview
+    # the 检索 filters offer the new document's type and issuer; the outcome says it is done
+    assert {"通知", "答复"} <= {c[0] for c in types["choices"]}, types
+    assert {c[0] for c in issuers["choices"]} == {"宁波市市场监督管理局"}, issuers
+    assert said.startswith("索引任务完成。") and "正在后台" not in said  # (the second run added nothing)
     assert POLICY_NAME in [row[table["headers"].index("文件")] for row in table["data"]]
     hits = http.post("/api/search", json={"query": "专利保险保费补贴"}).json()["passages"]
     assert hits[0]["source"] == POLICY_NAME
@@ -473,8 +495,9 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     letter = docs[REPLY_LETTER.name]
     assert c.predict(PASSWORD, letter.doc_id, api_name="/delete") == f"已删除“{REPLY_LETTER.name}”；正在后台重建索引。"
     assert Path(letter.source_path).read_bytes() == REPLY_LETTER.read_bytes()
-    text, table, picked, overview = poll_status(c, service)
+    text, table, picked, overview, types, issuers, _ = poll_status(c, service)
     assert table["data"] == [] and "知识库：0 份文件，0 个分块。" in overview
+    assert types["choices"] == [] and issuers["choices"] == []
     assert http.post("/api/search", json={"query": "专利质押"}).json()["passages"] == []
     empty = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？"})
     assert empty.status_code == 200 and empty.json()["refused"]
@@ -504,7 +527,12 @@ def test_oversize_upload_is_refused(app, tmp_path):
 # --- 评测 tab
 def test_evaluation_tab_runs_the_sample_set_and_offers_the_report(client, app):
     report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
-    assert "keypoint recall" in report and "refusal recall" in report
+    # in Chinese: the knowledge base it ran against, one line per metric with its limit and verdict
+    assert "测试集：sample.jsonl（64 题" in report and "知识库：1 份文件" in report
+    for name in ("检索命中率（前5）", "要点召回率", "拒答召回率", "误拒率"):
+        assert f"| {name} |" in report
+    assert "| ≥ 0.95 |" in report and ("✅ 通过" in report or "❌ 未通过" in report)
+    assert "keypoint recall" not in report
     assert len(plots) == 3 and all(".png" in str(plot) for plot in plots)
     path = Path(download if isinstance(download, str) else download["path"])
     assert path.name == "report.html" and "IPKB evaluation" in path.read_text(encoding="utf-8")
@@ -521,6 +549,20 @@ def test_evaluation_tab_reports_a_bad_uploaded_test_set(client, tmp_path):
     bad.write_text('{"id": "q1"}\n', encoding="utf-8")
     report, plots, download = client.predict("upload", handle_file(str(bad)), False, api_name="/evaluate")
     assert report.startswith("⚠️ bad.jsonl, line 1") and not plots and download is None
+
+
+def test_evaluation_tab_reads_a_gbk_test_set_and_refuses_an_unreadable_one(client, tmp_path):
+    from gradio_client import handle_file
+
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_text('{"id": "q1", "question": "专利质押贷款出了坏账谁兜底？", "answerable": true, '
+                   '"evidence": ["风险池基金"], "keypoints": ["风险池基金"]}\n', encoding="gbk")
+    report, plots, _ = client.predict("upload", handle_file(str(gbk)), False, api_name="/evaluate")
+    assert "测试集：gbk.jsonl（1 题" in report and len(plots) == 3
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(bytes(range(128, 256)) * 8)
+    report, plots, download = client.predict("upload", handle_file(str(garbage)), False, api_name="/evaluate")
+    assert report.startswith("⚠️ garbage.jsonl: 测试集不是 UTF-8 文本") and not plots and download is None
 
 
 # --- security: file inputs, private handlers, password attempts
@@ -621,6 +663,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
 
     service, uploads = managed.service, managed.settings.kb_dir / "uploads"
     c = Client(managed.base, verbose=False)
+    before = [d.file_name for d in service.documents()]  # the management test before may have deleted the letter
     empty = tmp_path / "空白.pdf"
     write_blank_pdf(empty, 2)
     monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
@@ -629,7 +672,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text
     assert not (uploads / "空白.pdf").exists() and (uploads / ".failed" / "空白.pdf").is_file()
     assert c.predict(PASSWORD, api_name="/delete_failed") == "已删除 1 个失败的文件：空白.pdf"
-    assert "未能建立索引" not in c.predict(api_name="/status")[0]
+    assert "未能建立索引" not in c.predict("", api_name="/status")[0]
 
     # cancel: a build whose loading waits for the cancel
     assert c.predict(PASSWORD, api_name="/cancel") == "没有正在进行的索引任务。"
@@ -646,4 +689,4 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     assert c.predict(PASSWORD, api_name="/cancel") == "已请求取消：当前文件在下一页前停止。"
     job = wait_idle(service, timeout=20)
     assert job.message.startswith("已取消")
-    assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]  # the index is unchanged
+    assert [d.file_name for d in service.documents()] == before  # the index is unchanged

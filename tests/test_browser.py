@@ -61,24 +61,27 @@ def browser_app(tmp_path_factory, embed_cache):
     (corpus / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
     settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     assert not build([corpus], settings, progress=False).failed
-    with running_app(settings) as (base, _service), sync_playwright() as p:
+    with running_app(settings) as (base, service), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            yield base, browser
+            yield base, browser, service
         finally:
             browser.close()
 
 
 @pytest.fixture
-def session(browser_app):
-    base, browser = browser_app
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
+def session(browser_app, request):
+    base, browser, _ = browser_app
+    # an English browser too: Gradio's own strings must be Chinese whatever the reader's language
+    locale = getattr(request, "param", "zh-CN")
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale=locale)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     s = Session(page)
     context.on("request", lambda r: s.requests.append(r.url))
     page.on("websocket", lambda ws: s.requests.append(ws.url))
     page.on("pageerror", lambda exc: s.errors.append(f"pageerror: {exc}"))
+    context.on("response", lambda r: s.errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
     page.on("console", lambda msg: s.errors.append(f"console: {msg.text}") if msg.type == "error" else None)
     page.goto(base + "/")
     page.locator("#ipkb-question textarea").wait_for(state="visible")
@@ -196,4 +199,83 @@ def test_document_table(session):
     expect(table).to_contain_text(REPLY_LETTER.name)
     expect(table).to_contain_text("planted-haitun.txt")
     expect(page.get_by_text("知识库：2 份文件")).to_be_visible()
+    assert session.foreign_requests() == [] and session.errors == []
+
+
+def test_clear_empties_chat_cited_passages_and_feedback(session):
+    from playwright.sync_api import expect
+
+    page = session.page
+    ask(page, QUESTION)
+    page.get_by_role("button", name="👍 有帮助").click()
+    expect(page.locator("#ipkb-thanks")).to_contain_text("感谢反馈！")
+    # the first line of the chat is not under a label
+    first = page.locator("#ipkb-chat .message").first.bounding_box()
+    labels = page.locator("#ipkb-chat [data-testid='block-label']")
+    assert labels.count() == 0 or not labels.first.is_visible() or \
+        labels.first.bounding_box()["y"] + labels.first.bounding_box()["height"] <= first["y"]
+    # a new question clears the thanks
+    box = page.locator("#ipkb-question textarea")
+    box.fill("那保险呢？")
+    page.get_by_role("button", name="提问").click()
+    expect(page.locator("#ipkb-thanks")).not_to_contain_text("感谢反馈！")
+    expect(page.locator("#ipkb-chat")).to_contain_text("那保险呢？")
+    page.locator("#ipkb-clear").click()
+    expect(page.locator("#ipkb-chat")).not_to_contain_text(QUESTION)
+    expect(page.locator("#ipkb-cited .ipkb-card")).to_have_count(0)
+    page.get_by_role("button", name="👍 有帮助").click()
+    expect(page.locator("#ipkb-thanks")).to_contain_text("请先提问")  # the feedback target went too
+    assert session.foreign_requests() == [] and session.errors == []
+
+
+def test_stop_ends_a_running_answer(session, browser_app, monkeypatch):
+    import time
+
+    from playwright.sync_api import expect
+
+    service = browser_app[2]
+
+    def slow_stream(question, history):
+        for word in ("正在", "慢慢", "回答"):
+            time.sleep(1.0)
+            yield word
+        time.sleep(30)
+        yield "不该出现"
+
+    monkeypatch.setattr(service.answerer, "stream", slow_stream)
+    page = session.page
+    page.locator("#ipkb-question textarea").fill(QUESTION)
+    page.get_by_role("button", name="提问").click()
+    expect(page.locator("#ipkb-chat")).to_contain_text("正在", timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="停止").click()
+    time.sleep(3)
+    expect(page.locator("#ipkb-chat")).not_to_contain_text("回答")
+    expect(page.get_by_role("button", name="提问")).to_be_enabled()
+
+
+def test_gradio_strings_are_chinese_in_a_chinese_browser(session):
+    """Gradio 6 picks its own strings' language from the browser (navigator.language; no server
+    setting): in a zh-CN browser they are Chinese."""
+    from playwright.sync_api import expect
+
+    page = session.page
+    page.get_by_role("tab", name="评测").click()
+    expect(page.get_by_text("将文件拖放到此处", exact=False).first).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("Drop File Here")
+
+
+def test_evaluation_report_in_chinese_and_uncropped_plots(session):
+    from playwright.sync_api import expect
+
+    page = session.page
+    page.get_by_role("tab", name="评测").click()
+    page.get_by_role("button", name="运行评测").click()
+    expect(page.get_by_text("评测结果", exact=False).first).to_be_visible(timeout=180_000)
+    body = page.locator("body")
+    expect(body).to_contain_text("知识库：2 份文件")
+    expect(body).to_contain_text("检索命中率（前5）")
+    expect(body).to_contain_text("要求（eval/floors.toml）")
+    thumb = page.locator(".gallery img, [data-testid='detailed-image'], button.thumbnail-item img").first
+    expect(thumb).to_be_visible(timeout=TIMEOUT_MS)
+    assert thumb.evaluate("img => getComputedStyle(img).objectFit") == "contain"
     assert session.foreign_requests() == [] and session.errors == []

@@ -247,3 +247,20 @@ def test_policies_set_meets_its_floors(policies_settings, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["questions"] == 152 and {"validity", "followup", "place"} <= set(metrics["answerable_by_kind"])
+
+
+def test_a_gbk_test_set_is_read_and_an_unreadable_one_refused_in_chinese(tmp_path):
+    from eval.testset import load_testset
+    from kb.core.errors import BadTestSetError
+
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_text('{"id": "q1", "question": "专利质押贷款出了坏账谁兜底？", "answerable": true, '
+                   '"evidence": ["风险池基金"], "keypoints": ["风险池基金"]}\n', encoding="gbk")
+    assert load_testset(gbk)[0].question == "专利质押贷款出了坏账谁兜底？"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + gbk.read_text(encoding="gbk").encode("utf-8"))
+    assert load_testset(bom)[0].id == "q1"
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(bytes(range(128, 256)) * 8)
+    with pytest.raises(BadTestSetError, match="测试集不是 UTF-8 文本.*请另存为 UTF-8"):
+        load_testset(garbage)

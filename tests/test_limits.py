@@ -2,7 +2,6 @@
 a time budget per file, and cancelling between pages (ingest/loaders.py Limits)."""
 from __future__ import annotations
 
-import io
 import resource
 import time
 import zipfile

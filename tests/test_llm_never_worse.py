@@ -337,8 +337,9 @@ def test_the_strategy_streams_each_sentence_once_it_holds():
                 seen.append(i)
                 yield reply[i:i + 2]
 
-    from kb.answer.prompts import Prompts
     from tests_support import REPO
+
+    from kb.answer.prompts import Prompts
 
     strategy = LlmStrategy(Stub(), Prompts.load(REPO / "prompts"), Tokenizer(), Tuning())
     stream = strategy.draft("有几家企业获得贷款？", [p])

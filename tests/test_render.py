@@ -157,7 +157,7 @@ def test_read_aloud_gives_the_answer_and_its_sources_in_plain_text():
     a = answer(text="出台了扶持政策。[1]\n\n来源：\n[1] 《关于第130号提案的答复》（甬市监函〔2019〕25号）第1页 · 三是",
                citations=[citation(1)])
     spoken = render.read_aloud(a)
-    assert spoken == "出台了扶持政策。[1]\n出处：《关于第130号提案的答复》（甬市监函〔2019〕25号）第1页"
+    assert spoken == "出台了扶持政策。\n出处：《关于第130号提案的答复》（甬市监函〔2019〕25号）第1页"
     refused = answer(refused=True, text="知识库中没有找到能回答这个问题的内容。")
     assert render.read_aloud(refused) == "知识库中没有找到能回答这个问题的内容。"
 
@@ -195,3 +195,48 @@ def test_job_status_shows_progress_and_escapes_reasons():
     assert '<progress value="0.500"' in running and "50%" in running
     failed = job_status("完成，1 个文件失败", 1.0, False, ["<b>x.pdf</b>: corrupt"])
     assert "<progress" not in failed and "&lt;b&gt;x.pdf&lt;/b&gt;" in failed and "<b>x.pdf" not in failed
+
+
+def test_job_status_lists_skipped_duplicates_and_the_outcome_replaces_in_progress():
+    from web.render import job_outcome, job_status
+
+    html = job_status("完成", 1.0, False, [], ["<i>b.txt</i>（与已有文件 a.txt 内容相同）"])
+    assert "已跳过重复文件：&lt;i&gt;b.txt&lt;/i&gt;（与已有文件 a.txt 内容相同）" in html
+    done = job_outcome("完成", ["a.txt"], ["b.txt（与已有文件 a.txt 内容相同）"], [])
+    assert done == ("索引任务完成。已建立索引 1 个文件：a.txt。跳过 1 个重复文件（未重复建立索引，上传的副本已删除）："
+                    "b.txt（与已有文件 a.txt 内容相同）。")
+    assert "正在后台" not in done
+
+
+def test_read_aloud_names_each_document_once_without_markers():
+    a = answer(text="出台了扶持政策。[1]还有保险。[2][3]", citations=[citation(1), citation(2, pages=[2]), citation(3)])
+    spoken = render.read_aloud(a)
+    assert spoken == "出台了扶持政策。还有保险。\n出处：《关于第130号提案的答复》（甬市监函〔2019〕25号）第1-2页" or \
+        spoken.count("《关于第130号提案的答复》") == 1
+    assert "[" not in spoken
+
+
+@pytest.mark.slow  # loads jionlp's division table
+def test_issuer_names_of_one_organ_are_one_choice():
+    from kb.core.places import Places
+
+    groups = render.issuer_groups(["洪泽区人民政府", "淮安市洪泽区人民政府", "宁波市人民政府", "宁波市知识产权局", ""],
+                                  Places())
+    assert groups == {"宁波市人民政府": ["宁波市人民政府"], "宁波市知识产权局": ["宁波市知识产权局"],
+                      "洪泽区人民政府": ["洪泽区人民政府", "淮安市洪泽区人民政府"]}
+
+
+def test_eval_report_in_chinese_with_limits_and_the_knowledge_base():
+    metrics = {"questions": 3, "answerable": 2, "unanswerable": 1,
+               "settings": {"retrieval_mode": "hybrid", "answerer": "extractive", "embedder": "e5"},
+               "retrieval": {"hit@5": 1.0, "MRR@10": 0.5}, "answers": {"keypoint_recall": 0.95},
+               "refusals": {"refusal_recall": 1.0, "false_refusal_rate": 0.5},
+               "latency_ms": {"total": {"p50": 30.2, "p95": 120.0}}}
+    limits = {"floors": {"retrieval.hit@5": 0.95, "retrieval.MRR@10": 0.85}, "ceilings": {"refusals.false_refusal_rate": 0.05}}
+    report = render.eval_report(metrics, limits, "/tmp/x/sample.jsonl", 18, 400)
+    assert report.startswith("### 评测结果：2 项未达标")
+    assert "测试集：sample.jsonl（3 题：可回答 2，不可回答 1）" in report and "知识库：18 份文件，400 个分块" in report
+    assert "| 检索命中率（前5） | 1.000 | ≥ 0.95 | ✅ 通过 |" in report
+    assert "| 平均倒数排名（前10） | 0.500 | ≥ 0.85 | ❌ 未通过 |" in report
+    assert "| 误拒率 | 0.500 | ≤ 0.05 | ❌ 未通过 |" in report
+    assert "| 引用准确率 | — | — | — |" in report and "中位数 30 毫秒" in report

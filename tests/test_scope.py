@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from tests_support import passage
 
 from kb.answer.scope import (
     NOTICE_NATIONAL_ONLY,
@@ -20,7 +21,6 @@ from kb.core.profile import DocumentProfile
 from kb.core.records import Citation, Document, DocumentMeta
 from kb.search.filters import Filters
 from kb.store.catalogue import Catalogue
-from tests_support import passage
 
 
 def _doc(doc_id: str, title: str, region: tuple[str, ...], level: str = "地方性法规", status: str = "现行有效",

@@ -33,7 +33,8 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, embed_cache, corpus):
     settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
-                       admin_password=PASSWORD, corpus=[corpus])
+                       admin_password=PASSWORD, corpus=[corpus],
+                       admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_app)
     assert not build([corpus], settings, progress=False).failed
     svc = KnowledgeService(settings)
     yield svc
@@ -189,7 +190,7 @@ def test_job_lifecycle(service, clean_uploads):
     job = wait_idle(service)
     assert job is started  # nothing asked for a second run
     assert not job.running and job.message == "完成" and job.errors == []
-    assert job.done == job.total == 1 and job.fraction == 1.0
+    assert job.done == job.total == 0 and job.fraction == 1.0  # the unchanged letter is not counted
     assert job.finished >= job.started and "1 unchanged" in job.summary
     # nothing changed: same generation, same answerer
     assert current_generation(service.kb_dir) == generation and service.answerer is answerer
@@ -205,6 +206,36 @@ def test_a_failed_file_is_reported_and_the_rest_goes_on(service, tmp_path, clean
     assert len(job.errors) == 1 and job.errors[0].startswith("空文件.txt: ")
     assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
     assert service.answerer is answerer  # nothing new to serve
+
+
+@pytest.mark.slow
+def test_progress_counts_only_new_files_and_duplicates_are_reported(service, tmp_path, monkeypatch, clean_uploads):
+    """One new file next to the unchanged letter: progress is 1 file, not 2; a copy of the letter
+    under another name is reported as skipped (with the file it duplicates) and leaves uploads/."""
+    seen = []
+    real_build = web.service.build
+
+    def recording_build(*args, on_file, **kwargs):
+        def record(done, total, name):
+            seen.append((done, total, name))
+            on_file(done, total, name)
+        return real_build(*args, on_file=record, **kwargs)
+
+    monkeypatch.setattr(web.service, "build", recording_build)
+    service.upload(PASSWORD, [("new.txt", write(tmp_path, "new.txt", "关于海豚救护的通知\n\n第一条 海豚救护资金由市里安排。"))])
+    assert service.reindex(PASSWORD)
+    job = wait_idle(service)
+    assert seen == [(0, 1, "new.txt")] and job.total == 1 and job.added == ["new.txt"]
+    assert job.skipped == []
+
+    seen.clear()
+    service.upload(PASSWORD, [("副本.txt", REPLY_LETTER)])
+    assert service.reindex(PASSWORD)
+    job = wait_idle(service)
+    assert seen == [(0, 1, "副本.txt")] and job.added == [] and job.errors == []
+    assert job.skipped == [f"副本.txt（与已有文件 {REPLY_LETTER.name} 内容相同）"]
+    assert not (service.uploads / "副本.txt").exists()
+    assert "副本.txt" not in [d.file_name for d in service.documents()]
 
 
 @pytest.mark.slow
@@ -342,3 +373,14 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert service.reindex(PASSWORD)
     wait_idle(service)
     assert [d.file_name for d in service.documents()] == ["补贴细则.txt"]
+
+
+@pytest.mark.slow
+def test_lookup_is_not_padded_with_passages_far_below_the_best(service, monkeypatch):
+    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.0))
+    padded, _ = service.lookup("海豚救护专项资金", k=20)
+    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.35))
+    cut, answer = service.lookup("海豚救护专项资金", k=20)
+    best = max(p.score for p in padded)
+    assert cut == [p for p in padded if p.score >= best * 0.35]
+    assert len(cut) < len(padded)  # a query the letter does not answer: not 20 passages of it

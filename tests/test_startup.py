@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from app_server import free_port
 from tests_support import REPLY_LETTER, REPO
 

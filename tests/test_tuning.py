@@ -119,7 +119,7 @@ class StubClient:
         yield from ([self.reply[:3], self.reply[3:]] if self.reply else [])
 
 
-PROMPTS = Prompts.load(REPO / "prompts")  # prompts/refusal.txt: 知识库中没有找到能回答这个问题的内容。建议咨询……
+PROMPTS = Prompts.load(REPO / "prompts")  # 知识库中没有找到能回答这个问题的内容。建议咨询当地知识产权管理部门，……
 
 
 def llm_draft(tokenizer, reply: str, tuning: Tuning = Tuning()):

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from gradio.utils import get_upload_folder
 
@@ -19,6 +19,7 @@ from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web import render
 from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
+from web.sanitize import html_page
 from web.service import KnowledgeService
 from web.ui import THEME, build_ui
 
@@ -31,6 +32,18 @@ ERRORS = {status: {"model": ApiError, "description": description,
               (413, "请求体超过 max_body_kb", "请求体过大（上限 64 KB）"),
               (422, "字段缺失、过长或取值无效", "filters.date_from: 应为日期 YYYY-MM-DD，或其前缀 YYYY、YYYY-MM"))}
 
+
+
+def _decoded(path: Path) -> str:
+    """An HTML file's text: UTF-8, else the encoding charset-normalizer finds (GBK pages are common)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        return str(best) if best is not None else data.decode("utf-8", errors="replace")
 
 def create_app(settings: Settings, service: KnowledgeService | None = None) -> FastAPI:
     service = service or KnowledgeService(settings)
@@ -86,6 +99,10 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         path = service.source_file(doc_id)
         if path is None:
             return JSONResponse({"error": "文件不存在"}, status_code=404)
+        if path.suffix.lower() in (".html", ".htm"):  # rendered, sanitised (web/sanitize.py), and sandboxed
+            page = html_page(await _in_thread(_decoded, path), path.name)
+            return HTMLResponse(page, headers={"X-Content-Type-Options": "nosniff",
+                                               "Content-Security-Policy": "sandbox; default-src 'none'"})
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind != "application/pdf":  # never let a source HTML file run in our origin
             kind = "text/plain; charset=utf-8" if path.suffix.lower() in (".txt", ".md", ".html", ".htm") else kind

@@ -7,6 +7,8 @@ The only links are to this app's own /files/ route.
 from __future__ import annotations
 
 import html
+import re
+from pathlib import Path
 from urllib.parse import quote
 
 from kb.core.citations import pages_text, profile_text
@@ -104,19 +106,111 @@ def read_aloud(answer: Answer) -> str:
     """What hotline staff read out: the answer, then where it comes from, in one line each."""
     if answer.refused or not answer.citations:
         return answer.answer
-    body = answer.body
-    sources = "；".join(
-        f"《{c.title}》" + (f"（{c.doc_number}）" if c.doc_number else "") + (pages_text(c.pages) or "")
-        for c in answer.citations)
+    body = re.sub(r"\[\d+\]", "", answer.body)  # read aloud: no [n] markers
+    pages: dict[tuple[str, str], list[int]] = {}  # each document once, with all its cited pages
+    for c in answer.citations:
+        pages.setdefault((c.title, c.doc_number or ""), []).extend(p for p in c.pages
+                                                                    if p not in pages.get((c.title, c.doc_number or ""), []))
+    sources = "；".join(f"《{title}》" + (f"（{number}）" if number else "") + (pages_text(sorted(ps)) or "")
+                       for (title, number), ps in pages.items())
     return f"{body}\n出处：{sources}"
 
 
-def job_status(message: str, fraction: float, running: bool, errors: list[str]) -> str:
-    """The background ingestion: a progress bar, what it is doing, and each failed file's reason."""
+def contact_line(bureau: str, hotline: str) -> str:
+    """The header's 咨询 line: the bureau and hotline from the settings (Markdown, escaped); empty when neither is set."""
+    parts = ([f"咨询部门：{e(bureau.strip())}"] if bureau.strip() else []) + (
+        [f"热线：{e(hotline.strip())}"] if hotline.strip() else [])
+    return "　".join(parts)
+
+
+def issuer_groups(issuers: list[str], places) -> dict[str, list[str]]:
+    """Issuers that are the same organ under different names ("洪泽区人民政府", "淮安市洪泽区人民政府":
+    the same place path by kb.core.places.Places and the same organ after the place name), as
+    {the shortest name: every name}, sorted by that name."""
+    groups: dict[object, list[str]] = {}
+    for issuer in sorted(set(filter(None, issuers))):
+        key: object = issuer
+        paths = places.places_in(issuer)
+        deepest = max(paths, key=len) if paths else None
+        if deepest and all(deepest[: len(p)] == p for p in paths):
+            last = deepest[-1]
+            at = issuer.rfind(last)
+            if at >= 0:
+                key = (deepest, issuer[at + len(last):])
+        groups.setdefault(key, []).append(issuer)
+    named = {min(names, key=lambda n: (len(n), n)): sorted(names) for names in groups.values()}
+    return dict(sorted(named.items()))
+
+
+def job_status(message: str, fraction: float, running: bool, errors: list[str], skipped: list[str] = ()) -> str:
+    """The background ingestion: a progress bar, what it is doing, each failed file's reason and
+    each duplicate skipped."""
     bar = f'<progress value="{fraction:.3f}" max="1" style="width: 20em"></progress>' if running else ""
-    items = "".join(f"<li>⚠️ {e(err)}</li>" for err in errors)
+    items = "".join(f"<li>⚠️ {e(err)}</li>" for err in errors) + "".join(
+        f"<li>已跳过重复文件：{e(name)}</li>" for name in skipped)
     return (f'<div class="ipkb-job"><b>索引任务</b>：{e(message)}（{fraction * 100:.0f}%） {bar}'
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
+def job_outcome(message: str, added: list[str], skipped: list[str], errors: list[str]) -> str:
+    """What a finished ingestion did, in place of “正在后台建立索引” (Markdown, escaped)."""
+    parts = [f"索引任务{e(message)}。"]
+    if added:
+        parts.append(f"已建立索引 {len(added)} 个文件：{e('、'.join(added))}。")
+    if skipped:
+        parts.append(f"跳过 {len(skipped)} 个重复文件（未重复建立索引，上传的副本已删除）：{e('、'.join(skipped))}。")
+    if errors:
+        parts.append(f"{len(errors)} 个文件失败，见上方索引任务。")
+    return "".join(parts)
+
+
+# The 评测 report: each metric in Chinese, what it measures, and its floor or ceiling (eval/floors.toml).
+EVAL_METRICS = [
+    ("retrieval.hit@5", "检索命中率（前5）", "可回答的问题中，前5个检索结果里有含标准依据段落的比例"),
+    ("retrieval.MRR@10", "平均倒数排名（前10）", "标准依据段落在检索结果中排得越靠前越高（第1位为1，第2位为1/2……）"),
+    ("answers.keypoint_recall", "要点召回率", "可回答的问题中，答案覆盖了标准答案要点的比例"),
+    ("answers.all_keypoints", "要点全覆盖率", "答案覆盖了全部要点的问题所占比例"),
+    ("answers.citation_precision", "引用准确率", "答案引用的段落确实是依据段落的比例"),
+    ("refusals.refusal_recall", "拒答召回率", "不可回答的问题中，系统正确拒答的比例"),
+    ("refusals.false_refusal_rate", "误拒率", "可回答的问题中，系统却拒答的比例（越低越好）"),
+]
+
+
+def eval_report(metrics: dict, limits: dict, testset: str, documents: int, chunks: int) -> str:
+    """The 评测 tab's report in Chinese (Markdown): the knowledge base it ran against, and one row per
+    metric with its value, its limit and 通过/未通过, and what it measures."""
+    def value(dotted: str) -> float | None:
+        node = metrics
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return float(node)
+
+    floors, ceilings = limits.get("floors", {}), limits.get("ceilings", {})
+    rows, failed = [], 0
+    for key, name, meaning in EVAL_METRICS:
+        v = value(key)
+        if key in floors:
+            limit, ok = f"≥ {floors[key]}", v is not None and v >= floors[key]
+        elif key in ceilings:
+            limit, ok = f"≤ {ceilings[key]}", v is not None and v <= ceilings[key]
+        else:
+            limit, ok = "—", True
+        failed += not ok
+        verdict = "—" if limit == "—" else "✅ 通过" if ok else "❌ 未通过"
+        rows.append(f"| {name} | {'—' if v is None else f'{v:.3f}'} | {limit} | {verdict} | {meaning} |")
+    settings = metrics.get("settings", {})
+    head = [f"### 评测结果：{'全部达标' if not failed else f'{failed} 项未达标'}",
+            f"测试集：{e(Path(testset).name)}（{metrics.get('questions', 0)} 题：可回答 {metrics.get('answerable', 0)}，"
+            f"不可回答 {metrics.get('unanswerable', 0)}）",
+            f"知识库：{documents} 份文件，{chunks} 个分块；检索方式 {e(settings.get('retrieval_mode', ''))}，"
+            f"答案由{'大模型' if settings.get('answerer') == 'llm' else '抽取式'}生成，"
+            f"向量模型 {e(settings.get('embedder', ''))}。",
+            "", "| 指标 | 数值 | 要求（eval/floors.toml） | 结果 | 含义 |", "|---|---|---|---|---|"]
+    latency = metrics.get("latency_ms", {}).get("total", {})
+    tail = [f"\n每题耗时：中位数 {latency['p50']:.0f} 毫秒，95% 分位 {latency['p95']:.0f} 毫秒。"] if latency else []
+    return "\n".join(head + rows + tail)
 
 
 def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:

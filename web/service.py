@@ -51,6 +51,8 @@ class Job:
     started: float = 0.0
     finished: float = 0.0
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files with the same content as one already there
+    added: list[str] = field(default_factory=list)  # files indexed (new or changed)
 
     @property
     def fraction(self) -> float:
@@ -101,7 +103,11 @@ class KnowledgeService:
         """The hotline lookup (检索): the k best passages and the answer read from them, with one search."""
         answerer = self.answerer  # one generation for both, even if a re-index swaps it meanwhile
         passages = answerer.retrieve(query, filters, k)
-        return passages[:k], answerer.answer(query, filters=filters, passages=passages)
+        shown = passages[:k]
+        if shown and self.settings.search_min_score_ratio > 0:  # not padded to k with passages far below the best
+            floor = max(p.score for p in shown) * self.settings.search_min_score_ratio
+            shown = [p for p in shown if p.score >= floor]
+        return shown, answerer.answer(query, filters=filters, passages=passages)
 
     def documents(self) -> list[Document]:
         return list(self.generation.catalogue.documents.values())
@@ -236,8 +242,13 @@ class KnowledgeService:
         return names
 
     def _set_aside(self, report: BuildReport) -> None:
-        """Failed uploads leave uploads/ (not retried on every re-index), into uploads/.failed/."""
+        """Failed uploads leave uploads/ (not retried on every re-index), into uploads/.failed/;
+        a duplicate upload (the same content as a document already there) is removed."""
         uploads = self.uploads.resolve()
+        for result in report.results:
+            path = Path(result.path)
+            if result.status == "skipped" and path.parent.resolve() == uploads and path.is_file():
+                path.unlink(missing_ok=True)
         for result in report.failed:
             path = Path(result.path)
             if path.parent.resolve() == uploads and path.is_file() and not result.reason.startswith("cancelled"):
@@ -259,6 +270,9 @@ class KnowledgeService:
                                         on_file=on_file, should_stop=self._cancel.is_set)
             self._set_aside(report)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
+            job.added = [Path(r.path).name for r in report.results if r.status == "ok"]
+            job.skipped = [f"{Path(r.path).name}（与已有文件 {Path(r.reason.removeprefix('same content as ')).name} 内容相同）"
+                           for r in report.results if r.status == "skipped"]
             job.summary = report.summary()
             if report.generation is not None or current_generation(self.kb_dir) != self.generation.path:
                 job.message = "正在载入新索引…"

@@ -3,9 +3,11 @@ Thin over web/service.py; every text shown is escaped by web/render.py."""
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 import threading
+import tomllib
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +24,7 @@ from web.service import KnowledgeService
 
 EXAMPLES = ["专利质押贷款出了坏账谁兜底？", "发明专利被侵权有保险吗？", "宁波成立了哪些知识产权联盟？",
             "这份答复的文号是多少？", "杭州对专利质押贷款有没有贴息？"]
+FLOORS = Path(__file__).resolve().parents[1] / "eval" / "floors.toml"
 SAMPLE_TESTSET = Path(__file__).resolve().parents[1] / "eval" / "testsets" / "sample.jsonl"
 # No CDN: system fonts only (Gradio's default theme would fetch Google Fonts).
 THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "sans-serif"],
@@ -29,6 +32,7 @@ THEME = gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "PingFang SC", 
 
 
 
+IN_PROGRESS = ("正在后台", "已开始重建索引", "索引正在建立中")  # outcomes the status timer replaces when the job ends
 EVAL_RUNS = Path(tempfile.gettempdir()) / "ipkb-eval-runs"
 
 
@@ -65,8 +69,12 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
     def type_choices() -> list[str]:
         return sorted({d.meta.doc_type for d in service.documents()})
 
+    def issuer_names() -> dict[str, list[str]]:
+        """One choice per issuer, whatever the names it goes by (render.issuer_groups)."""
+        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.generation.models.places)
+
     def issuer_choices() -> list[str]:
-        return sorted({d.meta.issuer for d in service.documents() if d.meta.issuer})
+        return list(issuer_names())
 
     def region_choices() -> list[str]:
         """The places the knowledge base has documents for, most general first; 不限 = no place."""
@@ -115,6 +123,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if len(query) > settings.max_question_chars:
             return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
         try:
+            names = issuer_names()
+            issuers = [n for i in issuers or [] for n in names.get(i, [i])]  # every name of the chosen issuers
             filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to,
                                     "levels": levels or None, "statuses": statuses or None,
                                     "region": None if not region or region == ANY_PLACE else region},
@@ -164,18 +174,24 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         names = service.delete_failed(password, client_of(request))
         return f"已删除 {len(names)} 个失败的文件：{'、'.join(names)}" if names else "没有失败的文件。"
 
-    def status(seen: str | None):
-        """Polled every second: the job's progress; the document list only when the index changed."""
+    def status(seen: str | None, said: str | None):
+        """Polled every second: the job's progress; when the index changed, the document list, the header's
+        counts and the 检索 filter choices; when the job is over, the outcome in place of “正在后台…”."""
         job = service.job
         failed = [p.name for p in service.failed_uploads()]
-        text = render.job_status(job.message, job.fraction, job.running, job.errors) + (
+        text = render.job_status(job.message, job.fraction, job.running, job.errors, job.skipped) + (
             f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
+        outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors)
+                   if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
         generation = str(service.generation.path)
         if generation == seen:
-            return text, gr.skip(), gr.skip(), gr.skip(), seen
+            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
         docs, counts = service.documents(), service.chunk_counts()
-        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()),
-                f"知识库：{len(docs)} 份文件，{sum(counts.values())} 个分块。", generation)
+        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()), overview_text(),
+                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
+
+    def overview_text() -> str:
+        return f"知识库：{len(service.documents())} 份文件，{sum(service.chunk_counts().values())} 个分块。"
 
     # 评测
     def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
@@ -193,28 +209,38 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 shutil.rmtree(old, ignore_errors=True)
             EVAL_RUNS.mkdir(parents=True, exist_ok=True)
             out = Path(tempfile.mkdtemp(prefix="run-", dir=EVAL_RUNS))
-            run_evaluation(service.answerer, testset, out, ablation=ablation, show_bar=False,
+            answerer = service.answerer  # the knowledge base the run is against, named in the report
+            generation = answerer.generation
+            run_evaluation(answerer, testset, out, ablation=ablation, show_bar=False,
                                      progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
         except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
             return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
         finally:
             eval_lock.release()
-        report = (out / "report.md").read_text(encoding="utf-8").split("## Plots")[0]
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        limits = tomllib.loads(FLOORS.read_text(encoding="utf-8"))
+        report = render.eval_report(metrics, limits, testset.name, len(generation.catalogue.documents),
+                                    sum(generation.catalogue.chunk_counts().values()))
         images = [(str(out / name), caption) for name, caption in
                   (("metrics.png", "各项指标"), ("latency.png", "延迟"), ("hardest.png", "最难的问题"))]
         return report, images, str(out / "report.html")
 
     docs = service.documents()
     with gr.Blocks(title="IPKB 知识产权政策知识库") as ui:
-        gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。")
-        overview = gr.Markdown(f"知识库：{len(docs)} 份文件，{sum(service.chunk_counts().values())} 个分块。")
+        contact = render.contact_line(settings.bureau_name, settings.hotline)
+        gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。"
+                    + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
+        overview = gr.Markdown(overview_text(), elem_id="ipkb-overview")
         with gr.Tab("咨询"):
-            chatbot = gr.Chatbot(label="咨询", height=420, render_markdown=False, sanitize_html=True,
+            # no label: Gradio floats it over the first message
+            chatbot = gr.Chatbot(label="咨询", show_label=False, height=420, render_markdown=False, sanitize_html=True,
                                  elem_id="ipkb-chat")
             with gr.Row():
                 message = gr.Textbox(placeholder="请输入问题，例如：专利质押贷款出了坏账谁兜底？", show_label=False,
                                      scale=8, max_length=settings.max_question_chars, elem_id="ipkb-question")
                 send = gr.Button("提问", variant="primary", scale=1, elem_id="ipkb-send")
+                stop = gr.Button("停止", variant="stop", scale=1, elem_id="ipkb-stop")
+                clear = gr.Button("清空对话", scale=1, elem_id="ipkb-clear")
             gr.Examples(EXAMPLES, inputs=message, label="示例问题")
             cited = gr.HTML(elem_id="ipkb-cited")
             last = gr.State(None)
@@ -222,11 +248,19 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 up = gr.Button("👍 有帮助", size="sm")
                 down = gr.Button("👎 没帮助", size="sm")
                 comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
-            thanks = gr.Markdown()
+            thanks = gr.Markdown(elem_id="ipkb-thanks")
             asker_place = gr.Dropdown(region_choices(), value=settings.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
                                       allow_custom_value=True, elem_id="ipkb-region")
-            send.click(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name="ask")
-            message.submit(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name=False)
+            asked = send.click(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name="ask")
+            submitted = message.submit(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last],
+                                       api_name=False)
+            for event in (send.click, message.submit):  # a new question: the last 感谢反馈！ goes
+                event(lambda: "", None, thanks, api_name=False)
+            stop.click(None, None, None, cancels=[asked, submitted], api_name=False)
+            # clearing forgets the answer too: its cited passages, the feedback target and the thanks
+            forget = [chatbot, cited, last, thanks]
+            clear.click(lambda: ([], "", None, ""), None, forget, cancels=[asked, submitted], api_name=False)
+            chatbot.clear(lambda: ("", None, ""), None, [cited, last, thanks], api_name=False)
             vote = gr.Textbox(visible=False)
             up.click(lambda c, s: feedback("up", c, s), [comment, last], thanks, api_name=False)
             down.click(lambda c, s: feedback("down", c, s), [comment, last], thanks, api_name=False)
@@ -269,14 +303,16 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                     reindex_btn = gr.Button("重建索引", interactive=service.management_enabled)
                     cancel_btn = gr.Button("取消索引任务", interactive=service.management_enabled)
                     failed_btn = gr.Button("删除失败的上传文件", interactive=service.management_enabled)
-            outcome = gr.Markdown()
+            outcome = gr.Markdown(elem_id="ipkb-outcome")
             upload_btn.click(guarded(upload), [password, files], outcome, api_name="upload")
             delete_btn.click(guarded(delete), [password, picked], outcome, api_name="delete")
             reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
             cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
-            seen = gr.State(str(service.generation.path))
-            gr.Timer(1.0).tick(status, seen, [job, table, picked, overview, seen], api_name="status")
+        # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
+        seen = gr.State(str(service.generation.path))
+        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
+                           api_name="status")
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")
@@ -284,7 +320,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             ablation = gr.Checkbox(value=False, label="同时对比 BM25 / 向量 / 混合检索（耗时约三倍）")
             run_btn = gr.Button("运行评测", variant="primary")
             metrics_md = gr.Markdown()
-            plots = gr.Gallery(label="图表", columns=3, height=320)
+            plots = gr.Gallery(label="图表", columns=3, height=320, object_fit="contain")  # not cropped
             report = gr.File(label="下载报告（HTML）")
             run_btn.click(evaluate, [choice, testset, ablation], [metrics_md, plots, report], api_name="evaluate")
     return ui

@@ -82,7 +82,7 @@ class Answerer:
 
     @classmethod
     def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
-        prompts = Prompts.load(settings.prompts_dir)
+        prompts = Prompts.load(settings.prompts_dir, settings.bureau_name, settings.hotline)
         generation = Generation.open(settings, models)
         llm = LlmClient(settings) if settings.llm_gguf or (settings.llm_base_url and settings.llm_model) else None
         return cls(generation, settings, prompts, llm, tuning)

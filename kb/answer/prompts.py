@@ -7,6 +7,9 @@ from pathlib import Path
 from kb.core.errors import KbError
 
 _FILES = ("system", "answer", "answer_json", "condense", "refusal")
+# The refusal's {bureau} and {hotline} when the settings (bureau_name, hotline) leave them empty.
+NEUTRAL_BUREAU = "当地知识产权管理部门"
+NEUTRAL_HOTLINE = "12345政务服务热线"
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,8 @@ class Prompts:
     refusal: str
 
     @classmethod
-    def load(cls, folder: Path) -> Prompts:
+    def load(cls, folder: Path, bureau: str = "", hotline: str = "") -> Prompts:
+        """The prompt files; the refusal's {bureau} and {hotline} filled in (neutral when empty)."""
         texts = {}
         for name in _FILES:
             path = folder / f"{name}.txt"
@@ -26,4 +30,6 @@ class Prompts:
                 texts[name] = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise KbError(f"prompt file {path} unreadable ({exc.strerror}): set prompts_dir to the prompts folder")
+        texts["refusal"] = (texts["refusal"].replace("{bureau}", bureau.strip() or NEUTRAL_BUREAU)
+                            .replace("{hotline}", hotline.strip() or NEUTRAL_HOTLINE))
         return cls(**texts)

@@ -47,6 +47,10 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 50  # taken from each ranking before fusion
     annex_weight: float = 0.5  # an annex's (附件: forms, templates) score counts this much (bench/retrieval.py)
+    # 检索 lists only passages whose fused score is at least this fraction of the best one's (0 = always
+    # k passages). Not calibrated: 0.35 drops a passage found by the dense ranking alone (1/(rrf_k+rank)
+    # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
+    search_min_score_ratio: float = 0.35
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
     # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model, or llm_gguf).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
@@ -71,6 +75,10 @@ class Settings:
     # Place and validity: the asker's place when the question names none (e.g. "浙江省宁波市"; empty =
     # no place unless the question names one), and the date statuses are computed for (empty = today).
     region: str = ""
+    # Who to turn to when the documents do not answer: named in the refusal text (prompts/refusal.txt)
+    # and the web app's header. Empty = a neutral text (当地知识产权管理部门, 12345政务服务热线).
+    bureau_name: str = ""  # e.g. "宁波市市场监督管理局（宁波市知识产权局）"
+    hotline: str = ""  # e.g. "12345政务服务热线" or "0574-12345"
     status_date: str = ""
     answer_passages: int = 5  # passages the answerers read (more are returned for staff)
     max_question_chars: int = 500
