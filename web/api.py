@@ -18,7 +18,7 @@ from kb.core.errors import KbError
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web import render
-from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
+from web.requests import ApiError, JsonBodies, error_message, history_from, replayed, request_models
 from web.sanitize import html_page
 from web.service import KnowledgeService
 from web.ui import THEME, build_ui
@@ -181,16 +181,7 @@ class UploadedFilesOnly:
             await JSONResponse({"error": f"只接受通过本页面上传的文件（{name} 不是上传的文件）"},
                                status_code=400)(scope, receive, send)
             return
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(body, receive), send)
 
 
 def _foreign_file(value, depth: int = 0):

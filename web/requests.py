@@ -286,19 +286,24 @@ class JsonBodies:
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
         scope = {**scope, "headers": headers + [(b"content-type", b"application/json"),
                                                 (b"content-length", str(len(body)).encode())]}
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(body, receive), send)
 
 
 # --- Gradio chat messages and filter boxes
+def replayed(body: bytes, receive):
+    """An ASGI `receive` that gives the body already read, once, then the client's further messages."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def filters_from(raw: dict | None, places: Places | None = None) -> Filters | None:
     """Filters from FiltersBody fields (the 检索 tab's boxes); raises pydantic's ValidationError for a bad
     date and ValueError for a place it does not know."""
