@@ -235,7 +235,7 @@ def test_stop_ends_a_running_answer(session, browser_app, monkeypatch):
 
     service = browser_app[2]
 
-    def slow_stream(question, history):
+    def slow_stream(question, history, **_):
         for word in ("正在", "慢慢", "回答"):
             time.sleep(1.0)
             yield word
