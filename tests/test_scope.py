@@ -134,3 +134,11 @@ def test_a_citation_of_a_document_no_longer_in_force_gets_a_notice():
 ])
 def test_profile_filters(filters, expected):
     assert {d.doc_id for d in DOCS if filters.admits(d)} == expected
+
+
+def test_the_title_tail_length_is_the_tunings(catalogue, places):
+    from kb.answer.tuning import Tuning
+
+    question = "那个产业发展扶持办法还有效吗？"  # the last 8 characters of the 南沙 measures' title
+    assert [d.doc_id for d in titled_documents(question, catalogue, places)] == ["ns"]
+    assert titled_documents(question, catalogue, places, Tuning(title_tail=9)) == []

@@ -130,7 +130,7 @@ class Answerer:
         conversation = self._conversation_documents(question, history, filters, region) \
             if standalone != question else ()
         scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
-                               conversation, question)
+                               conversation, question, self.tuning)
         notices += scope.notices
         if passages is None:  # refused for the place: staff still get the closest passages, of anywhere
             passages = self._search(standalone, filters if scope.refusal else scope.filters)
@@ -144,7 +144,7 @@ class Answerer:
             draft, by = yield from self._draft(question, standalone, passages, notices, llm_timings)
         if not draft.refused:
             missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
-                                        self.generation.models.tokenizer, self.generation.models.places)
+                                        self.generation.models.tokenizer, self.generation.models.places, tuning=self.tuning)
             if missing:  # "商标质押可以吗？" answered with what the documents say, saying they never name it
                 draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
@@ -160,7 +160,7 @@ class Answerer:
         """The passages an answer to `question` reads: the search `stream` runs, in the question's scope
         (kb/answer/scope.py), at least `tuning.min_retrieved` of them, or `k`."""
         scope = question_scope(question, None, filters, region or self.settings.region, self.generation.catalogue,
-                               self.generation.models.places)
+                               self.generation.models.places, tuning=self.tuning)
         passages = [] if scope.refusal else self._search(question, scope.filters, k)
         return off_year(question, passages, self.generation.catalogue)[0]
 
@@ -195,7 +195,7 @@ class Answerer:
             return cited
         previous = last_user_question(history) or ""
         scope = question_scope(previous, None, filters, region, self.generation.catalogue,
-                               self.generation.models.places)
+                               self.generation.models.places, tuning=self.tuning)
         found = [] if scope.refusal else self._search(previous, scope.filters)
         return tuple(dict.fromkeys(p.doc_id for p in found[: self.tuning.follow_up_documents]))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from kb.answer.tuning import Tuning
 from kb.core.citations import chinese_date
 from kb.core.places import NATIONAL_PATH, Places, label
 from kb.core.profile import (
@@ -44,7 +45,6 @@ _THIS_DOCUMENT = re.compile(r"(?:这份|这个|这封|该|此|本|上述|上面�
                             r"(?:答复|文件|回复函?|复函|函|通知|办法|条例|规定|措施|指南|细则|政策|法规?)")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:年|年度)")
 _TITLE = re.compile(r"《([^《》]{2,80})》")
-TITLE_TAIL = 8  # characters of a title's end that name it ("…产业发展扶持办法")
 # kinds of document that speak of their own year (a letter, an annual guide, a list), not standing rules
 _DATED_LEVELS = (LEVEL_REPLY, LEVEL_GUIDE, LEVEL_NORMATIVE, LEVEL_OTHER)
 
@@ -92,17 +92,18 @@ def _title_keys(doc: Document) -> set[str]:
     return {k for k in (title, title.removeprefix("中华人民共和国")) if len(k) >= 3}
 
 
-def _named_length(asked: str, doc: Document) -> int:
+def _named_length(asked: str, doc: Document, tail_min: int) -> int:
     """How much of the document's title the question holds: a whole key, or the title's tail of at
-    least TITLE_TAIL characters ("促进科技创新产业发展扶持办法" of "广州南沙新区（自贸片区）促进…扶持办法")."""
+    least `tail_min` (Tuning.title_tail) characters ("促进科技创新产业发展扶持办法" of "广州南沙新区（自贸片区）促进…扶持办法")."""
     keys = _title_keys(doc)
     whole = max((len(k) for k in keys if k in asked), default=0)
     title = squeeze(doc.meta.title)
-    tail = next((n for n in range(len(title), TITLE_TAIL - 1, -1) if title[-n:] in asked), 0) if keys else 0
+    tail = next((n for n in range(len(title), tail_min - 1, -1) if title[-n:] in asked), 0) if keys else 0
     return max(whole, tail)
 
 
-def titled_documents(question: str, catalogue: Catalogue, places: Places | None = None) -> list[Document]:
+def titled_documents(question: str, catalogue: Catalogue, places: Places | None = None,
+                     tuning: Tuning = Tuning()) -> list[Document]:
     """The documents the question names by title ("郑州市专利促进和保护条例", "中小企业促进法"); of a
     title inside a longer one ("专利法" in "专利法实施细则"), the longer. A document of another place
     than the question names is not it ("浙江省专利保护条例" is not 上海's)."""
@@ -114,7 +115,7 @@ def titled_documents(question: str, catalogue: Catalogue, places: Places | None 
         return not named or region == NATIONAL_PATH or any(
             region[: len(p)] == p or p[: len(region)] == region for p in named)
 
-    hits = [(n, d) for d in catalogue.documents.values() if (n := _named_length(asked, d)) and same_place(d)]
+    hits = [(n, d) for d in catalogue.documents.values() if (n := _named_length(asked, d, tuning.title_tail)) and same_place(d)]
     if not hits:
         return []
     best = max(n for n, _ in hits)
@@ -134,13 +135,13 @@ def cited_documents(history: list[dict] | None, catalogue: Catalogue) -> tuple[s
 
 def question_scope(question: str, history: list[dict] | None, filters: Filters | None, region: str,
                    catalogue: Catalogue, places: Places, conversation: tuple[str, ...] = (),
-                   own_words: str = "") -> Scope:
+                   own_words: str = "", tuning: Tuning = Tuning()) -> Scope:
     """`conversation`: for a follow-up, the documents the conversation is about; it stays with them
     unless the follow-up's `own_words` name a place or a document of their own ("那北京呢？")."""
     document = conversation_document(own_words or question, history, catalogue)
     if document is not None:  # the conversation's document decides the place too
         return Scope(replace(filters or Filters(), files=(document.doc_id,)))
-    named = titled_documents(own_words or question, catalogue, places)
+    named = titled_documents(own_words or question, catalogue, places, tuning)
     if named and not (filters and filters.files):  # "广东省知识产权保护条例什么时候施行？"
         return Scope(replace(filters or Filters(), files=tuple(d.doc_id for d in named)))
     if conversation and not (filters and filters.files) and not places.places_in(own_words or question):

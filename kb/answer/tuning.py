@@ -60,6 +60,10 @@ class Tuning:
     # A follow-up with no answer before it in the history stays with the documents of this many best
     # passages of the previous question. Chosen on the follow-ups of eval/testsets/policies.jsonl.
     follow_up_documents: int = 2
+    # A question names a document by the end of its title when it holds at least this many of its
+    # last characters ("…促进科技创新产业发展扶持办法"): shorter tails ("专利保护条例") are shared by
+    # many titles. Chosen on the validity questions of eval/testsets/policies.jsonl.
+    title_tail: int = 8
 
     # --- Extractive answerer: scoring a sentence --------------------------------------------
     # score = coverage + dense_weight × cosine(question, sentence) + value_bonus (when the sentence
