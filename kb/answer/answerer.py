@@ -144,7 +144,7 @@ class Answerer:
             draft, by = yield from self._draft(question, standalone, passages, notices, llm_timings)
         if not draft.refused:
             missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
-                                        self.generation.models.tokenizer, self.generation.models.places, tuning=self.tuning)
+                                        self.generation.models.tokenizer, self.generation.models.places)
             if missing:  # "商标质押可以吗？" answered with what the documents say, saying they never name it
                 draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
