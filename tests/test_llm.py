@@ -290,7 +290,7 @@ def test_the_model_s_refusal_is_a_refusal_with_the_closest_passages(answerer, se
 
 @pytest.mark.slow
 def test_an_answer_that_cites_no_passage_is_withheld(answerer, server):
-    uncited = "宁波设立了知识产权质押融资风险池基金，坏账由基金承担。"
+    uncited = "宁波对专利质押贷款的坏账给予全额补偿。"  # cites nothing, and no passage bears it out
     server.script = [uncited]
     deltas, answer = _run(answerer, QUESTION)
     assert deltas == [] and uncited not in answer.answer

@@ -80,12 +80,12 @@ def test_full_width_brackets_are_read_as_markers(passages, tokenizer):
 
 def test_a_marker_out_of_range_is_removed_and_reported(passages, tokenizer):
     checked = validate("目前已有2家企业通过专利质押获得了银行贷款。[1][9]成立了宁波市知识产权学院。[0]", passages, tokenizer)
-    assert checked.text == "目前已有2家企业通过专利质押获得了银行贷款。[1]成立了宁波市知识产权学院。"
+    # the sentence whose only marker was bad goes to the passage that says it
+    assert checked.text == "目前已有2家企业通过专利质押获得了银行贷款。[1]成立了宁波市知识产权学院。[2]"
     assert checked.removed_markers == [9, 0]
     assert any("[0, 9]" in f and "removed" in f for f in checked.flags)
-    # the sentence whose only marker was bad now has none
-    assert any(f.startswith("no citation: 成立了宁波市知识产权学院") for f in checked.flags)
-    assert list(checked.cited) == [1]
+    assert any(f.startswith("citation corrected (none) → [2]: 成立了宁波市知识产权学院") for f in checked.flags)
+    assert list(checked.cited) == [1, 2] and checked.supported == 2
 
 
 # --- support
@@ -120,9 +120,22 @@ def test_a_close_paraphrase_is_supported(passages, tokenizer, claim):
     assert checked.flags == [] and checked.supported == 1
 
 
-def test_a_claim_citing_the_wrong_passage_is_flagged(passages, tokenizer):
-    checked = validate("出台了扶持政策鼓励保险服务机构积极开展发明专利被侵权保险。[1]", passages, tokenizer)
-    assert checked.supported == 0 and checked.flags[0].startswith("not supported by the cited passage(s) [1]")
+def test_a_claim_citing_the_wrong_passage_goes_to_the_passage_that_says_it(passages, tokenizer):
+    claim = "出台了扶持政策鼓励保险服务机构积极开展发明专利被侵权保险。"
+    checked = validate(f"{claim}[1]", passages, tokenizer)
+    assert checked.text == f"{claim}[2]" and checked.supported == 1 and checked.unsupported == 0
+    assert checked.flags == [f"citation corrected [1] → [2]: {claim}"]
+    assert checked.cited == {2: ([0], [sentence_spans(INSURANCE)[0]])}  # highlighted where it is said
+
+
+def test_an_unmarked_sentence_a_passage_says_gets_its_marker(passages, tokenizer):
+    checked = validate("目前已有2家企业通过专利质押获得了银行贷款[1]。成立了宁波市知识产权学院。", passages, tokenizer)
+    assert checked.text.endswith("成立了宁波市知识产权学院。[2]") and checked.supported == 2
+
+
+def test_a_claim_no_passage_bears_out_is_not_re_cited(passages, tokenizer):
+    checked = validate("宁波对发明专利被侵权保险给予50%保费补贴。[1]", passages, tokenizer)  # 50% is nowhere
+    assert checked.supported == 0 and not any("corrected" in f for f in checked.flags)
 
 
 def test_a_planted_instruction_supports_nothing(tokenizer):

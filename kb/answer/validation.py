@@ -7,6 +7,10 @@
 - A sentence that only restates a passage's title, issuer or section heading supports nothing
   and is supported by nothing (it would otherwise match every sentence of the passage).
 
+A sentence its cited passages do not support, or that cites none, is re-cited to the first
+given passage that does support it ("……[2]" → "……[1]", flagged "citation corrected"): small models
+often quote the right text under the wrong number, and the claim still rests on what the user sees.
+
 A marker written after the sentence's end punctuation ("……。[1]") belongs to that
 sentence, not to the next one.
 
@@ -78,17 +82,14 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
     result = Validated(text, removed_markers=removed)
     if removed:
         result.flags.append(f"removed citation marker(s) pointing to no passage: {sorted(set(removed))}")
+    rewrites: list[tuple[int, int, str]] = []
     for start, end in claim_spans(text):
         claim = text[start:end]
         numbers = list(dict.fromkeys(n for m in _MARKER.finditer(claim) for n in _numbers(m)))
         bare = _MARKER.sub("", claim).strip()
         if len(squeeze(bare)) < 4:
             continue
-        if not numbers:
-            result.flags.append(f"no citation: {bare}")
-            result.unsupported += 1
-            continue
-        result.marked += 1
+        result.marked += bool(numbers)
         supported, found = False, {}
         for n in numbers:
             holds, sentences, spans = _support(bare, passages[n - 1], tokenizer, tuning.support)
@@ -97,6 +98,17 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
             supported = supported or holds
         if not supported and len(numbers) > 1:
             supported = _supported_together(bare, [passages[n - 1] for n in numbers], tokenizer, tuning.support)
+        if not supported:
+            recited = _recite(bare, passages, numbers, tokenizer, tuning.support)
+            if recited is None and not numbers:
+                result.flags.append(f"no citation: {bare}")
+                result.unsupported += 1
+                continue
+            if recited is not None:
+                n, sentences, spans = recited
+                result.flags.append(f"citation corrected {numbers or '(none)'} → [{n}]: {bare}")
+                rewrites.append((start, end, f"{bare}[{n}]"))
+                numbers, found, supported = [n], {n: (sentences, spans)}, True
         if supported:
             result.supported += 1
             for n in numbers:  # every passage the sentence cites is listed; only those that hold are highlighted
@@ -108,7 +120,25 @@ def validate(text: str, passages: list[Passage], tokenizer: Tokenizer, tuning: T
         else:
             result.unsupported += 1
             result.flags.append(f"not supported by the cited passage(s) {numbers}: {bare}")
+    for start, end, claim in reversed(rewrites):
+        result.text = result.text[:start] + claim + result.text[end:]
     return result
+
+
+def _recite(claim: str, passages: list[Passage], cited: list[int], tokenizer: Tokenizer,
+            support: float) -> tuple[int, list[int], list[tuple[int, int]]] | None:
+    """The given passage, not already cited, that supports the claim best: one that quotes it outright,
+    else the first whose own sentences bear it out (support by a whole passage is not enough to guess)."""
+    squeezed, best = squeeze(claim.rstrip(_END)), None
+    for n, passage in enumerate(passages, start=1):
+        if n in cited:
+            continue
+        holds, sentences, spans = _support(claim, passage, tokenizer, support)
+        if holds and sentences:
+            if len(squeezed) >= 4 and squeezed in squeeze(passage.text):
+                return n, sentences, spans
+            best = best or (n, sentences, spans)
+    return best
 
 
 def claim_spans(text: str) -> list[tuple[int, int]]:
