@@ -144,7 +144,10 @@ def test_composition(tokenizer, fields, expected):
     draft = ask(make(tokenizer, Tuning(**fields)), LIST_Q)
     assert not draft.refused, draft.reason
     assert quoted(draft) == expected
-    assert draft.text.startswith(OBJECT) and draft.text.count("[") == len(expected)
+    assert draft.text.startswith(OBJECT)
+    assert all(sentence in draft.text for sentence in expected)
+    # one marker per run of a passage's sentences, after the run
+    assert draft.text.count("[") == len({p.chunk_id for p, _, _ in draft.cited})
 
 
 def test_the_same_sentence_in_two_passages_is_quoted_once(tokenizer):
@@ -291,3 +294,61 @@ def test_a_list_question_quotes_each_level_most_local_first(tokenizer):
     lines = draft.text.split("\n")
     assert len(lines) == 2 and lines[0].startswith("《宁波市专利管理条例》（地方性法规，浙江省宁波市）：")
     assert lines[1].startswith("《浙江省专利条例》") and {p.doc_id for p, _, _ in draft.cited} == {"zj", "nb"}
+
+
+# --- a list or procedure asked for: its section whole and in order (list_max_chars)
+
+STEPS = ("四、办理流程\n1.企业申报。企业登录政策兑现系统提交申请。\n2.部门核查。主管部门核查申报材料。\n"
+         "3.公示与拨付。公示期满无异议的，拨付资金。")
+MATERIALS = "三、申请材料\n1.申请表（原件）。\n2.营业执照（复印件）。"
+GUIDE = [passage(1, "企业申报后，主管部门核查申报材料。", heading=("一、政策依据",)),
+         passage(2, MATERIALS, heading=("三、申请材料",)),
+         passage(3, STEPS[:STEPS.index("\n3.")], heading=("四、办理流程",)),
+         passage(4, STEPS[STEPS.index("\n3.") + 1:], heading=("四、办理流程",))]
+STEPS_Q = "办理流程是怎么走的？"
+
+
+def sections_of(passages):
+    """The stub catalogue: contiguous passages with the same heading are one section."""
+    def sections(doc_id):
+        out = []
+        for p in passages:
+            if out and out[-1][-1].heading_path == p.heading_path:
+                out[-1].append(p)
+            else:
+                out.append([p])
+        return out
+    return sections
+
+
+def ask_guide(tokenizer, question: str, tuning: Tuning = Tuning()):
+    answerer = ExtractiveAnswerer(tokenizer, lambda term: 1.0, sections=sections_of(GUIDE), tuning=tuning)
+    return answerer.answer(question, analyse(question), GUIDE)
+
+
+@pytest.mark.parametrize("limit, whole", [(len(STEPS), True), (len(STEPS) - 1, False), (700, True)])
+def test_a_procedure_is_quoted_whole_and_in_order_within_list_max_chars(tokenizer, limit, whole):
+    draft = ask_guide(tokenizer, STEPS_Q, Tuning(list_max_chars=limit))
+    steps = ["1.企业申报。", "企业登录政策兑现系统提交申请。", "2.部门核查。", "主管部门核查申报材料。", "3.公示与拨付。"]
+    if whole:  # split over two chunks, found by its heading, one step per line
+        assert [line.split("。")[0] for line in draft.text.split("\n")] == ["1.企业申报", "2.部门核查", "3.公示与拨付"]
+        assert all(s in draft.text for s in steps) and "四、办理流程" not in draft.text
+        assert draft.text.index("1.企业申报") < draft.text.index("3.公示与拨付")
+    else:  # longer than the budget: the best sentences, as for any question
+        assert not all(s in draft.text for s in steps)
+
+
+def test_the_section_whose_heading_names_what_is_asked_is_quoted(tokenizer):
+    draft = ask_guide(tokenizer, "要准备哪些申请材料？")
+    assert draft.text.startswith("1.申请表（原件）。") and "2.营业执照（复印件）。" in draft.text
+    assert "企业申报" not in draft.text
+
+
+def test_a_question_that_asks_no_list_gets_no_section(tokenizer):
+    draft = ask_guide(tokenizer, "主管部门核查什么？")
+    assert "\n" not in draft.text and "1.企业申报" not in draft.text
+
+
+def test_a_figure_asked_about_a_list_gets_the_figure_not_the_list(tokenizer):
+    draft = ask_guide(tokenizer, "申请材料要交几份？")  # a count: the materials list does not say it
+    assert "2.营业执照" not in draft.text or draft.refused

@@ -74,7 +74,7 @@ class Answerer:
         self.extractive = ExtractiveAnswerer(
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
-            document_text=generation.catalogue.document_text, tuning=tuning,
+            document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
         )
         # load jieba's tag dictionary and the division table now, not on the first question (about 1 s)
         models.tokenizer.places("宁波")
@@ -86,6 +86,10 @@ class Answerer:
         generation = Generation.open(settings, models)
         llm = LlmClient(settings) if settings.llm_gguf or (settings.llm_base_url and settings.llm_model) else None
         return cls(generation, settings, prompts, llm, tuning)
+
+    def _sections(self, doc_id: str) -> list[list[Passage]]:
+        catalogue = self.generation.catalogue
+        return [[catalogue.passage_for(c) for c in section] for section in catalogue.sections(doc_id)]
 
     @property
     def retriever(self) -> Retriever:

@@ -16,6 +16,7 @@ Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 
 STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
+# the start of a numbered list item: 1. 1、 1） （1） (1) 一、 （一） ① 第一步
+_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.、．）)]|[（(]\d{1,2}[）)]|[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十]{1,3}[）)]"
+                   r"|[①-⑳]|第[一二三四五六七八九十]步)")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Candidate:
     text: str
     coverage: float
     score: float = 0.0
+    order: int = 0  # position of its chunk within a quoted section (reading order across chunks)
 
 
 def _place_stem(place: str) -> str:
@@ -51,8 +56,10 @@ class ExtractiveAnswerer:
     def __init__(self, tokenizer: Tokenizer, idf: Callable[[str], float],
                  embed_sentences: Callable[[list[str]], np.ndarray] | None = None,
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
-                 document_text: Callable[[str], str] | None = None, tuning: Tuning = Tuning()):
+                 document_text: Callable[[str], str] | None = None,
+                 sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning()):
         self._tokenizer = tokenizer
+        self._sections = sections  # doc id -> its passages in reading order, grouped by section
         self.tuning = tuning
         self._document_text = document_text  # doc id -> its title, issuer and text (for place names)
         self._idf = idf
@@ -149,9 +156,42 @@ class ExtractiveAnswerer:
             if c.coverage >= t.value_coverage and length + len(c.text) <= t.max_chars:
                 chosen.append(c)
                 length += len(c.text)
+        # (not when a figure or date is asked: "哪几天收材料" wants the days, not the list of materials)
+        steps = "steps" in intent.asks and not intent.wants_value
+        section = self._list_section(question, best) if steps else None
+        if section:  # materials, a procedure: the list whole and in order, not its best lines
+            return self._compose(section)
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
         return self._compose(chosen)
+
+    def _list_section(self, question: str, best: Candidate) -> list[Candidate] | None:
+        """The sentences of a list section (its heading, then at least two numbered items, at most
+        `tuning.list_max_chars` characters) of the best sentence's document: the one whose heading
+        holds most of the question's terms (办理流程, 申请材料, 申请条件), else the best sentence's own
+        section; None when there is no such list."""
+        if self._sections is None:
+            return None
+        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        found: list[tuple[float, bool, list[Passage]]] = []
+        for section in self._sections(best.passage.doc_id):
+            if _is_list(section, self.tuning.list_max_chars):
+                heading = set(self._tokenizer.tokens(" ".join(section[0].heading_path)))
+                own = any(p.chunk_id == best.passage.chunk_id for p in section)
+                found.append((self._coverage(weights, heading), own, section))
+        if not found:
+            return None
+        matched, own, section = max(found, key=lambda f: (f[0], f[1]))
+        if matched == 0 and not own:
+            return None  # no heading names what is asked, and the best sentence is in no list
+        heading = squeeze(section[0].heading_path[-1])
+        out = []
+        for order, passage in enumerate(section):
+            passage.rank = best.passage.rank  # cited where the best passage would be
+            for index, span, sentence in quotable_sentences(passage.text, passage.sentence_spans):
+                if squeeze(sentence) not in (heading, squeeze(passage.title)):
+                    out.append(Candidate(passage, index, span, sentence, best.coverage, best.score, order))
+        return out or None
 
     def _other_documents(self, ranked: list[Candidate], chosen: list[Candidate], best: Candidate) -> list[Candidate]:
         """The best sentence of each further document that answers nearly as well (up to
@@ -178,45 +218,52 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _compose(chosen: list[Candidate]) -> Draft:
-        """Sentences in reading order, each with the number of its passage; from several documents,
+        """Sentences in reading order with the number of their passage; from several documents,
         grouped by document, the most local first, each under its title and level."""
-        if len({c.passage.doc_id for c in chosen}) > 1:
-            return ExtractiveAnswerer._compose_by_document(chosen)
-        numbers: dict[str, int] = {}
-        for c in sorted(chosen, key=lambda c: (c.passage.rank, c.index)):
-            numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
-        parts, cited = [], {}
-        for c in sorted(chosen, key=lambda c: (c.passage.rank, c.index)):
-            n = numbers[c.passage.chunk_id]
-            text = c.text.rstrip("；;，,：:")
-            parts.append(text + ("" if text[-1] in "。！？!?）)”" else "。") + f"[{n}]")
-            entry = cited.setdefault(n, (c.passage, [], []))
-            entry[1].append(c.index)
-            entry[2].append(c.span)
-        return Draft("".join(parts), [cited[n] for n in sorted(cited)])
-
-    @staticmethod
-    def _compose_by_document(chosen: list[Candidate]) -> Draft:
         by_doc: dict[str, list[Candidate]] = {}
         for c in chosen:
             by_doc.setdefault(c.passage.doc_id, []).append(c)
         # most local first (宁波 before 浙江 before 全国), then by how well they answer
         order = sorted(by_doc.values(), key=lambda cs: (-_depth(cs[0].passage), min(c.passage.rank for c in cs)))
         numbers: dict[str, int] = {}
-        lines, cited = [], {}
+        cited: dict[int, tuple[Passage, list[int], list[tuple[int, int]]]] = {}
+        lines = []
         for group in order:
-            p = group[0].passage
-            head = f"《{p.title}》（{p.profile.level}" + (f"，{''.join(p.profile.region)}" if p.profile.region else "") + "）："
-            parts = []
-            for c in sorted(group, key=lambda c: (c.passage.rank, c.index)):
-                n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
-                text = c.text.rstrip("；;，,：:")
-                parts.append(text + ("" if text[-1] in "。！？!?）)”" else "。") + f"[{n}]")
-                entry = cited.setdefault(n, (c.passage, [], []))
-                entry[1].append(c.index)
-                entry[2].append(c.span)
-            lines.append(head + "".join(parts))
+            text = _quote(sorted(group, key=lambda c: (c.passage.rank, c.order, c.index)), numbers, cited)
+            if len(order) > 1:
+                p = group[0].passage
+                region = f"，{''.join(p.profile.region)}" if p.profile.region else ""
+                text = f"《{p.title}》（{p.profile.level}{region}）：{text}"
+            lines.append(text)
         return Draft("\n".join(lines), [cited[n] for n in sorted(cited)])
+
+
+def _quote(sentences: list[Candidate], numbers: dict[str, int],
+           cited: dict[int, tuple[Passage, list[int], list[tuple[int, int]]]]) -> str:
+    """The sentences as one text: a list item starts a new line, and the marker [n] of a passage
+    closes each run of its sentences on a line. Numbers passages in `numbers`, records `cited`."""
+    out, owed = "", None
+    for c in sentences:
+        n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
+        text = c.text.rstrip("；;，,：:")
+        text += "" if text[-1] in "。！？!?）)”" else "。"
+        item = bool(out) and bool(_ITEM.match(text))
+        if owed is not None and (owed != n or item):
+            out += f"[{owed}]"
+        out += ("\n" if item else "") + text
+        owed = n
+        entry = cited.setdefault(n, (c.passage, [], []))
+        entry[1].append(c.index)
+        entry[2].append(c.span)
+    return out + (f"[{owed}]" if owed is not None else "")
+
+
+def _is_list(section: list[Passage], max_chars: int) -> bool:
+    """A section that starts with its heading and numbers at least two items, within max_chars."""
+    heading = section[0].heading_path[-1] if section[0].heading_path else ""
+    text = "\n".join(p.text for p in section)
+    return bool(heading) and squeeze(text).startswith(squeeze(heading)) and len(text) <= max_chars \
+        and len(_ITEM.findall(text)) >= 2
 
 
 def _depth(passage: Passage) -> int:

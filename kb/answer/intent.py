@@ -1,7 +1,8 @@
 """What a question asks for, and how to resolve a follow-up against the conversation. Pure.
 
 `analyse` finds the kinds of fact a question wants (a number, an amount of money, a
-ratio, a date, a duration, a count, a phone number, a list, a name, a yes or no) and
+ratio, a date, a duration, a count, a phone number, a list, steps or materials, a name, a yes
+or no) and
 whether it asks about the document itself (发文机关, 文号, 成文日期…). `VALUE_PATTERNS`
 recognise those facts in a sentence; the extractive answerer refuses when the asked-for
 fact is nowhere in the passages that match the question.
@@ -39,6 +40,8 @@ _ASKS: list[tuple[str, re.Pattern[str]]] = [
     ("number", re.compile(r"多少|几")),
     ("yesno", re.compile(r"是否|能不能|能否|可不可以|可以吗|有没有|有无|会不会|算不算|是不是|吗[？?]?$|么[？?]?$")),
     ("list", re.compile(r"哪些|有什么|有啥|包括|都有|哪几")),
+    # materials, procedures, conditions: answered by a list or a sequence of steps, quoted whole
+    ("steps", re.compile(r"材料|流程|程序|手续|步骤|(?:怎么|如何|怎样)(?:办理|申请|申报|走)|条件")),
     ("name", re.compile(r"谁|哪位|哪个|哪家|哪所|什么名|叫什么|题目|名称")),
 ]
 

