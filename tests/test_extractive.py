@@ -352,3 +352,22 @@ def test_a_question_that_asks_no_list_gets_no_section(tokenizer):
 def test_a_figure_asked_about_a_list_gets_the_figure_not_the_list(tokenizer):
     draft = ask_guide(tokenizer, "申请材料要交几份？")  # a count: the materials list does not say it
     assert "2.营业执照" not in draft.text or draft.refused
+
+
+# --- a short article of a law is quoted whole (article_max_chars)
+
+ARTICLE = ("第四十条 注册商标有效期满，需要继续使用的，应当在期满前十二个月内办理续展手续。"
+           "在此期间未能办理的，可以给予六个月的宽展期。期满未办理续展手续的，注销其注册商标。")
+
+
+@pytest.mark.parametrize("limit, whole", [(len(ARTICLE), True), (len(ARTICLE) - 1, False)])
+def test_a_short_article_is_quoted_whole_within_article_max_chars(tokenizer, limit, whole):
+    law = [passage(1, ARTICLE, heading=("第四章 续展", "第四十条"), title="中华人民共和国商标法")]
+    draft = ask(make(tokenizer, Tuning(article_max_chars=limit)), "商标到期忘了续展怎么办？", law)
+    assert ("六个月的宽展期" in draft.text and "注销其注册商标" in draft.text) is whole
+
+
+def test_a_passage_that_is_not_an_article_is_not_quoted_whole(tokenizer):
+    letter = [passage(1, ARTICLE.replace("第四十条 ", ""), heading=("二、续展",))]
+    draft = ask(make(tokenizer, Tuning(article_max_chars=1000)), "商标到期忘了续展怎么办？", letter)
+    assert not ("宽展期" in draft.text and "注销" in draft.text and "十二个月" in draft.text)

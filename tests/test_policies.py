@@ -93,6 +93,26 @@ def test_a_follow_up_about_this_document_stays_with_it(policies_answerer):
     assert {p.doc_id for p in follow.passages} == {first.citations[0].doc_id}
 
 
+def test_a_follow_up_that_names_no_topic_leans_on_the_previous_question(policies_answerer):
+    history = [{"role": "user", "content": "南沙专利质押融资贴息申请要准备什么材料？"}]
+    follow = policies_answerer.answer("材料要交几份？有没有装订要求？", history=history, region="广州市南沙区")
+    assert "一式两份" in follow.answer and "装订成册" in follow.answer, follow.answer
+    alone = policies_answerer.answer("材料要交几份？有没有装订要求？", region="广州市南沙区")
+    assert "一式两份" not in alone.answer  # without the conversation it is a question about nothing
+
+
+def test_a_procedure_is_quoted_whole_and_in_order(policies_answerer):
+    answer = policies_answerer.answer("在南沙申请专利质押融资贴息，整个办理流程是怎么走的？")
+    steps = ["1.企业申报", "2.部门核查", "3.审定", "4.公示与拨付奖励资金", "5.事后抽查"]
+    assert [answer.body.index(s) for s in steps] == sorted(answer.body.index(s) for s in steps), answer.body
+    assert all(f"\n{s}" in answer.body for s in steps[1:])  # one step per line
+
+
+def test_a_short_article_is_quoted_whole(policies_answerer):
+    answer = policies_answerer.answer("注册商标到期忘了续展怎么办？")
+    assert "六个月的宽展期" in answer.body and "注销其注册商标" in answer.body, answer.body
+
+
 def test_a_subject_no_document_mentions_is_named(policies_answerer):
     answer = policies_answerer.answer("南沙有没有商标质押融资贴息？")
     assert answer.refused or "未提及“商标质押”" in answer.answer, answer.answer

@@ -76,6 +76,9 @@ class Answerer:
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
         )
+        # the words of the documents' titles: what a question names when it has a topic of its own
+        self._title_words = {w for d in generation.catalogue.documents.values()
+                             for w in models.tokenizer.tokens(d.meta.title or "") if len(w) >= 2}
         # load jieba's tag dictionary and the division table now, not on the first question (about 1 s)
         models.tokenizer.places("宁波")
         models.places.places_in("宁波")
@@ -187,8 +190,12 @@ class Answerer:
             except LlmError as exc:
                 log.warning("condense failed, carrying the previous question along: %s", exc)
                 _notice_llm_failed(notices, exc)
-        terms = self.generation.models.tokenizer.tokens(question)
-        return f"{previous} {question}" if is_follow_up(question, len(terms), self.tuning) else question
+        tokenizer = self.generation.models.tokenizer
+        terms = tokenizer.tokens(question)
+        # "要交什么材料？" names nothing the documents are about (no word of any title): it leans on
+        # the previous question as much as "那保险呢？" does
+        untopical = not set(tokenizer.words(question)) & self._title_words
+        return f"{previous} {question}" if untopical or is_follow_up(question, len(terms), self.tuning) else question
 
     def _conversation_documents(self, question: str, history: list[dict] | None, filters: Filters | None,
                                 region: str) -> tuple[str, ...]:

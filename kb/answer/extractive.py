@@ -32,6 +32,7 @@ from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 
 STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
+_ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇两\d]+条")
 # the start of a numbered list item: 1. 1、 1） （1） (1) 一、 （一） ① 第一步
 _ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.、．）)]|[（(]\d{1,2}[）)]|[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十]{1,3}[）)]"
                    r"|[①-⑳]|第[一二三四五六七八九十]步)")
@@ -161,6 +162,10 @@ class ExtractiveAnswerer:
         section = self._list_section(question, best) if steps else None
         if section:  # materials, a procedure: the list whole and in order, not its best lines
             return self._compose(section)
+        if _is_article(best.passage, t.article_max_chars):  # a short article is the unit of a law: quoted whole
+            whole = [Candidate(best.passage, index, span, text, best.coverage, best.score)
+                     for index, span, text in quotable_sentences(best.passage.text, best.passage.sentence_spans)]
+            chosen = whole + [c for c in chosen if c.passage.chunk_id != best.passage.chunk_id]
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
         return self._compose(chosen)
@@ -256,6 +261,13 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         entry[1].append(c.index)
         entry[2].append(c.span)
     return out + (f"[{owed}]" if owed is not None else "")
+
+
+def _is_article(passage: Passage, max_chars: int) -> bool:
+    """A whole article of a law or regulation ("第四十条 ……") of at most max_chars characters."""
+    heading = passage.heading_path[-1] if passage.heading_path else ""
+    return bool(_ARTICLE.match(heading)) and squeeze(passage.text).startswith(squeeze(heading)) \
+        and len(passage.text) <= max_chars
 
 
 def _is_list(section: list[Passage], max_chars: int) -> bool:
