@@ -25,9 +25,10 @@ from pathlib import Path  # noqa: E402
 
 from kb.core.errors import IpkbError  # noqa: E402
 from kb.core.settings import Settings, load_settings  # noqa: E402
-from web.api import create_app  # noqa: E402
-from web.service import ensure_knowledge_base  # noqa: E402
-from web.workers import serve as serve_workers  # noqa: E402
+from kb.store.generations import current_generation  # noqa: E402
+
+# web.api (Gradio) and web.service are imported when needed: the front of --workers needs neither (≈30 MB
+# instead of ≈220 MB); only its workers load the app.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,12 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = settings_from(args)
-        needs_build = ensure_knowledge_base(settings)
+        needs_build = False
+        if current_generation(settings.kb_dir) is None:
+            from web.service import ensure_knowledge_base
+
+            needs_build = ensure_knowledge_base(settings)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if settings.workers > 1:  # the background build, if any, runs in worker 0 only
-        return serve_workers(settings, build=needs_build or args.build)
+        from web.workers import serve
+
+        return serve(settings, build=needs_build or args.build)
+    from web.api import create_app
+
     app = create_app(settings)
     if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
         app.state.service.build_corpus()
