@@ -1,7 +1,10 @@
 """IPKB web app: Gradio UI (咨询 · 检索 · 知识库 · 评测) and a JSON API (web/).
 
-    python app.py [--host H] [--port P] [--kb DIR] [--config FILE]   # or `make run`
+    python app.py [--host H] [--port P] [--kb DIR] [--config FILE] [--build] [--workers N]   # or `make run`
                              # builds the knowledge base first if there is none
+
+With --workers N (N > 1) a front process on the port relays to N worker processes, each the whole app
+with its own e5 (web/workers.py, web/proxy.py, web/worker.py).
 
 Routes: the Gradio UI at /, POST /api/ask, POST /api/search, GET /api/health, and
 GET /files/{doc_id} (the original file of a document in the knowledge base, read-only).
@@ -22,8 +25,10 @@ from pathlib import Path  # noqa: E402
 
 from kb.core.errors import IpkbError  # noqa: E402
 from kb.core.settings import Settings, load_settings  # noqa: E402
-from web.api import create_app  # noqa: E402
-from web.service import ensure_knowledge_base  # noqa: E402
+from kb.store.generations import current_generation  # noqa: E402
+
+# web.api (Gradio) and web.service are imported when needed: the front of --workers needs neither (≈30 MB
+# instead of ≈220 MB); only its workers load the app.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--build", action="store_true",
                         help="bring the knowledge base up to date with the corpus in the background at start "
                              "(without it, only a missing knowledge base is built)")
+    parser.add_argument("--workers", type=int,
+                        help="app worker processes behind the one port, each with its own e5 model (default: "
+                             "setting workers, 1 = a single process); a browser keeps to one worker, the JSON API "
+                             "goes to the least busy one")
     return parser.parse_args(argv)
 
 
@@ -42,7 +51,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.config and not args.config.is_file():
         raise IpkbError(f"settings file {args.config} not found")
     settings = load_settings(config_file=args.config)
-    overrides = {"host": args.host, "port": args.port, "kb_dir": args.kb}
+    overrides = {"host": args.host, "port": args.port, "kb_dir": args.kb, "workers": args.workers}
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -53,10 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = settings_from(args)
-        needs_build = ensure_knowledge_base(settings)
+        needs_build = False
+        if current_generation(settings.kb_dir) is None:
+            from web.service import ensure_knowledge_base
+
+            needs_build = ensure_knowledge_base(settings)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if settings.workers > 1:  # the background build, if any, runs in worker 0 only
+        from web.workers import serve
+
+        return serve(settings, build=needs_build or args.build)
+    from web.api import create_app
+
     app = create_app(settings)
     if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
         app.state.service.build_corpus()

@@ -384,3 +384,33 @@ def test_lookup_is_not_padded_with_passages_far_below_the_best(service, monkeypa
     best = max(p.score for p in padded)
     assert cut == [p for p in padded if p.score >= best * 0.35]
     assert len(cut) < len(padded)  # a query the letter does not answer: not 20 passages of it
+
+
+# --- several processes on one knowledge base (python app.py --workers N, python -m ingest)
+@pytest.mark.slow
+def test_a_generation_built_by_another_process_is_swapped_in(service, clean_uploads):
+    assert service.refresh() is False  # nothing new: no swap
+    write(service.uploads, "补贴通知.txt", SUBSIDY_POLICY)
+    # what another worker's re-index (or python -m ingest) does: build and move `current`
+    assert not build([*service.settings.corpus, service.uploads], service.settings, progress=False).failed
+    old = service.answerer
+    assert service.refresh() is True and service.answerer is not old
+    assert sorted(d.file_name for d in service.documents()) == sorted([REPLY_LETTER.name, "补贴通知.txt"])
+    assert "12万元" in service.answerer.answer(SUBSIDY_QUESTION).answer
+    assert service.refresh() is False
+
+
+@pytest.mark.slow
+def test_a_reindex_waits_while_another_process_builds(service, monkeypatch, clean_uploads):
+    from kb.store.generations import build_lock
+
+    monkeypatch.setattr(web.service, "BUILD_WAIT_S", 0.05)
+    with build_lock(service.kb_dir):  # another open file: an flock conflict, as with another process
+        assert service.reindex(PASSWORD)
+        deadline = time.time() + 30
+        while service.job.message != "等待另一个索引任务结束…":
+            assert time.time() < deadline, service.job
+            time.sleep(0.02)
+        assert service.job.running
+    job = wait_idle(service)
+    assert job.message == "完成" and not job.errors, job

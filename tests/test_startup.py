@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_help_lists_the_flags():
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
-    for flag in ("--host", "--port", "--kb", "--config", "--build"):
+    for flag in ("--host", "--port", "--kb", "--config", "--build", "--workers"):
         assert flag in out.stdout
 
 

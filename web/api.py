@@ -91,8 +91,10 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     @api.get("/api/health")
     async def health():
         docs = service.documents()
+        worker = getattr(api.state, "worker", None)  # under `--workers`: which worker answered (web/worker.py)
         return {"status": "ok", "documents": len(docs), "chunks": sum(service.chunk_counts().values()),
-                "generation": str(current_generation(settings.kb_dir).name)}
+                "generation": str(current_generation(settings.kb_dir).name),
+                **({"worker": worker} if worker is not None else {})}
 
     @api.get("/files/{doc_id}")
     async def source_file(doc_id: str):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import os
 import re
 import shutil
 import sys
 import threading
 import time
 import unicodedata
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +26,19 @@ from ingest.build import BuildReport, build
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import source_key
 from kb.answer.answerer import Answerer
-from kb.core.errors import AdminError, KbError, UploadError
+from kb.core.errors import AdminError, BuildBusyError, KbError, UploadError
 from kb.core.records import Answer, Document, Passage
 from kb.core.settings import Settings
 from kb.search.filters import Filters
 from kb.search.generation import Generation
 from kb.store.generations import current_generation
+from web.attempts import Attempts
 from web.feedback import FeedbackStore
 
 UPLOADS = "uploads"
 FAILED = ".failed"  # uploads/.failed/: uploads that could not be ingested (hidden: a build skips it)
 EXCLUDED = "excluded.json"
+BUILD_WAIT_S = 1.0  # how often a re-index looks whether another process's build has ended
 
 
 
@@ -73,17 +77,21 @@ def safe_file_name(name: str) -> str:
 
 
 class KnowledgeService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, attempts: MutableMapping | None = None):
+        """`attempts`: where wrong admin passwords are counted (web/attempts.py); in memory by default,
+        a file the app's worker processes share under `--workers`."""
         self.settings = settings
         self.kb_dir = settings.kb_dir
         self.uploads = self.kb_dir / UPLOADS
         self._lock = threading.RLock()
+        self._swap_lock = threading.Lock()
         self._answerer = Answerer.open(settings)
         self.feedback = FeedbackStore(self.kb_dir / "feedback.sqlite")
         self.job = Job()
         self._again = False  # a re-index was asked for while one ran: run once more when it ends
         self._cancel = threading.Event()
-        self._failures: dict[str, tuple[int, float]] = {}  # client -> (wrong passwords in a row, locked until)
+        # client -> (wrong passwords in a row, locked until)
+        self._failures = attempts if attempts is not None else Attempts()
 
     # --- answering and search (always on)
     @property
@@ -140,12 +148,12 @@ class KnowledgeService:
         if not self.management_enabled:
             raise AdminError("知识库管理未启用：请在配置中设置 admin_password")
         now = time.monotonic()
-        with self._lock:
+        with self._lock, self._failures.locked():
             failures, until = self._failures.get(client, (0, 0.0))
             if now < until:
                 raise AdminError(f"密码错误次数过多，请 {math.ceil(until - now)} 秒后再试")
         if not hmac.compare_digest((password or "").encode(), self.settings.admin_password.encode()):
-            with self._lock:
+            with self._lock, self._failures.locked():
                 failures = self._failures.get(client, (0, 0.0))[0] + 1
                 until = 0.0
                 over = failures - self.settings.admin_max_failures
@@ -154,7 +162,7 @@ class KnowledgeService:
                                       self.settings.admin_lockout_max_seconds)
                 self._failures[client] = (failures, until)
             raise AdminError("管理密码不正确" + ("；错误次数过多，请稍后再试" if until else ""))
-        with self._lock:
+        with self._lock, self._failures.locked():
             self._failures.pop(client, None)
 
     def upload(self, password: str, files: list[tuple[str, Path]], client: str = "") -> list[str]:
@@ -198,7 +206,9 @@ class KnowledgeService:
         with self._lock:
             keys = self._excluded()
             keys = keys | {key} if excluded else keys - {key}
-            (self.kb_dir / EXCLUDED).write_text(json.dumps(sorted(keys), ensure_ascii=False), encoding="utf-8")
+            tmp = self.kb_dir / f".{EXCLUDED}.{os.getpid()}"  # replaced whole: another worker may be reading it
+            tmp.write_text(json.dumps(sorted(keys), ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.kb_dir / EXCLUDED)
 
     def reindex(self, password: str, client: str = "") -> bool:
         """Start a background build of the corpus and the uploads; False when one is running
@@ -266,8 +276,7 @@ class KnowledgeService:
             # the uploads folder is always given, even empty or removed: its files gone means their documents go
             self.uploads.mkdir(parents=True, exist_ok=True)
             paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
-            report: BuildReport = build(paths, self.settings, progress=False, exclude=self._excluded(),
-                                        on_file=on_file, should_stop=self._cancel.is_set)
+            report = self._build_when_free(paths, on_file, job)
             self._set_aside(report)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
             job.added = [Path(r.path).name for r in report.results if r.status == "ok"]
@@ -293,14 +302,52 @@ class KnowledgeService:
             if again:
                 threading.Thread(target=self._reindex, name="ipkb-reindex", daemon=True).start()
 
-    def _swap(self) -> None:
-        """Open the new generation, reusing the loaded model, then switch answers over to it."""
-        old = self.answerer
-        new = Answerer.open(self.settings, old.generation.models)
-        with self._lock:
-            self._answerer = new
+    def _build_when_free(self, paths: list[Path], on_file, job: Job) -> BuildReport:
+        """Build; while another process (another app worker, `python -m ingest`) holds the build lock,
+        wait for it, then build on what it made (a cancel stops the wait)."""
+        while True:
+            try:
+                return build(paths, self.settings, progress=False, exclude=self._excluded(), on_file=on_file,
+                             should_stop=self._cancel.is_set)
+            except BuildBusyError:
+                if self._cancel.is_set():
+                    raise KbError("已取消：另一个索引任务正在运行") from None
+                job.message = "等待另一个索引任务结束…"
+                time.sleep(BUILD_WAIT_S)
+
+    def refresh(self) -> bool:
+        """Swap in the current generation if another process built it (`--workers`: every worker sees a
+        re-index made by any); True when swapped. A readlink: cheap enough to call every second."""
+        current = current_generation(self.kb_dir)
+        return current is not None and current != self.generation.path and self._swap()
+
+    def watch_generations(self, interval: float = 1.0) -> threading.Event:
+        """Call `refresh` every `interval` seconds in a daemon thread, until the returned event is set."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.refresh()
+                except Exception as exc:  # a generation being replaced again, an unreadable one: next time
+                    print(f"ipkb: could not open the new knowledge base generation: {exc}", file=sys.stderr)
+
+        threading.Thread(target=watch, name="ipkb-generation-watch", daemon=True).start()
+        return stop
+
+    def _swap(self) -> bool:
+        """Open the current generation, reusing the loaded model, then switch answers over to it; False when
+        it is already the one answering (a build's own swap and the watcher's may meet)."""
+        with self._swap_lock:
+            old = self.answerer
+            if current_generation(self.kb_dir) == old.generation.path:
+                return False
+            new = Answerer.open(self.settings, old.generation.models)
+            with self._lock:
+                self._answerer = new
         # requests still running on the old generation finish first
         threading.Timer(60, old.close).start()
+        return True
 
     def close(self) -> None:
         self.answerer.close()

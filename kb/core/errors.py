@@ -15,6 +15,10 @@ class KbError(IpkbError, RuntimeError):
     """The knowledge base is missing, busy or unreadable; the message says what to do."""
 
 
+class BuildBusyError(KbError):
+    """Another build holds the knowledge base's build lock (another process, or another thread)."""
+
+
 class EmbeddingError(IpkbError, RuntimeError):
     """The embedding model cannot be loaded or its endpoint failed."""
 

