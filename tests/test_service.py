@@ -186,7 +186,7 @@ def test_job_lifecycle(service, clean_uploads):
     before = time.time()
     assert service.reindex(PASSWORD) is True
     started = service.job
-    assert started.running and started.started >= before
+    assert started.started >= before  # running, or already done: nothing changed takes milliseconds
     job = wait_idle(service)
     assert job is started  # nothing asked for a second run
     assert not job.running and job.message == "完成" and job.errors == []
