@@ -192,9 +192,11 @@ class Answerer:
                 _notice_llm_failed(notices, exc)
         tokenizer = self.generation.models.tokenizer
         terms = tokenizer.tokens(question)
-        # "要交什么材料？" names nothing the documents are about (no word of any title): it leans on
-        # the previous question as much as "那保险呢？" does
-        untopical = not set(tokenizer.words(question)) & self._title_words
+        # "要交什么材料？" names nothing the documents are about (no word of any title, no subject, no
+        # place): it leans on the previous question as much as "那保险呢？" does
+        words = set(tokenizer.words(question))
+        untopical = not (words & self._title_words or words & tokenizer.subjects or tokenizer.places(question)
+                         or self.generation.models.places.places_in(question))
         return f"{previous} {question}" if untopical or is_follow_up(question, len(terms), self.tuning) else question
 
     def _conversation_documents(self, question: str, history: list[dict] | None, filters: Filters | None,
