@@ -114,7 +114,8 @@ def test_the_answerer_hands_its_tuning_to_every_step(answerer):
     history = [{"role": "user", "content": "专利质押贷款出了坏账谁兜底？"}]
     default = answerer.answer("发明专利被侵权有保险吗？")
     assert not default.refused and len(default.passages) == 10
-    assert "专利质押贷款" in answerer.answer("保险？", history=history).standalone_question  # one term: a follow-up
+    # one term, and a topic of its own (a place): a follow-up by follow_up_max_terms alone
+    assert "专利质押贷款" in answerer.answer("宁波？", history=history).standalone_question
     tuned = Answerer(answerer.generation, answerer.settings, answerer.prompts,
                      tuning=Tuning(min_retrieved=12, min_coverage=1.01, follow_up_max_terms=0))
     try:
@@ -122,7 +123,7 @@ def test_the_answerer_hands_its_tuning_to_every_step(answerer):
         result = tuned.answer("发明专利被侵权有保险吗？")
         assert result.refused and len(result.passages) == 12
         assert result.flags[0].startswith("refused: the passages do not cover the question")
-        assert tuned.answer("保险？", history=history).standalone_question == "保险？"
+        assert tuned.answer("宁波？", history=history).standalone_question == "宁波？"
     finally:
         tuned.close()
 
