@@ -71,10 +71,10 @@ class Retriever:
         vector = self.encode_query(query)
         if vector.shape[-1] != self.index.dim:
             raise KbError(f"query vectors have dimension {vector.shape[-1]}, the index {self.index.dim}")
-        return self.index.dense(vector, n, allowed)
+        return _settled(self.index.dense(vector, 2 * n, allowed), n)
 
     def bm25_ranking(self, query: str, n: int, allowed: RowFilter | None) -> list[tuple[int, float]]:
-        return self.index.lexical(query, self.tokenizer.tokens(query), n, allowed)
+        return _settled(self.index.lexical(query, self.tokenizer.tokens(query), 2 * n, allowed), n)
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None,
                mode: Mode = "hybrid") -> list[Passage]:
@@ -136,3 +136,10 @@ class Retriever:
             seen_text.add(text)
             taken.append((chunk.start, chunk.end))
             yield row, score
+
+
+def _settled(ranking: list[tuple[int, float]], n: int) -> list[tuple[int, float]]:
+    """The n best, equal scores in row order. Equal scores are common (the same text in two
+    documents) and each store returns them in its own order; taken from 2n candidates, so a tie
+    across the n-th place is settled alike too, and every store ranks the same."""
+    return sorted(ranking, key=lambda item: (-item[1], item[0]))[:n]

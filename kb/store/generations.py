@@ -172,6 +172,7 @@ class GenerationWriter:
         if previous is not None:
             shutil.copy2(previous / DATABASE, self.path / DATABASE)
         self.db = sqlite3.connect(self.path / DATABASE)
+        self.published = False  # past the store's commit point: readers may open it, abort keeps it
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(_SCHEMA)
 
@@ -222,6 +223,7 @@ class GenerationWriter:
                 os.fsync(fh.fileno())
         if publish is not None:
             publish(self.path)
+            self.published = True
         point_current(self.kb_dir, self.path)
         # Open readers of older generations keep working: their files stay until closed.
         for old in self.kb_dir.glob("gen-*"):
@@ -231,7 +233,8 @@ class GenerationWriter:
 
     def abort(self) -> None:
         self.db.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.published:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def point_current(kb_dir: Path, generation: Path) -> None:
