@@ -17,6 +17,7 @@ on the division table), and they become `doc_id in [...]`, so both stores filter
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -74,6 +75,9 @@ class MilvusStore:
 
     def client(self, create: bool = False) -> MilvusClient:
         if self._client is None:
+            # milvus-lite logs a traceback when another process holds its files: the KbError below says it
+            quiet = logging.getLogger("milvus_lite.server_manager")
+            level, quiet.level = quiet.level, logging.CRITICAL
             try:
                 client = MilvusClient(uri=self.uri, token=self.settings.milvus_token)
                 if self.settings.milvus_db:
@@ -86,6 +90,8 @@ class MilvusStore:
                                   "serves one process, is another one using it? Several processes need a Milvus "
                                   "server (milvus_uri = http://host:19530)") from None
                 raise KbError(f"cannot use Milvus at {self.uri}: {exc.message}") from None
+            finally:
+                quiet.setLevel(level)
             self._client = client
         return self._client
 
