@@ -1,7 +1,7 @@
 """One generation of the knowledge base, opened for search: its catalogue (documents,
 chunks) and its retriever, opened together so they always agree. Which generation is
-current, and where its search index is, the store says (kb/store/backends.py). The app swaps the whole
-object after a re-index; the models (`SearchModels`) are loaded once per process and
+current, and where its search index is, the store says (kb/store/backends.py). The app
+swaps the whole object after a re-index; the models (`SearchModels`) are loaded once per process and
 shared by every generation opened.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import KbEmbeddings, QueryEncoder, embedder_id, make_embedder
 from kb.search.retriever import Retriever
-from kb.store.catalogue import Catalogue
 from kb.store.backends import open_store
+from kb.store.catalogue import Catalogue
 from kb.store.generations import Manifest, open_kb
 
 
