@@ -1,8 +1,8 @@
 """One generation of the knowledge base, opened for search: its catalogue (documents,
 chunks) and its retriever, opened together so they always agree. Which generation is
 current, and where its search index is, the store says (kb/store/backends.py). The app
-swaps the whole object after a re-index; the models (`SearchModels`) are loaded once per process and
-shared by every generation opened.
+swaps the whole object after a re-index; the models (`SearchModels`) are loaded once per
+process and shared by every generation opened.
 """
 from __future__ import annotations
 
