@@ -79,7 +79,10 @@ class MilvusStore:
             quiet = logging.getLogger("milvus_lite.server_manager")
             level, quiet.level = quiet.level, logging.CRITICAL
             try:
-                client = MilvusClient(uri=self.uri, token=self.settings.milvus_token)
+                # milvus-lite runs in this process: no keep-alive pings, which its server answers, on an idle
+                # connection (a long OCR or embedding phase of a build), with a GOAWAY and a logged error
+                options = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if self.lite else {}
+                client = MilvusClient(uri=self.uri, token=self.settings.milvus_token, **options)
                 if self.settings.milvus_db:
                     if create and self.settings.milvus_db not in client.list_databases():
                         client.create_database(self.settings.milvus_db)
