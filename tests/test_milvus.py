@@ -149,13 +149,14 @@ def test_the_alias_is_the_commit_point_and_old_collections_go(tmp_path, embed_ca
     assert third not in (second, None) and kb.store.generations.current_generation(settings.kb_dir) == second
     found = Generation.open(settings, reader.models).retriever.search(SUBSIDY_QUESTION, k=5)
     assert "15万元" in "".join(p.text for p in found)
-    leftover = store.client().create_schema()  # as a killed build leaves it: created, never aliased
+    leftover = store.client().create_schema()  # as a killed build leaves it: newer, never aliased
     leftover.add_field("row", DataType.INT64, is_primary=True)
     leftover.add_field("dense", DataType.FLOAT_VECTOR, dim=4)
-    store.client().create_collection("ipkb_gen_20000101_000000_abcdef", schema=leftover)
+    store.client().create_collection("ipkb_gen_29991231_000000_abcdef", schema=leftover)
     assert _build(corpus, settings).generation is None  # nothing changed
     assert kb.store.generations.current_generation(settings.kb_dir) == third
-    assert store._ours() == [store.collection(third)] and sorted(settings.kb_dir.glob("gen-*")) == [third]
+    assert sorted(store._ours()) == [store.collection(second), store.collection(third)]  # until the next publish
+    assert sorted(settings.kb_dir.glob("gen-*")) == [third]
     store.close()
 
 

@@ -77,7 +77,8 @@ class MilvusStore:
         if self._client is None:
             # milvus-lite logs a traceback when another process holds its files: the KbError below says it
             quiet = logging.getLogger("milvus_lite.server_manager")
-            level, quiet.level = quiet.level, logging.CRITICAL
+            level = quiet.level
+            quiet.setLevel(logging.CRITICAL)
             try:
                 # milvus-lite runs in this process: no keep-alive pings, which its server answers, on an idle
                 # connection (a long OCR or embedding phase of a build), with a GOAWAY and a logged error
@@ -120,12 +121,13 @@ class MilvusStore:
         return folder
 
     def recover(self) -> None:
-        """Drop the collections of unfinished builds and the one the current collection replaced
-        (kept until now for readers still searching it); point `current` at the alias's
-        generation (a build killed between the alias switch and the symlink swap)."""
+        """Drop the collections of unfinished builds, and point `current` at the alias's generation
+        (a build killed between the alias switch and the symlink swap)."""
         target = self._target()
         for name in self._ours():
-            if name != target:
+            # Names sort by time, and builds take turns: one newer than the alias's never got it.
+            # An older one is the collection the alias's replaced: its readers keep it until the next publish.
+            if target is None or name > target:
                 self.client().drop_collection(name)
         if target is not None and self.folder(target).is_dir() and current_generation(self.kb_dir) != self.folder(target):
             point_current(self.kb_dir, self.folder(target))
@@ -172,7 +174,7 @@ class MilvusStore:
             client.create_alias(name, self.alias)
         else:
             client.alter_alias(name, self.alias)  # the commit point
-        # Older ones go now; the replaced one at the next build: readers that opened it (the app's
+        # Older ones go now; the replaced one at the next publish: readers that opened it (the app's
         # answerer finishing its requests) search it, while local readers hold their index in memory.
         for other in self._ours():
             if other not in (name, replaced):
