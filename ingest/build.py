@@ -24,6 +24,7 @@ from kb.core.places import Places
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import CachedEmbedder, embedder_id, make_embedder
+from kb.store.backends import open_store
 from kb.store.generations import FileEntry, GenerationWriter, Manifest, build_lock, read_manifest
 
 
@@ -102,13 +103,14 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
-    with build_lock(kb_dir):
+    store = open_store(settings)
+    with build_lock(kb_dir, store.recover):
         try:
             previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
         except KbError as exc:  # an older format or a damaged manifest: ingest everything again
             report.notices.append(f"existing knowledge base not reusable ({exc}); building a new one")
             previous, old, rebuild = None, Manifest(), True
-        manifest = Manifest(embedder=model_id, files=dict(old.files))
+        manifest = Manifest(embedder=model_id, store=settings.store, files=dict(old.files))
         writer: GenerationWriter | None = None
 
         def open_writer() -> GenerationWriter:
@@ -178,22 +180,27 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))
-            if writer is None and (previous is None or old.embedder != model_id):
-                open_writer()  # first build, or another embedder: still write a generation
+            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store
+                                   or store.current() != previous):
+                open_writer()  # first build, another embedder or store: still write a generation
             if writer is not None:
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
                                           settings.embed_batch)
                 try:
-                    stats = index_generation(writer, embedder, Tokenizer(), progress=progress)
+                    stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
+                                             status_date=settings.status_date)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
                 finally:
                     embedder.close()
                 manifest.dimension = stats.dimension
                 report.embedded = stats.chunks_embedded
-                report.generation = writer.commit()
+                report.generation = writer.commit(store.publish)
         except BaseException:
             if writer is not None:
+                store.discard(writer.path)
                 writer.abort()
             raise
+        finally:
+            store.close()
     return report

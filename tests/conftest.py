@@ -25,7 +25,7 @@ def shared_corpus() -> Path:
     return SHARED_CORPUS
 
 
-from tests_support import REPLY_LETTER  # noqa: E402
+from tests_support import REPLY_LETTER, STORES  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +64,24 @@ def policies_settings(tmp_path_factory, embed_cache):
 
 
 @pytest.fixture(scope="session")
-def policies_answerer(policies_settings):
+def policies_milvus_settings(tmp_path_factory, policies_settings):
+    """The same corpus with its search index in Milvus (milvus-lite), embedded through the same cache."""
+    from dataclasses import replace
+
+    from ingest.build import build
+
+    settings = replace(policies_settings, kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
+    report = build([Path(__file__).resolve().parents[1] / "data" / "corpus"], settings, progress=False)
+    assert not report.failed and report.embedded == 0, report.summary()
+    return settings
+
+
+@pytest.fixture(scope="session", params=STORES)
+def policies_answerer(request):
+    """An Answerer over the bundled corpus, once per store."""
     from kb.answer.answerer import Answerer
 
-    answerer = Answerer.open(policies_settings)
+    settings = request.getfixturevalue("policies_milvus_settings" if request.param == "milvus" else "policies_settings")
+    answerer = Answerer.open(settings)
     yield answerer
     answerer.close()

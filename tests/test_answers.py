@@ -10,7 +10,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from tests_support import REPLY_LETTER, REPO
+from tests_support import LITE_ONE_PROCESS, REPLY_LETTER, REPO, STORES
 
 from ingest.build import build
 from kb.answer.answerer import Answerer
@@ -28,11 +28,11 @@ def squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-@pytest.fixture(scope="module")
-def answerer(tmp_path_factory, embed_cache):
+@pytest.fixture(scope="module", params=STORES)
+def answerer(request, tmp_path_factory, embed_cache):
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
     assert not build([corpus], settings, progress=False).failed
     answerer = Answerer.open(settings)
     yield answerer
@@ -156,6 +156,8 @@ def _ask_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ask_command(answerer):
+    if answerer.settings.store == "milvus":
+        pytest.skip(LITE_ONE_PROCESS)
     kb_dir = str(answerer.settings.kb_dir)
     out = _ask_cli("发明专利被侵权有保险吗？", "--json", "--kb", kb_dir)
     assert out.returncode == 0, out.stderr

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from app_server import running_app
 from gradio_client import Client
-from tests_support import REPLY_LETTER
+from tests_support import REPLY_LETTER, STORES
 
 import kb.search.retriever
 from ingest.build import build
@@ -23,6 +23,7 @@ from kb.core.settings import Settings
 pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and starts the app
 
 QUESTION = "发明专利被侵权有保险吗？"
+ON_EACH_STORE = pytest.mark.parametrize("app", STORES, indirect=True)
 ROUTES = [("/api/ask", "question"), ("/api/search", "query")]
 BAD_UNICODE = "含有无效的 Unicode 字符"
 
@@ -35,11 +36,13 @@ def no_heartbeat():
         yield
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory, embed_cache):
+@pytest.fixture(scope="module", params=["local"])
+def app(request, tmp_path_factory, embed_cache):
+    """The app over the letter; the tests of ask and search also run it over Milvus (`ON_EACH_STORE`)."""
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, corpus=[corpus])
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, corpus=[corpus],
+                       store=request.param)
     assert not build([corpus], settings, progress=False).failed
     with running_app(settings) as (base, service):
         yield SimpleNamespace(base=base, service=service, settings=settings)
@@ -123,6 +126,7 @@ def test_invalid_dates_are_a_422(http, route, field, name, date):
     ({"date_to": "2018"}, False),
     ({"date_from": "", "date_to": ""}, True),  # an empty box does not filter
 ])
+@ON_EACH_STORE
 def test_year_and_month_prefixes_stay_valid(http, filters, found):
     r = http.post("/api/search", json={"query": "发明专利被侵权保险", "filters": filters})
     assert r.status_code == 200
@@ -302,6 +306,7 @@ def test_unknown_places_levels_and_statuses_are_422(http, body):
     assert response.status_code == 422 and "error" in response.json()
 
 
+@ON_EACH_STORE
 def test_the_askers_region_and_profile_filters_through_the_api(http):
     answer = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？", "region": "宁波市"}).json()
     assert not answer["refused"] and answer["citations"][0]["region"] == ["浙江省", "宁波市"]

@@ -1,6 +1,7 @@
 """The build command end to end: incremental, atomic, and robust to bad input."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests_support import STORES
 
 from ingest.build import build
 from kb.core.settings import Settings, load_settings
@@ -137,28 +139,51 @@ def test_settings_from_file_and_environment(tmp_path):
         load_settings(env={"IPKB_CONFIG": str(config)})
 
 
+def _search(kb_dir: Path, query: str, env: dict) -> list[dict]:
+    """The passages `python -m kb search` finds, in a process of its own (milvus-lite serves one process)."""
+    out = subprocess.run([sys.executable, "-m", "kb", "search", query, "--json", "--k", "5", "--kb", str(kb_dir)],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["passages"]
+
+
 @pytest.mark.slow
-def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply_letter_text):
+@pytest.mark.parametrize("store", STORES)
+def test_sigkill_midway_leaves_previous_kb_intact(store, tmp_path, shared_corpus, reply_letter_text, request):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text(reply_letter_text, encoding="utf-8")
     kb_dir = tmp_path / "kb"
-    env = {"IPKB_KB_DIR": str(kb_dir)}
+    env = {"IPKB_KB_DIR": str(kb_dir), "IPKB_STORE": store}
+    if store == "milvus":  # the bundled corpus, embedded once for the session: what makes its collection
+        env["IPKB_EMBED_CACHE"] = str(request.getfixturevalue("policies_settings").embed_cache_path)
     assert _run_cli(str(corpus), env=env).returncode == 0
     before = open_kb(kb_dir)
     before_chunks = [c.text for c in before.chunks()]
     before_gen = current_generation(kb_dir)
+    assert {p["source"] for p in _search(kb_dir, "专利权质押登记", env)} == {"a.txt"}
 
-    # Change the letter (a new generation starts) and add a slow no-text-layer PDF (OCR).
+    # Change the letter (a new generation starts), and add what keeps the build busy long enough to be
+    # killed: local, a no-text-layer PDF (OCR); milvus, 17 documents to write into a new collection.
     (corpus / "a.txt").write_text(reply_letter_text.replace("刘正义委员", "张三委员"), encoding="utf-8")
-    shutil.copy(shared_corpus / "pdf" / "guangdong-2024-budget-report-excerpt.pdf", corpus / "b.pdf")
+    if store == "local":
+        shutil.copy(shared_corpus / "pdf" / "guangdong-2024-budget-report-excerpt.pdf", corpus / "b.pdf")
+    else:
+        shutil.copytree(REPO / "data" / "corpus" / "policies", corpus / "policies")
+    collections = kb_dir / "milvus.db" / "collections"  # milvus-lite's own folders: one per collection
+
+    def started() -> bool:
+        if store == "local":
+            return bool([g for g in kb_dir.glob("gen-*") if g.resolve() != before_gen])
+        return len(list(collections.iterdir())) > 1  # writing the new collection, the alias not yet moved
+
     proc = subprocess.Popen([sys.executable, "-m", "ingest", "-q", str(corpus)], cwd=REPO,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not [g for g in kb_dir.glob("gen-*") if g.resolve() != before_gen]:
+    deadline = time.time() + 240
+    while time.time() < deadline and not started():
         assert proc.poll() is None, "build finished before it could be killed"
-        time.sleep(0.05)
-    time.sleep(0.5)
+        time.sleep(0.02)
+    time.sleep(0.5 if store == "local" else 0.2)
     assert proc.poll() is None, "build finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -167,11 +192,30 @@ def test_sigkill_midway_leaves_previous_kb_intact(tmp_path, shared_corpus, reply
     assert current_generation(kb_dir) == before_gen
     assert [c.text for c in after.chunks()] == before_chunks
     assert after.documents()[0].meta.addressee == "刘正义委员"
+    # the previous knowledge base answers (with milvus: the alias still names its collection)
+    assert {p["source"] for p in _search(kb_dir, "专利权质押登记", env)} == {"a.txt"}
 
     # The next build clears the half-written generation and succeeds.
     assert _run_cli(str(corpus), "--no-ocr", env=env).returncode in (0, 1)
     assert len(list(kb_dir.glob("gen-*"))) == 1
     assert open_kb(kb_dir).document(after.documents()[0].doc_id).meta.addressee == "张三委员"
+    if store == "milvus":  # the killed build's collection is gone; the replaced one stays until the next build
+        from kb.store.milvus import MilvusStore
+
+        milvus = MilvusStore(replace(Settings(), kb_dir=kb_dir, store="milvus"))
+        assert len(milvus._ours()) == 2 and milvus.current() == current_generation(kb_dir)
+        milvus.close()
+        assert {p["source"] for p in _search_in_process(kb_dir)} != {"a.txt"}  # the new collection answers
+
+
+def _search_in_process(kb_dir: Path) -> list:
+    from kb.search.generation import Generation
+
+    generation = Generation.open(replace(Settings(), kb_dir=kb_dir, store="milvus"))
+    try:
+        return [p.to_json() for p in generation.retriever.search("专利权质押登记", k=5)]
+    finally:
+        generation.close()
 
 
 @pytest.mark.slow

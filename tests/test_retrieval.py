@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from tests_support import REPLY_LETTER, REPO
+from tests_support import LITE_ONE_PROCESS, REPLY_LETTER, REPO, STORES
 
 from ingest.build import build
 from kb.core.settings import Settings
@@ -17,29 +17,35 @@ from kb.search.filters import Filters
 from kb.search.generation import Generation
 from kb.search.langchain import KbRetriever
 from kb.store.indexes import BM25, ROWS, VECTORS
+from kb.store.milvus import LEXICON
 
 pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and runs the CLI
 
 HONGZE = ("huaian-hongze-2023-gov-info-report.pdf", "huaian-hongze-2024-gov-info-report.pdf")
 
 
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory, shared_corpus, embed_cache):
-    """The reply letter and two Hongze reports, built with the default e5 embedder."""
+@pytest.fixture(scope="module", params=STORES)
+def kb(request, tmp_path_factory, shared_corpus, embed_cache):
+    """The reply letter and two Hongze reports, built with the default e5 embedder, in each store."""
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
     for name in HONGZE:
         shutil.copy(shared_corpus / "pdf" / name, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
     report = build([corpus], settings, progress=False)
     assert not report.failed, report.summary()
-    yield Generation.open(settings).retriever
+    generation = Generation.open(settings)
+    yield generation.retriever
+    generation.close()
 
 
 def test_indexes_are_written_to_the_generation_without_pickle(kb):
     generation = Generation.open(kb.settings)
     folder = generation.path
-    for name in (ROWS, VECTORS, BM25):
+    files = (ROWS, VECTORS, BM25) if kb.settings.store == "local" else (ROWS, LEXICON)  # and a collection
+    assert sorted(p.name for p in folder.iterdir()) == sorted((*files, "kb.sqlite", "manifest.json"))
+    assert generation.manifest.store == kb.settings.store
+    for name in files:
         assert (folder / name).is_file()
         assert not (folder / name).read_bytes().startswith(b"\x80"), f"{name} looks like a pickle"
     assert generation.manifest.embedder == "e5:multilingual-e5-small-q4"
@@ -125,6 +131,8 @@ def _search_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProc
 
 
 def test_search_command_json_and_text(kb):
+    if kb.settings.store == "milvus":
+        pytest.skip(LITE_ONE_PROCESS)  # the CLI over Milvus: test_build's SIGKILL test
     out = _search_cli("发明专利被侵权保险", "--k", "3", "--json", "--kb", str(kb.settings.kb_dir))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
+from tests_support import REPLY_LETTER, STORES, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
 import web.service
 from ingest.build import build
@@ -19,6 +19,7 @@ from kb.store.generations import current_generation
 from web.service import Job, KnowledgeService, safe_file_name
 
 PASSWORD = "s3cret"
+ON_EACH_STORE = pytest.mark.parametrize("service", STORES, indirect=True)  # the re-index and swap tests
 
 
 
@@ -30,10 +31,10 @@ def corpus(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory, embed_cache, corpus):
+@pytest.fixture(scope="module", params=["local"])
+def service(request, tmp_path_factory, embed_cache, corpus):
     settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
-                       admin_password=PASSWORD, corpus=[corpus],
+                       admin_password=PASSWORD, corpus=[corpus], store=request.param,
                        admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_app)
     assert not build([corpus], settings, progress=False).failed
     svc = KnowledgeService(settings)
@@ -239,6 +240,7 @@ def test_progress_counts_only_new_files_and_duplicates_are_reported(service, tmp
 
 
 @pytest.mark.slow
+@ON_EACH_STORE
 def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads):
     def broken(*args, **kwargs):
         raise KbError("磁盘已满")
@@ -253,6 +255,7 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
 
 
 @pytest.mark.slow
+@ON_EACH_STORE
 def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, monkeypatch, clean_uploads):
     gate, entered = threading.Event(), threading.Event()
     real_build = web.service.build

@@ -5,6 +5,11 @@ from pathlib import Path
 from kb.core.records import Passage
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The stores the search index can live in (settings.store). The fixtures of the retrieval, answers,
+# policies, API and re-index tests are parametrised over them, so `make test` runs those on both.
+STORES = ("local", "milvus")
+LITE_ONE_PROCESS = "milvus-lite serves one process: this test process holds the knowledge base open"
 REPLY_LETTER = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"
 
 # A new policy the management tests upload: a fact (12万元) the sample letter does not have.

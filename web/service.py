@@ -31,6 +31,7 @@ from kb.core.records import Answer, Document, Passage
 from kb.core.settings import Settings
 from kb.search.filters import Filters
 from kb.search.generation import Generation
+from kb.store.backends import open_store
 from kb.store.generations import current_generation
 from web.attempts import Attempts
 from web.feedback import FeedbackStore
@@ -357,8 +358,12 @@ class KnowledgeService:
 def ensure_knowledge_base(settings: Settings) -> bool:
     """With no knowledge base yet, make an empty one, so the app can serve at once while the corpus is
     built in the background (`KnowledgeService.build_corpus`). True when that build is needed."""
-    if current_generation(settings.kb_dir) is not None:
-        return False
+    store = open_store(settings)  # the milvus store's current generation is its alias's
+    try:
+        if store.current() is not None:
+            return False
+    finally:
+        store.close()
     print(f"No knowledge base in {settings.kb_dir}: the app starts now and builds one from "
           f"{', '.join(map(str, settings.corpus))} in the background.", file=sys.stderr)
     build([], settings, progress=False)

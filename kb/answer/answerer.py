@@ -100,6 +100,7 @@ class Answerer:
 
     def close(self) -> None:
         self._sentence_cache.close()
+        self.generation.close()
 
     # --- the entry points
     def answer(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,

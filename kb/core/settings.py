@@ -7,12 +7,12 @@ IPKB_<NAME> (e.g. IPKB_KB_DIR=/srv/ipkb/kb).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from kb.core.errors import SettingsError
-
 
 MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
 
@@ -56,6 +56,17 @@ class Settings:
     # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
     search_min_score_ratio: float = 0.35
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
+    # Where the search indexes live: "local" (FAISS + BM25 files in the generation folder) or "milvus"
+    # (one collection per generation behind the alias milvus_collection; kb/store/milvus.py). The
+    # catalogue (kb.sqlite) stays in the generation folder either way.
+    store: str = "local"
+    milvus_uri: str = ""  # "" = <kb_dir>/milvus.db (milvus-lite, one process); http://host:19530 = a server
+    milvus_token: str = ""  # "user:password" or an API key
+    milvus_db: str = ""  # a database on the server ("" = its default)
+    milvus_collection: str = "ipkb"  # the alias readers resolve; collections are named <alias>_gen_…
+    # The lexical half in Milvus: "ipkb" (our jieba BM25 weights as sparse vectors: the local ranking) or
+    # "builtin" (Milvus's own BM25 function over the same text with its jieba analyzer; measured in README)
+    milvus_bm25: str = "ipkb"
     # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model, or llm_gguf).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
     llm_api_key: str = ""
@@ -98,6 +109,22 @@ class Settings:
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise SettingsError(f"setting workers: expected a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
+        choices = {"store": ("local", "milvus"), "milvus_bm25": ("ipkb", "builtin")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"setting {name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.milvus_collection):
+            raise SettingsError(f"setting milvus_collection: {self.milvus_collection!r} is not a Milvus name "
+                                "(letters, digits, _; not starting with a digit)")
+        uri = self.milvus_uri
+        if uri and not (uri.endswith(".db") or re.match(r"(https?|tcp|unix)://", uri)):
+            raise SettingsError(f"setting milvus_uri: {uri!r} is neither a milvus-lite file (….db) "
+                                "nor a server address (http://host:19530)")
+
+    @property
+    def milvus_address(self) -> str:
+        """The Milvus to use: the configured URI, or the knowledge base's own milvus-lite file."""
+        return self.milvus_uri or str(self.kb_dir / "milvus.db")
 
     @property
     def embed_cache_path(self) -> Path:

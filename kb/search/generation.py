@@ -1,7 +1,8 @@
 """One generation of the knowledge base, opened for search: its catalogue (documents,
-chunks) and its retriever, opened together so they always agree. The app swaps the whole
-object after a re-index; the models (`SearchModels`) are loaded once per process and
-shared by every generation opened.
+chunks) and its retriever, opened together so they always agree. Which generation is
+current, and where its search index is, the store says (kb/store/backends.py). The app
+swaps the whole object after a re-index; the models (`SearchModels`) are loaded once per
+process and shared by every generation opened.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import KbEmbeddings, QueryEncoder, embedder_id, make_embedder
 from kb.search.retriever import Retriever
+from kb.store.backends import open_store
 from kb.store.catalogue import Catalogue
 from kb.store.generations import Manifest, open_kb
-from kb.store.indexes import load_indexes
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,17 @@ class Generation:
     def open(cls, settings: Settings, models: SearchModels | None = None) -> Generation:
         """The current generation of settings.kb_dir, checked against the configured embedder.
         Raises KbError saying what to do when it is missing, of another embedder, or damaged."""
-        kb = open_kb(settings.kb_dir)
+        store = open_store(settings)
+        try:
+            generation = store.current()
+            if generation is None and store.kind != "local":
+                raise KbError(f"no knowledge base in {settings.kb_dir} for the {store.kind} store: "
+                              f"build one with `python -m ingest --kb {settings.kb_dir}`")
+            kb = open_kb(settings.kb_dir, generation)
+        except BaseException:
+            store.close()
+            raise
+        index = None
         try:
             configured = models.embedder.id if models else embedder_id(settings)
             if kb.manifest.embedder != configured:
@@ -56,17 +67,28 @@ class Generation:
                     f"but {configured} is configured. Either run `python -m ingest --kb {settings.kb_dir}` to "
                     f"re-embed it with {configured}, or set IPKB_EMBEDDER (and IPKB_EMBED_MODEL) back to what built it."
                 )
+            if kb.manifest.store != settings.store:
+                raise KbError(f"the knowledge base in {settings.kb_dir} keeps its indexes in the {kb.manifest.store} "
+                              f"store, but store = {settings.store} is configured: run `python -m ingest --kb "
+                              f"{settings.kb_dir}` to index it there, or set IPKB_STORE back")
             try:
-                indexes = load_indexes(kb.path)
+                index = store.open(kb.path)
             except (OSError, ValueError, KeyError) as exc:
                 raise KbError(f"the indexes in {kb.path} are unreadable ({exc}): "
                               f"rebuild with `python -m ingest --rebuild --kb {settings.kb_dir}`") from None
-            if indexes.vectors is not None and indexes.vectors.dim != kb.manifest.dimension:
-                raise KbError(f"vector index in {kb.path} has dimension {indexes.vectors.dim}, manifest says "
+            if index.dim and index.dim != kb.manifest.dimension:
+                raise KbError(f"vector index in {kb.path} has dimension {index.dim}, manifest says "
                               f"{kb.manifest.dimension}: rebuild with `python -m ingest --rebuild`")
-            catalogue = Catalogue.load(kb, indexes.chunk_ids, settings.status_date)
+            catalogue = Catalogue.load(kb, index.chunk_ids, settings.status_date)
+        except BaseException:
+            (index or store).close()
+            raise
         finally:
-            kb.close()  # everything is in memory now
+            kb.close()  # the catalogue is in memory now
         models = models or SearchModels.load(settings)
-        retriever = Retriever(catalogue, indexes, models.queries, models.tokenizer, settings)
+        retriever = Retriever(catalogue, index, models.queries, models.tokenizer, settings)
         return cls(kb.path, kb.manifest, catalogue, retriever, models)
+
+    def close(self) -> None:
+        """Release the search index (a Milvus connection; nothing for local files)."""
+        self.retriever.index.close()

@@ -1,9 +1,15 @@
 """Find the passages that answer a question: dense + BM25, fused by reciprocal rank.
 
-A `Retriever` belongs to one generation (kb/search/generation.py opens them).
-`search()` ranks each method's candidates, fuses them with weighted RRF
+A `Retriever` belongs to one generation (kb/search/generation.py opens them) and searches
+its `SearchIndex`, whichever store holds it (kb/store/backends.py). `search()` ranks each
+method's candidates, fuses them with weighted RRF
 (score = Σ weight / (rrf_k + rank)), applies metadata filters before ranking, drops
 duplicate or overlapping passages, and returns typed `Passage` records.
+
+Fusion stays here for every store, Milvus included: Milvus's RRFRanker has no per-ranking
+weights (bm25_weight is 2), no tie rule, and returns only the fused score, while passages
+carry each method's own (dense_score, bm25_score). Two filtered searches fused here give
+the local store's ranking exactly.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import QueryEncoder
 from kb.search.filters import Filters
 from kb.store.catalogue import Catalogue
-from kb.store.indexes import Indexes
+from kb.store.indexes import RowFilter, SearchIndex
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
@@ -28,12 +34,12 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 class Retriever:
     """Searches one generation: its catalogue and indexes, with the process's query encoder and tokenizer."""
 
-    def __init__(self, catalogue: Catalogue, indexes: Indexes, queries: QueryEncoder, tokenizer: Tokenizer,
+    def __init__(self, catalogue: Catalogue, index: SearchIndex, queries: QueryEncoder, tokenizer: Tokenizer,
                  settings: Settings):
         self.catalogue = catalogue
         self.settings = settings
         self.tokenizer = tokenizer
-        self._indexes = indexes
+        self.index = index
         self.queries = queries
         self._chunks = catalogue.chunks
         annex = [bool(c.heading_path) and c.heading_path[0].startswith("附件") for c in self._chunks]
@@ -49,33 +55,26 @@ class Retriever:
         return self.queries.encode(text)
 
     def idf(self, term: str) -> float:
-        return self._indexes.bm25.idf(term)
+        return self.index.idf(term)
 
-    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+    def _allowed(self, filters: Filters | None) -> RowFilter | None:
+        """The filter as the documents it admits, decided here from the catalogue for every store."""
         if filters is None or filters.empty:
             return None
-        admitted = {doc_id for doc_id, doc in self.catalogue.documents.items() if filters.admits(doc)}
-        return np.fromiter((c.doc_id in admitted for c in self._chunks), dtype=bool, count=len(self._chunks))
+        admitted = frozenset(doc_id for doc_id, doc in self.catalogue.documents.items() if filters.admits(doc))
+        mask = np.fromiter((c.doc_id in admitted for c in self._chunks), dtype=bool, count=len(self._chunks))
+        return RowFilter(admitted, mask)
 
-    def dense_ranking(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        if self._indexes.vectors is None:
+    def dense_ranking(self, query: str, n: int, allowed: RowFilter | None) -> list[tuple[int, float]]:
+        if not self.index.dim:
             return []
         vector = self.encode_query(query)
-        if vector.shape[-1] != self._indexes.vectors.dim:
-            raise KbError(f"query vectors have dimension {vector.shape[-1]}, the index {self._indexes.vectors.dim}")
-        rows, scores = self._indexes.vectors.search(vector, n, allowed)
-        return list(zip(rows.tolist(), scores.tolist()))
+        if vector.shape[-1] != self.index.dim:
+            raise KbError(f"query vectors have dimension {vector.shape[-1]}, the index {self.index.dim}")
+        return _settled(self.index.dense(vector, 2 * n, allowed), n)
 
-    def bm25_ranking(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        scores = self._indexes.bm25.scores(self.tokenizer.tokens(query))
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0)
-        n = min(n, len(scores))
-        if n <= 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(r), float(scores[r])) for r in top if scores[r] > 0]
+    def bm25_ranking(self, query: str, n: int, allowed: RowFilter | None) -> list[tuple[int, float]]:
+        return _settled(self.index.lexical(query, self.tokenizer.tokens(query), 2 * n, allowed), n)
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None,
                mode: Mode = "hybrid") -> list[Passage]:
@@ -137,3 +136,10 @@ class Retriever:
             seen_text.add(text)
             taken.append((chunk.start, chunk.end))
             yield row, score
+
+
+def _settled(ranking: list[tuple[int, float]], n: int) -> list[tuple[int, float]]:
+    """The n best, equal scores in row order. Equal scores are common (the same text in two
+    documents) and each store returns them in its own order; taken from 2n candidates, so a tie
+    across the n-th place is settled alike too, and every store ranks the same."""
+    return sorted(ranking, key=lambda item: (-item[1], item[0]))[:n]

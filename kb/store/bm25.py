@@ -2,7 +2,9 @@
 
 The index is built once at ingestion and saved as JSON (no pickle); loading turns the
 postings into numpy arrays of precomputed BM25 weights, so a query is a handful of
-vector additions.
+vector additions. The same weights as sparse vectors (`Lexicon`) give a vector database
+the same scores: a row's vector holds its terms' weights, a query's holds 1 per term, so
+their inner product is the BM25 score.
 """
 from __future__ import annotations
 
@@ -58,8 +60,7 @@ class BM25Index:
 
     def idf(self, term: str) -> float:
         """Inverse document frequency; a term the knowledge base never uses gets the highest."""
-        df = len(self.postings[term][0]) if term in self.postings else 0
-        return math.log(1 + (self.rows - df + 0.5) / (df + 0.5))
+        return idf(self.rows, len(self.postings[term][0]) if term in self.postings else 0)
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         scores = np.zeros(self.rows, dtype=np.float32)
@@ -68,6 +69,50 @@ class BM25Index:
                 rows, weight = self.postings[term]
                 scores[rows] += weight
         return scores
+
+
+def idf(rows: int, df: int) -> float:
+    return math.log(1 + (rows - df + 0.5) / (df + 0.5))
+
+
+@dataclass
+class Lexicon:
+    """Each term's id (its dimension in the sparse vectors) and document frequency."""
+
+    ids: dict[str, int]
+    df: list[int]
+    rows: int
+
+    @classmethod
+    def of(cls, index: BM25Index) -> Lexicon:
+        terms = sorted(index.postings)
+        return cls({t: i for i, t in enumerate(terms)}, [len(index.postings[t][0]) for t in terms], index.rows)
+
+    def row_vectors(self, index: BM25Index) -> list[dict[int, float]]:
+        """Each row's BM25 term weights, by term id."""
+        vectors: list[dict[int, float]] = [{} for _ in range(index.rows)]
+        for term, (rows, weights) in index.postings.items():
+            term_id = self.ids[term]
+            for row, weight in zip(rows.tolist(), weights.tolist()):
+                vectors[row][term_id] = weight
+        return vectors
+
+    def query(self, tokens: list[str]) -> dict[int, float]:
+        """1 for each distinct known term: the inner product with a row is its BM25 score."""
+        return {self.ids[t]: 1.0 for t in set(tokens) if t in self.ids}
+
+    def idf(self, term: str) -> float:
+        return idf(self.rows, self.df[self.ids[term]] if term in self.ids else 0)
+
+    def save(self, path: Path) -> None:
+        terms = sorted(self.ids, key=self.ids.__getitem__)
+        path.write_text(json.dumps({"rows": self.rows, "terms": [[t, self.df[self.ids[t]]] for t in terms]},
+                                   ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Lexicon:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls({t: i for i, (t, _) in enumerate(raw["terms"])}, [df for _, df in raw["terms"]], raw["rows"])
 
 
 def save_bm25(path: Path, token_lists: list[list[str]]) -> None:

@@ -6,12 +6,15 @@ Layout:
       current -> gen-20261128-073000-1a2b   symlink, swapped atomically after a build
       gen-…/manifest.json                   format version, embedder, per-file hashes
       gen-…/kb.sqlite                       documents, chunks (with their sentence spans)
-      gen-…/rows.json, vectors.faiss, bm25.json   search indexes (kb/indexes.py)
+      gen-…/rows.json, vectors.faiss, bm25.json   search indexes (kb/store/indexes.py), or with the
+                                            milvus store rows.json, lexicon.json and a collection
+      milvus.db                             milvus-lite's data, when that store is used without a server
       embed-cache.sqlite                    embeddings by (embedder, text hash), kept across builds
       build.lock                            one build at a time
 
-A build writes a new generation folder and only then swaps `current`, so a build that
-is interrupted, even by SIGKILL, leaves the previous knowledge base intact and loadable.
+A build writes a new generation folder and only then swaps `current` (with the milvus store,
+the collection alias first: that is its commit point), so a build that is interrupted, even
+by SIGKILL, leaves the previous knowledge base intact and loadable.
 No pickle anywhere.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kb.core.errors import BuildBusyError, KbError
 from kb.core.profile import DocumentProfile
@@ -66,6 +69,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     embedder: str = ""  # id of the vector space (kb/embeddings.py: embedder_id)
     dimension: int = 0
+    store: str = "local"  # where its search indexes are: "local" files or "milvus"
     created_at: str = ""
     files: dict[str, FileEntry] = field(default_factory=dict)  # source path -> entry
 
@@ -138,8 +142,9 @@ def current_generation(kb_dir: Path) -> Path | None:
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
 
-def open_kb(kb_dir: Path) -> KnowledgeBase:
-    generation = current_generation(kb_dir)
+def open_kb(kb_dir: Path, generation: Path | None = None) -> KnowledgeBase:
+    """The current generation, or the one given (the milvus store's alias names it)."""
+    generation = generation or current_generation(kb_dir)
     if generation is None:
         raise KbError(f"no knowledge base in {kb_dir}: build one with `python -m ingest --kb {kb_dir}`")
     try:
@@ -167,6 +172,7 @@ class GenerationWriter:
         if previous is not None:
             shutil.copy2(previous / DATABASE, self.path / DATABASE)
         self.db = sqlite3.connect(self.path / DATABASE)
+        self.published = False  # past the store's commit point: readers may open it, abort keeps it
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(_SCHEMA)
 
@@ -193,12 +199,21 @@ class GenerationWriter:
         finally:
             self.db.row_factory = None
 
+    def documents(self) -> list[Document]:
+        """Every document of the generation being written, without chunks."""
+        self.db.row_factory = sqlite3.Row
+        try:
+            return [_document_from_row(r, []) for r in self.db.execute("SELECT * FROM documents ORDER BY doc_id")]
+        finally:
+            self.db.row_factory = None
+
     def delete_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
-    def commit(self) -> Path:
-        """Write the manifest, flush to disk, then atomically point `current` here."""
+    def commit(self, publish: Callable[[Path], None] | None = None) -> Path:
+        """Write the manifest, flush to disk, `publish` (a store's own commit point, e.g. Milvus's
+        alias), then atomically point `current` here."""
         self.db.commit()
         self.db.close()
         self.manifest.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -206,10 +221,10 @@ class GenerationWriter:
         for name in (DATABASE, MANIFEST):
             with open(self.path / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        tmp_link = self.kb_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
-        tmp_link.symlink_to(self.path.name)
-        os.replace(tmp_link, self.kb_dir / CURRENT)
-        _fsync_dir(self.kb_dir)
+        if publish is not None:
+            publish(self.path)
+            self.published = True
+        point_current(self.kb_dir, self.path)
         # Open readers of older generations keep working: their files stay until closed.
         for old in self.kb_dir.glob("gen-*"):
             if old != self.path:
@@ -218,7 +233,16 @@ class GenerationWriter:
 
     def abort(self) -> None:
         self.db.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.published:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def point_current(kb_dir: Path, generation: Path) -> None:
+    """Atomically point `current` at the generation folder."""
+    tmp_link = kb_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+    tmp_link.symlink_to(generation.name)
+    os.replace(tmp_link, kb_dir / CURRENT)
+    _fsync_dir(kb_dir)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -230,15 +254,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def build_lock(kb_dir: Path) -> Iterator[None]:
+def build_lock(kb_dir: Path, recover: Callable[[], None] | None = None) -> Iterator[None]:
     """One build at a time, across processes (an flock on build.lock: the app's workers, `python -m ingest`);
-    also clears generations left behind by interrupted builds."""
+    also clears generations left behind by interrupted builds, after `recover` (a store's own
+    clean-up, which may repoint `current`) has run under the lock."""
     kb_dir.mkdir(parents=True, exist_ok=True)
     with open(kb_dir / "build.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BuildBusyError(f"another build is running on {kb_dir}") from None
+        if recover is not None:
+            recover()
         current = current_generation(kb_dir)
         for stale in kb_dir.glob("gen-*"):
             if stale.is_dir() and stale.resolve() != current:
