@@ -5,7 +5,8 @@
     out/report.md, out/report.html, out/*.png   (eval/report.py)
 
 The ablation answers every question again with BM25 only, dense only and hybrid retrieval
-(extractive answers), and, when an LLM is configured, the LLM answerer beside the extractive.
+(extractive answers), with hybrid retrieval and no place and validity awareness ("no scope":
+`scope_aware = false`), and, when an LLM is configured, the LLM answerer beside the extractive.
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
                 settings = replace(answerer.settings, retrieval_mode=mode)
                 runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
                                       tuning=answerer.tuning)
+        if answerer.settings.scope_aware:  # no place selection, conversation document, year check or notices
+            settings = replace(answerer.settings, scope_aware=False)
+            runs["no scope"] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
+                                        tuning=answerer.tuning)
     return runs
 
 

@@ -185,7 +185,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                 open_writer()  # first build, another embedder or store: still write a generation
             if writer is not None:
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
-                                          settings.embed_batch)
+                                          settings.embed_batch, seed=settings.embed_seed)
                 try:
                     stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
                                              status_date=settings.status_date)

@@ -144,3 +144,57 @@ def test_cache_batches_and_keys_by_embedder(tmp_path):
 def test_unknown_embedder_is_a_configuration_error():
     with pytest.raises(EmbeddingError, match="unknown embedder"):
         embedder_id(replace(Settings(), embedder="word2vec"))
+
+
+class _Stub:
+    """A model that counts what it is asked to embed (no e5)."""
+
+    id, dim = "stub", 3
+
+    def __init__(self, calls: list[str]):
+        self.calls = calls
+
+    def encode_passages(self, texts):
+        self.calls.extend(texts)
+        return np.array([[float(len(t)), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+
+def test_a_seed_spares_embedding_its_texts_and_a_damaged_one_only_costs_time(tmp_path):
+    seed_path = tmp_path / "seed.sqlite"
+    seed = CachedEmbedder(seed_path, "stub", lambda: _Stub([]))
+    seed.embed(["甲乙"])
+    seed.close()
+    calls: list[str] = []
+    cache = CachedEmbedder(tmp_path / "c.sqlite", "stub", lambda: _Stub(calls), seed=seed_path)
+    vectors = cache.embed(["甲乙", "丙"])
+    assert calls == ["丙"] and cache.embedded == 1 and vectors[0].tolist() == [2.0, 1.0, 0.0]
+    cache.close()
+    again = CachedEmbedder(tmp_path / "c.sqlite", "stub", lambda: _Stub(calls))  # copied in: no seed needed now
+    again.embed(["甲乙"])
+    assert again.embedded == 0
+    again.close()
+    (tmp_path / "bad.sqlite").write_bytes(b"not a database" * 100)
+    damaged = CachedEmbedder(tmp_path / "d.sqlite", "stub", lambda: _Stub(calls), seed=tmp_path / "bad.sqlite")
+    damaged.embed(["甲乙"])
+    assert damaged.embedded == 1
+    damaged.close()
+
+
+@pytest.mark.slow
+def test_the_bundled_seed_holds_every_chunk_of_the_bundled_corpus_as_e5_embeds_it(tmp_path, policies_settings):
+    """`make run` passes data/embed-seed.sqlite: a build of data/corpus then embeds nothing. Fails when the
+    corpus or the chunking changed without `make seed`; its vectors are e5's (the session's own cache)."""
+    import sqlite3
+
+    from tests_support import REPO
+
+    seed = REPO / "data" / "embed-seed.sqlite"
+    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_seed=seed)
+    report = build([REPO / "data" / "corpus"], settings, progress=False)
+    assert not report.failed and report.embedded == 0, f"run `make seed`: {report.summary()}"
+    theirs = dict(sqlite3.connect(seed).execute("SELECT text_hash, vector FROM vectors"))
+    ours = dict(sqlite3.connect(policies_settings.embed_cache_path).execute("SELECT text_hash, vector FROM vectors"))
+    common = sorted(set(theirs) & set(ours))[:200]
+    assert len(common) == 200
+    for h in common:
+        assert np.allclose(np.frombuffer(theirs[h], np.float32), np.frombuffer(ours[h], np.float32), atol=1e-5)

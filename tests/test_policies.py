@@ -49,6 +49,21 @@ def test_the_askers_region_selects_documents_when_the_question_names_none(polici
     assert BEIJING not in {p.source for p in ningbo.passages}
 
 
+def test_without_scope_awareness_the_place_is_ignored(policies_answerer):
+    """The evaluation's "no scope" ablation (scope_aware = false) really switches place selection and
+    validity notices off: the same question then reaches Beijing's regulation and gets no notice."""
+    from kb.answer.answerer import Answerer
+
+    settings = replace(policies_answerer.settings, scope_aware=False)
+    blind = Answerer(policies_answerer.generation, settings, policies_answerer.prompts, llm=None,
+                     tuning=policies_answerer.tuning)
+    question = "专利质押贷款有什么支持？"
+    assert BEIJING not in {p.source for p in policies_answerer.answer(question, region="宁波市").passages}
+    assert BEIJING in {p.source for p in blind.answer(question, region="宁波市").passages}
+    expired = blind.answer("南沙对新认定的国家高新技术企业奖励多少钱？")
+    assert NANSHA_MEASURES in _sources(expired) and not any("可能已失效" in n for n in expired.notices)
+
+
 def test_a_national_law_is_cited_for_any_place(policies_answerer):
     for place in ("宁波市", "北京市", "广州市南沙区"):
         answer = policies_answerer.answer("专利侵权的赔偿数额怎么确定？", region=place)

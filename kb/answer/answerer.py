@@ -30,6 +30,7 @@ from kb.answer.prompts import Prompts
 from kb.answer.scope import (
     NOTICE_OTHER_YEAR,
     NOTICE_UNMENTIONED,
+    Scope,
     cited_documents,
     off_year,
     question_scope,
@@ -135,14 +136,15 @@ class Answerer:
         condensed = time.perf_counter()
         catalogue = self.generation.catalogue
         region = region or self.settings.region
+        aware = self.settings.scope_aware
         conversation = self._conversation_documents(question, history, filters, region) \
-            if standalone != question else ()
+            if aware and standalone != question else ()
         scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
-                               conversation, question, self.tuning)
+                               conversation, question, self.tuning) if aware else Scope(filters)
         notices += scope.notices
         if passages is None:  # refused for the place: staff still get the closest passages, of anywhere
             passages = self._search(standalone, filters if scope.refusal else scope.filters)
-        passages, other_year = off_year(standalone, passages, catalogue)
+        passages, other_year = off_year(standalone, passages, catalogue) if aware else (passages, "")
         retrieved = time.perf_counter()
         if scope.refusal or other_year:
             if other_year:
@@ -157,7 +159,8 @@ class Answerer:
                 draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
         answer = compose(question, standalone, draft, passages, notices, self.prompts.refusal, by)
         answer.flags += flags
-        answer.notices += [n for n in validity_notices(answer.citations) if n not in answer.notices]
+        if aware:
+            answer.notices += [n for n in validity_notices(answer.citations) if n not in answer.notices]
         done = time.perf_counter()
         answer.timings_ms = {"condense": (condensed - start) * 1000, "retrieve": (retrieved - condensed) * 1000,
                              "answer": (done - retrieved) * 1000, "total": (done - start) * 1000}
@@ -167,6 +170,8 @@ class Answerer:
     def retrieve(self, question: str, filters: Filters | None = None, k: int = 0, region: str = "") -> list[Passage]:
         """The passages an answer to `question` reads: the search `stream` runs, in the question's scope
         (kb/answer/scope.py), at least `tuning.min_retrieved` of them, or `k`."""
+        if not self.settings.scope_aware:
+            return self._search(question, filters, k)
         scope = question_scope(question, None, filters, region or self.settings.region, self.generation.catalogue,
                                self.generation.models.places, tuning=self.tuning)
         passages = [] if scope.refusal else self._search(question, scope.filters, k)

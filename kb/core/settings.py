@@ -44,6 +44,9 @@ class Settings:
     embed_batch: int = 16
     embed_timeout: float = 60.0  # seconds, for the openai embedder
     embed_cache: Path | None = None  # default: <kb_dir>/embed-cache.sqlite
+    # Vectors to take before embedding: a read-only cache of the same form, e.g. data/embed-seed.sqlite
+    # (the bundled corpus's chunks, which `make run` passes so a fresh machine serves in minutes).
+    embed_seed: Path | None = None
     # Retrieval: reciprocal-rank fusion of dense and BM25 rankings.
     top_k: int = 10
     dense_weight: float = 1.0
@@ -56,6 +59,9 @@ class Settings:
     # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
     search_min_score_ratio: float = 0.35
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
+    # Place and validity awareness (kb/answer/scope.py): place selection, the conversation's document,
+    # the year check and validity notices. Off only for the evaluation's ablation ("no scope").
+    scope_aware: bool = True
     # Where the search indexes live: "local" (FAISS + BM25 files in the generation folder) or "milvus"
     # (one collection per generation behind the alias milvus_collection; kb/store/milvus.py). The
     # catalogue (kb.sqlite) stays in the generation folder either way.

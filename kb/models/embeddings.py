@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import sqlite3
 import sys
 import threading
@@ -26,6 +27,8 @@ from tqdm import tqdm
 
 from kb.core.errors import EmbeddingError
 from kb.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -208,7 +211,9 @@ def text_hash(text: str) -> str:
 class CachedEmbedder:
     """Embeds passages through a persistent cache; loads the model only on a cache miss."""
 
-    def __init__(self, cache_path: Path, model_id: str, load: Callable[[], KbEmbeddings], batch: int = 16):
+    def __init__(self, cache_path: Path, model_id: str, load: Callable[[], KbEmbeddings], batch: int = 16,
+                 seed: Path | None = None):
+        """`seed`: a read-only cache of the same form consulted on a miss (its vectors are copied in)."""
         self.model_id = model_id
         self.batch = max(1, batch)
         self.embedded = 0  # texts actually sent to the model by the last call (tests and reports)
@@ -219,6 +224,15 @@ class CachedEmbedder:
         self._lock = threading.Lock()  # the app answers from several threads
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT NOT NULL, text_hash TEXT NOT NULL, "
                          "vector BLOB NOT NULL, PRIMARY KEY (embedder, text_hash))")
+        self._seed = None
+        if seed is not None and Path(seed).is_file():
+            try:
+                self._seed = sqlite3.connect(f"{Path(seed).resolve().as_uri()}?mode=ro", uri=True,
+                                             check_same_thread=False)
+                self._seed.execute("SELECT 1 FROM vectors LIMIT 1")
+            except sqlite3.Error as exc:  # a damaged seed only costs time: embed as without one
+                log.warning("embedding seed %s not used: %s", seed, exc)
+                self._seed = None
 
     @property
     def model(self) -> KbEmbeddings:
@@ -229,10 +243,21 @@ class CachedEmbedder:
         return self._model
 
     def _lookup(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        found = self._select(self._db, hashes)
+        missing = [h for h in hashes if h not in found]
+        if self._seed is not None and missing:
+            seeded = self._select(self._seed, missing)
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?)",
+                                 [(self.model_id, h, v.tobytes()) for h, v in seeded.items()])
+            self._db.commit()
+            found.update(seeded)
+        return found
+
+    def _select(self, db: sqlite3.Connection, hashes: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for i in range(0, len(hashes), 500):
             part = hashes[i:i + 500]
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT text_hash, vector FROM vectors WHERE embedder = ? AND text_hash IN ({','.join('?' * len(part))})",
                 [self.model_id, *part])
             found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
@@ -264,3 +289,5 @@ class CachedEmbedder:
 
     def close(self) -> None:
         self._db.close()
+        if self._seed is not None:
+            self._seed.close()
