@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from app_server import running_app
-from tests_support import REPLY_LETTER, REPO
+from tests_support import REPLY_LETTER, REPO, SUBSIDY_POLICY
 
 from ingest.build import build
 from kb.core.settings import Settings
@@ -26,6 +26,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
 QUESTION = "专利质押贷款出了坏账谁兜底？"
 REFUSED_QUESTION = "杭州对专利质押贷款有没有贴息？"
+PASSWORD = "browser-test-password"
 PLANTED_QUESTION = "海豚救护专项资金由谁安排？"
 PLANTED = """宁波市海豚救护专项资金管理办法
 
@@ -59,7 +60,8 @@ def browser_app(tmp_path_factory, embed_cache):
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
     (corpus / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
+    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+                       admin_password=PASSWORD, corpus=[corpus])
     assert not build([corpus], settings, progress=False).failed
     with running_app(settings) as (base, service), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -253,15 +255,17 @@ def test_stop_ends_a_running_answer(session, browser_app, monkeypatch):
     expect(page.get_by_role("button", name="提问")).to_be_enabled()
 
 
-def test_gradio_strings_are_chinese_in_a_chinese_browser(session):
+@pytest.mark.parametrize("session", ["zh-CN", "en-US", "fr-FR"], indirect=True)
+def test_gradio_strings_are_chinese_in_any_browser(session):
     """Gradio 6 picks its own strings' language from the browser (navigator.language; no server
-    setting): in a zh-CN browser they are Chinese."""
+    setting): the page makes every browser say zh-CN first (web/api.py, ChinesePage)."""
     from playwright.sync_api import expect
 
     page = session.page
     page.get_by_role("tab", name="评测").click()
     expect(page.get_by_text("将文件拖放到此处", exact=False).first).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Drop File Here")
+    assert not session.errors, session.errors
 
 
 def test_evaluation_report_in_chinese_and_uncropped_plots(session):
@@ -279,3 +283,47 @@ def test_evaluation_report_in_chinese_and_uncropped_plots(session):
     expect(thumb).to_be_visible(timeout=TIMEOUT_MS)
     assert thumb.evaluate("img => getComputedStyle(img).objectFit") == "contain"
     assert session.foreign_requests() == [] and session.errors == []
+
+
+def test_upload_and_delete_refresh_the_header_and_the_search_filters(session, tmp_path):
+    """Last in the module: it changes the knowledge base (and puts it back). After an upload the
+    header's count and the 检索 tab's type choices are fresh without reopening anything; a duplicate
+    upload is reported as skipped; after a delete both go back."""
+    from playwright.sync_api import expect
+
+    page = session.page
+    policy = tmp_path / "宁波专利保险补贴通知.txt"
+    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+    overview = page.locator("#ipkb-overview")
+    expect(overview).to_contain_text("知识库：2 份文件")
+
+    def offered_types() -> list[str]:
+        page.get_by_role("tab", name="检索").click()
+        page.get_by_label("文件类型").click()
+        options = page.get_by_role("option").all_inner_texts()
+        page.keyboard.press("Escape")
+        return [o.strip() for o in options]
+
+    assert "通知" not in offered_types()
+    page.get_by_role("tab", name="知识库").click()
+    page.get_by_label("管理密码").fill(PASSWORD)
+    copy = tmp_path / "同一通知副本.txt"
+    copy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+    outcome = page.locator("#ipkb-outcome")
+    for upload, said in ((policy, "已建立索引 1 个文件"), (policy, "已在知识库中且内容未变"), (copy, "跳过 1 个重复文件")):
+        page.locator("#ipkb-files input[type=file]").set_input_files(str(upload))
+        page.get_by_role("button", name="上传并建立索引").click()
+        expect(outcome).to_contain_text("索引任务完成", timeout=120_000)
+        expect(outcome).to_contain_text(said)
+        expect(outcome).not_to_contain_text("正在后台")
+        expect(overview).to_contain_text("知识库：3 份文件")
+    assert "通知" in offered_types()
+
+    page.get_by_role("tab", name="知识库").click()
+    page.get_by_label("选择文件").click()
+    page.get_by_role("option", name="宁波专利保险补贴通知.txt", exact=False).click()
+    page.get_by_role("button", name="删除所选文件").click()
+    expect(page.locator("#ipkb-outcome")).to_contain_text("已删除")
+    expect(overview).to_contain_text("知识库：2 份文件", timeout=120_000)
+    assert "通知" not in offered_types()
+    assert session.foreign_requests() == []

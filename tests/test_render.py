@@ -206,6 +206,8 @@ def test_job_status_lists_skipped_duplicates_and_the_outcome_replaces_in_progres
     assert done == ("索引任务完成。已建立索引 1 个文件：a.txt。跳过 1 个重复文件（未重复建立索引，上传的副本已删除）："
                     "b.txt（与已有文件 a.txt 内容相同）。")
     assert "正在后台" not in done
+    again = job_outcome("完成", [], [], [], ["<b>c.txt</b>"])
+    assert again == "索引任务完成。1 个文件已在知识库中且内容未变，未重新建立索引：&lt;b&gt;c.txt&lt;/b&gt;。"
 
 
 def test_read_aloud_names_each_document_once_without_markers():

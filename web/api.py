@@ -121,11 +121,54 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     # File values must name files uploaded to Gradio's upload folder: checked here, before Gradio copies
     # them into its cache, and by Gradio itself (its check runs only for a Blocks that has "launched")
     api.add_middleware(UploadedFilesOnly)
+    api.add_middleware(ChinesePage)
     api.state.service = service
     app = gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
                               max_file_size=settings.max_file_bytes, show_error=False)
     ui.has_launched = True  # mounted, Gradio skips its "was this file uploaded?" check unless this is set
     return app
+
+
+class ChinesePage:
+    """Gradio's own strings ("Drop File Here", "Error") in Chinese in every browser. Gradio 6 takes
+    their language from `navigator.language` when its page loads, before `head` scripts run, and has no
+    server setting; so the page itself gets, first in <head>, a script that makes the browser say zh-CN."""
+
+    SCRIPT = (b"<script>(function(){var d=function(k,v){try{Object.defineProperty(navigator,k,{get:function()"
+              b"{return v},configurable:true})}catch(e){}};d('language','zh-CN');d('languages',['zh-CN','zh'])})();"
+              b"</script>")
+    _PAGES = re.compile(r"^/(?:\?.*)?$")  # the UI's page (Gradio is mounted at /)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if not (scope["type"] == "http" and scope.get("method") == "GET" and self._PAGES.match(scope.get("path", ""))):
+            await self.app(scope, receive, send)
+            return
+        start, body = None, []
+
+        async def rewrite(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers") or [])
+                if not headers.get(b"content-type", b"").startswith(b"text/html"):
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None:
+                await send(message)
+                return
+            body.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            page = b"".join(body).replace(b"<head>", b"<head>" + self.SCRIPT, 1)
+            headers = [(k, v) for k, v in start.get("headers") or [] if k != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(page)).encode())]})
+            await send({"type": "http.response.body", "body": page})
+
+        await self.app(scope, receive, rewrite)
 
 
 class GradioEndpointsByName:

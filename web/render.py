@@ -152,13 +152,16 @@ def job_status(message: str, fraction: float, running: bool, errors: list[str], 
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
 
-def job_outcome(message: str, added: list[str], skipped: list[str], errors: list[str]) -> str:
+def job_outcome(message: str, added: list[str], skipped: list[str], errors: list[str],
+                unchanged: list[str] = ()) -> str:
     """What a finished ingestion did, in place of “正在后台建立索引” (Markdown, escaped)."""
     parts = [f"索引任务{e(message)}。"]
     if added:
         parts.append(f"已建立索引 {len(added)} 个文件：{e('、'.join(added))}。")
     if skipped:
         parts.append(f"跳过 {len(skipped)} 个重复文件（未重复建立索引，上传的副本已删除）：{e('、'.join(skipped))}。")
+    if unchanged:
+        parts.append(f"{len(unchanged)} 个文件已在知识库中且内容未变，未重新建立索引：{e('、'.join(unchanged))}。")
     if errors:
         parts.append(f"{len(errors)} 个文件失败，见上方索引任务。")
     return "".join(parts)

@@ -58,10 +58,18 @@ class Job:
     errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files with the same content as one already there
     added: list[str] = field(default_factory=list)  # files indexed (new or changed)
+    unchanged: list[str] = field(default_factory=list)  # uploaded again as they already were: nothing to do
 
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else (0.0 if self.running else 1.0)
+
+
+def _uploaded_since(path: Path, uploads: Path, since: float) -> bool:
+    try:
+        return path.parent.resolve() == uploads.resolve() and path.stat().st_mtime > since
+    except OSError:
+        return False
 
 
 def safe_file_name(name: str) -> str:
@@ -277,12 +285,16 @@ class KnowledgeService:
             # the uploads folder is always given, even empty or removed: its files gone means their documents go
             self.uploads.mkdir(parents=True, exist_ok=True)
             paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
+            indexed_at = self.generation.path.stat().st_mtime if self.generation.path.exists() else time.time()
             report = self._build_when_free(paths, on_file, job)
             self._set_aside(report)
             job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
             job.added = [Path(r.path).name for r in report.results if r.status == "ok"]
             job.skipped = [f"{Path(r.path).name}（与已有文件 {Path(r.reason.removeprefix('same content as ')).name} 内容相同）"
                            for r in report.results if r.status == "skipped"]
+            # a file uploaded since the last index (any worker) that the build found as it was
+            job.unchanged = [Path(r.path).name for r in report.results if r.status == "unchanged"
+                             and _uploaded_since(Path(r.path), self.uploads, indexed_at)]
             job.summary = report.summary()
             if report.generation is not None or current_generation(self.kb_dir) != self.generation.path:
                 job.message = "正在载入新索引…"

@@ -181,7 +181,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         failed = [p.name for p in service.failed_uploads()]
         text = render.job_status(job.message, job.fraction, job.running, job.errors, job.skipped) + (
             f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
-        outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors)
+        outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors, job.unchanged)
                    if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
         generation = str(service.generation.path)
         if generation == seen:
@@ -294,7 +294,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                                  headers=render.DOCUMENT_HEADERS, interactive=False, label="文件列表")
             with gr.Row():
                 files = gr.File(file_count="multiple", label="上传文件（PDF、DOCX、TXT、MD、HTML）",
-                                file_types=sorted(SUPPORTED_SUFFIXES), interactive=service.management_enabled)
+                                file_types=sorted(SUPPORTED_SUFFIXES), interactive=service.management_enabled,
+                                elem_id="ipkb-files")
                 with gr.Column():
                     upload_btn = gr.Button("上传并建立索引", interactive=service.management_enabled)
                     picked = gr.Dropdown(doc_choices(), label="选择文件", interactive=service.management_enabled,
