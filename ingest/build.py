@@ -184,7 +184,8 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
                                           settings.embed_batch)
                 try:
-                    stats = index_generation(writer, embedder, Tokenizer(), progress=progress)
+                    stats = index_generation(writer, embedder, Tokenizer(), progress=progress,
+                                             ann_threshold=settings.ann_threshold)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
                 finally:

@@ -1,7 +1,7 @@
 """The search indexes of one knowledge-base generation, beside kb.sqlite:
 
     rows.json      chunk id of each row (row i of both indexes)
-    vectors.faiss  dense index (kb/vectors.py)
+    vectors.faiss  dense index (kb/store/vectors.py): exact, or HNSW above Settings.ann_threshold rows
     bm25.json      lexical index (kb/lexical.py)
 
 Written once by `python -m ingest`, loaded once at start.
@@ -29,10 +29,12 @@ class Indexes:
     bm25: BM25Index
 
 
-def write_indexes(generation: Path, chunk_ids: list[str], vectors: np.ndarray, token_lists: list[list[str]]) -> None:
+def write_indexes(generation: Path, chunk_ids: list[str], vectors: np.ndarray, token_lists: list[list[str]],
+                  ann_threshold: int = 0) -> None:
+    """The dense index is exact up to `ann_threshold` rows (0 = always), HNSW above (kb/store/vectors.py)."""
     (generation / ROWS).write_text(json.dumps({"chunk_ids": chunk_ids}), encoding="utf-8")
     if len(chunk_ids):
-        save_vectors(generation / VECTORS, vectors)
+        save_vectors(generation / VECTORS, vectors, ann_threshold)
     save_bm25(generation / BM25, token_lists)
 
 

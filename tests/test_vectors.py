@@ -1,0 +1,132 @@
+"""The dense index above and below `ann_threshold`: an HNSW graph when the rows exceed it, exact
+(FAISS flat) otherwise; filters respected either way (kb/store/vectors.py).
+
+Small synthetic data with neighbourhoods (clusters), so that approximate search has something to
+find: the HNSW graph must return the exact top hits (recall@10 >= 0.95) and never a row a filter
+leaves out.
+"""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from kb.core.settings import load_settings
+from kb.store import vectors
+from kb.store.indexes import load_indexes, write_indexes
+from kb.store.vectors import VectorIndex, save_vectors
+
+ROWS, DIM, THRESHOLD = 3000, 32, 500
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """3,000 rows around 60 centres, and 50 queries near rows of the data."""
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((60, DIM))
+    rows = unit(centres[rng.integers(60, size=ROWS)] + 0.35 * rng.standard_normal((ROWS, DIM)))
+    queries = unit(rows[rng.integers(ROWS, size=50)] + 0.2 * rng.standard_normal((50, DIM)))
+    return rows, queries
+
+
+@pytest.fixture(scope="module")
+def hnsw_path(data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("hnsw") / "vectors.faiss"
+    save_vectors(path, data[0], ann_threshold=THRESHOLD)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hnsw(hnsw_path) -> VectorIndex:
+    return VectorIndex.load(hnsw_path)
+
+
+def exact(rows: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> set[int]:
+    scores = rows @ query
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    return set(np.argsort(-scores)[:k].tolist()) - {r for r in np.flatnonzero(np.isinf(scores))}
+
+
+def test_above_the_threshold_the_saved_index_is_hnsw(hnsw, hnsw_path):
+    assert hnsw.kind == "hnsw" and hnsw.rows == ROWS and hnsw.dim == DIM
+    index = faiss.read_index(str(hnsw_path))
+    assert isinstance(index, faiss.IndexHNSWFlat)
+    assert index.metric_type == faiss.METRIC_INNER_PRODUCT and index.hnsw.efConstruction == vectors.HNSW_EF_CONSTRUCTION
+
+
+@pytest.mark.parametrize("threshold", [0, ROWS, ROWS + 1])
+def test_at_or_below_the_threshold_or_0_the_index_stays_exact(data, tmp_path, threshold):
+    path = tmp_path / "v.faiss"
+    save_vectors(path, data[0], ann_threshold=threshold)
+    assert type(faiss.read_index(str(path))) is faiss.IndexFlatIP
+    assert VectorIndex.load(path).kind == "flat"
+
+
+def test_hnsw_finds_the_exact_top_hits(hnsw, data):
+    rows, queries = data
+    found = [set(hnsw.search(q, 10)[0].tolist()) for q in queries]
+    recall = np.mean([len(f & exact(rows, q, 10)) / 10 for f, q in zip(found, queries)])
+    assert recall >= 0.95
+    got, scores = hnsw.search(queries[0], 10)
+    assert np.allclose(scores, rows[got] @ queries[0], atol=1e-5)  # cosine scores, best first
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.1, 0.01])
+def test_a_filter_is_respected_and_its_best_rows_found(hnsw, data, share, monkeypatch):
+    """Above EXACT_FILTER_ROWS allowed rows the graph is walked (ef raised), at or below it every
+    allowed row is compared: the limit is lowered so that both paths run on 3,000 rows."""
+    monkeypatch.setattr(vectors, "EXACT_FILTER_ROWS", 100)
+    rows, queries = data
+    allowed = np.random.default_rng(1).random(ROWS) < share
+    recalls = []
+    for q in queries:
+        got, _ = hnsw.search(q, 10, allowed)
+        assert allowed[got].all(), "a row the filter leaves out was returned"
+        truth = exact(rows, q, 10, allowed)
+        assert len(got) == len(truth)
+        recalls.append(len(set(got.tolist()) & truth) / len(truth))
+    assert np.mean(recalls) >= 0.95
+
+
+def test_a_filter_allowing_nothing_or_fewer_than_k(hnsw, data):
+    rows, queries = data
+    assert len(hnsw.search(queries[0], 10, np.zeros(ROWS, bool))[0]) == 0
+    allowed = np.zeros(ROWS, bool)
+    allowed[[5, 17, 2999]] = True
+    got, _ = hnsw.search(queries[0], 10, allowed)
+    assert sorted(got.tolist()) == [5, 17, 2999]
+
+
+def test_flat_and_hnsw_agree_under_a_filter(hnsw, data, tmp_path):
+    """The exact index and the graph give the same top hits to a filtered search (the app's results do
+    not change with the index type beyond the graph's small recall loss)."""
+    rows, queries = data
+    path = tmp_path / "flat.faiss"
+    save_vectors(path, rows)
+    flat = VectorIndex.load(path)
+    allowed = np.random.default_rng(2).random(ROWS) < 0.2
+    same = [len(set(flat.search(q, 5, allowed)[0].tolist()) & set(hnsw.search(q, 5, allowed)[0].tolist())) / 5
+            for q in queries]
+    assert np.mean(same) >= 0.95
+
+
+def test_write_and_load_indexes_use_the_threshold(data, tmp_path):
+    rows = data[0][: THRESHOLD + 100]
+    ids = [f"c{i}" for i in range(len(rows))]
+    tokens = [["专利"]] * len(rows)
+    write_indexes(tmp_path, ids, rows, tokens, ann_threshold=THRESHOLD)
+    assert load_indexes(tmp_path).vectors.kind == "hnsw"
+    write_indexes(tmp_path, ids, rows, tokens)  # the default: exact
+    assert load_indexes(tmp_path).vectors.kind == "flat"
+
+
+def test_the_setting_defaults_above_todays_sizes_and_reads_from_the_environment(tmp_path):
+    none = tmp_path / "ipkb.toml"
+    assert load_settings(env={}, config_file=none).ann_threshold >= 100_000  # the bundled corpus: 1,263 chunks
+    assert load_settings(env={"IPKB_ANN_THRESHOLD": "0"}, config_file=none).ann_threshold == 0
