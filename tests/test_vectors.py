@@ -1,9 +1,10 @@
-"""The dense index above and below `ann_threshold`: an HNSW graph when the rows exceed it, exact
-(FAISS flat) otherwise; filters respected either way (kb/store/vectors.py).
+"""The dense index above and below `ann_threshold`: approximate (IVF-Flat; HNSW is still read) when
+the rows exceed it, exact (FAISS flat) otherwise; filters respected either way (kb/store/vectors.py).
 
 Small synthetic data with neighbourhoods (clusters), so that approximate search has something to
-find: the HNSW graph must return the exact top hits (recall@10 >= 0.95) and never a row a filter
-leaves out.
+find: both approximate indexes must return the exact top hits (recall@10 >= 0.95), also under a
+filter, and never a row a filter leaves out. The IVF search is made to scan 8 of its 55 lists, and the
+HNSW's exact-search limit for filters is lowered, so that the approximate paths run on 3,000 rows.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from kb.core.settings import load_settings
 from kb.store import vectors
 from kb.store.indexes import load_indexes, write_indexes
-from kb.store.vectors import VectorIndex, save_vectors
+from kb.store.vectors import VectorIndex, build_index, save_vectors
 
 ROWS, DIM, THRESHOLD = 3000, 32, 500
 
@@ -34,15 +35,25 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def hnsw_path(data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("hnsw") / "vectors.faiss"
+def saved(data, tmp_path_factory):
+    """save_vectors above the threshold: the kind it writes (ANN_KIND)."""
+    path = tmp_path_factory.mktemp("ann") / "vectors.faiss"
     save_vectors(path, data[0], ann_threshold=THRESHOLD)
     return path
 
 
 @pytest.fixture(scope="module")
-def hnsw(hnsw_path) -> VectorIndex:
-    return VectorIndex.load(hnsw_path)
+def indexes(data, saved, tmp_path_factory) -> dict[str, VectorIndex]:
+    hnsw = tmp_path_factory.mktemp("hnsw") / "vectors.faiss"
+    faiss.write_index(build_index(data[0], THRESHOLD, kind="hnsw"), str(hnsw))
+    return {vectors.ANN_KIND: VectorIndex.load(saved), "hnsw": VectorIndex.load(hnsw)}
+
+
+@pytest.fixture(params=["ivf", "hnsw"])
+def ann(request, indexes, monkeypatch) -> VectorIndex:
+    monkeypatch.setattr(vectors, "IVF_NPROBE", 8)
+    monkeypatch.setattr(vectors, "EXACT_FILTER_ROWS", 100)
+    return indexes[request.param]
 
 
 def exact(rows: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> set[int]:
@@ -52,11 +63,12 @@ def exact(rows: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray | Non
     return set(np.argsort(-scores)[:k].tolist()) - {r for r in np.flatnonzero(np.isinf(scores))}
 
 
-def test_above_the_threshold_the_saved_index_is_hnsw(hnsw, hnsw_path):
-    assert hnsw.kind == "hnsw" and hnsw.rows == ROWS and hnsw.dim == DIM
-    index = faiss.read_index(str(hnsw_path))
-    assert isinstance(index, faiss.IndexHNSWFlat)
-    assert index.metric_type == faiss.METRIC_INNER_PRODUCT and index.hnsw.efConstruction == vectors.HNSW_EF_CONSTRUCTION
+def test_above_the_threshold_the_saved_index_is_ivf(saved, indexes):
+    index = faiss.read_index(str(saved))
+    assert vectors.ANN_KIND == "ivf" and isinstance(index, faiss.IndexIVFFlat)
+    assert index.metric_type == faiss.METRIC_INNER_PRODUCT and index.nlist == round(ROWS ** 0.5)
+    assert indexes["ivf"].kind == "ivf" and indexes["ivf"].rows == ROWS and indexes["ivf"].dim == DIM
+    assert indexes["hnsw"].kind == "hnsw" and isinstance(indexes["hnsw"]._index, faiss.IndexHNSWFlat)
 
 
 @pytest.mark.parametrize("threshold", [0, ROWS, ROWS + 1])
@@ -67,26 +79,26 @@ def test_at_or_below_the_threshold_or_0_the_index_stays_exact(data, tmp_path, th
     assert VectorIndex.load(path).kind == "flat"
 
 
-def test_hnsw_finds_the_exact_top_hits(hnsw, data):
+def test_approximate_search_finds_the_exact_top_hits(ann, data):
     rows, queries = data
-    found = [set(hnsw.search(q, 10)[0].tolist()) for q in queries]
+    found = [set(ann.search(q, 10)[0].tolist()) for q in queries]
     recall = np.mean([len(f & exact(rows, q, 10)) / 10 for f, q in zip(found, queries)])
     assert recall >= 0.95
-    got, scores = hnsw.search(queries[0], 10)
+    got, scores = ann.search(queries[0], 10)
     assert np.allclose(scores, rows[got] @ queries[0], atol=1e-5)  # cosine scores, best first
     assert list(scores) == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize("share", [0.5, 0.1, 0.01])
-def test_a_filter_is_respected_and_its_best_rows_found(hnsw, data, share, monkeypatch):
-    """Above EXACT_FILTER_ROWS allowed rows the graph is walked (ef raised), at or below it every
-    allowed row is compared: the limit is lowered so that both paths run on 3,000 rows."""
-    monkeypatch.setattr(vectors, "EXACT_FILTER_ROWS", 100)
+def test_a_filter_is_respected_and_its_best_rows_found(ann, data, share):
+    """IVF: 8 / share lists scanned (16 of 55 at 0.5; all 55, an exact search, at 0.1 and 0.01).
+    HNSW: the graph walked with efSearch raised (0.5, 0.1) or every allowed row compared (0.01:
+    30 rows, under the lowered limit)."""
     rows, queries = data
     allowed = np.random.default_rng(1).random(ROWS) < share
     recalls = []
     for q in queries:
-        got, _ = hnsw.search(q, 10, allowed)
+        got, _ = ann.search(q, 10, allowed)
         assert allowed[got].all(), "a row the filter leaves out was returned"
         truth = exact(rows, q, 10, allowed)
         assert len(got) == len(truth)
@@ -94,24 +106,24 @@ def test_a_filter_is_respected_and_its_best_rows_found(hnsw, data, share, monkey
     assert np.mean(recalls) >= 0.95
 
 
-def test_a_filter_allowing_nothing_or_fewer_than_k(hnsw, data):
+def test_a_filter_allowing_nothing_or_fewer_than_k(ann, data):
     rows, queries = data
-    assert len(hnsw.search(queries[0], 10, np.zeros(ROWS, bool))[0]) == 0
+    assert len(ann.search(queries[0], 10, np.zeros(ROWS, bool))[0]) == 0
     allowed = np.zeros(ROWS, bool)
     allowed[[5, 17, 2999]] = True
-    got, _ = hnsw.search(queries[0], 10, allowed)
+    got, _ = ann.search(queries[0], 10, allowed)
     assert sorted(got.tolist()) == [5, 17, 2999]
 
 
-def test_flat_and_hnsw_agree_under_a_filter(hnsw, data, tmp_path):
-    """The exact index and the graph give the same top hits to a filtered search (the app's results do
-    not change with the index type beyond the graph's small recall loss)."""
+def test_flat_and_approximate_agree_under_a_filter(ann, data, tmp_path):
+    """The exact and the approximate index give the same top hits to a filtered search (the app's
+    results do not change with the index type beyond a small recall loss)."""
     rows, queries = data
     path = tmp_path / "flat.faiss"
     save_vectors(path, rows)
     flat = VectorIndex.load(path)
     allowed = np.random.default_rng(2).random(ROWS) < 0.2
-    same = [len(set(flat.search(q, 5, allowed)[0].tolist()) & set(hnsw.search(q, 5, allowed)[0].tolist())) / 5
+    same = [len(set(flat.search(q, 5, allowed)[0].tolist()) & set(ann.search(q, 5, allowed)[0].tolist())) / 5
             for q in queries]
     assert np.mean(same) >= 0.95
 
@@ -121,7 +133,7 @@ def test_write_and_load_indexes_use_the_threshold(data, tmp_path):
     ids = [f"c{i}" for i in range(len(rows))]
     tokens = [["专利"]] * len(rows)
     write_indexes(tmp_path, ids, rows, tokens, ann_threshold=THRESHOLD)
-    assert load_indexes(tmp_path).vectors.kind == "hnsw"
+    assert load_indexes(tmp_path).vectors.kind == "ivf"
     write_indexes(tmp_path, ids, rows, tokens)  # the default: exact
     assert load_indexes(tmp_path).vectors.kind == "flat"
 

@@ -4,35 +4,60 @@ Written with faiss.write_index, FAISS's own binary format (no pickle). Row i of 
 index is row i of the knowledge base's row list; filters become an ID selector, so a
 selective filter still returns its best k rather than what survives of a global top k.
 
-Up to `ann_threshold` rows (kb/core/settings.py) the index is exact (IndexFlatIP); above it, an
-approximate HNSW graph (IndexHNSWFlat), whose parameters below were chosen with bench/scale.py on
-synthetic e5-like vectors at 100,000 and 1,000,000 rows (README, "Scale"). A filter that allows few
-rows is searched exactly over those rows even in an HNSW index: the graph walk skips the rows a
-filter leaves out, and loses recall when it leaves out most of them.
+Up to `ann_threshold` rows (kb/core/settings.py) the index is exact (IndexFlatIP). Above it, it is
+approximate: IVF-Flat (ANN_KIND), whose parameters below were chosen with bench/scale.py on synthetic
+e5-like vectors at 10,000 to 1,000,000 rows (README, "Scale"). An HNSW graph (IndexHNSWFlat) was
+measured beside it and is still read and searched, but not written: on those vectors, at a million
+rows, it found 0.79 of the true top 10 at efSearch 256 (0.88 at 512), IVF-Flat 0.98.
+
+A filter leaves rows out of what an approximate search scans. An IVF search with a filter scans
+IVF_NPROBE / (share allowed) lists, so that it compares about as many allowed rows as an unfiltered
+search compares rows; a filter that allows few rows thus scans every list, which is an exact search
+over the allowed rows. An HNSW walk with a filter keeps efSearch / sqrt(share) candidates, and a
+filter that allows at most EXACT_FILTER_ROWS rows is searched exactly over them.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-# HNSW (bench/scale.py, README "Scale"): M = 32 links per node; efConstruction = 80, the depth of the
-# search that places each new row; efSearch = 64, the candidates kept while searching. These met
-# recall@10 >= 0.95 against exact search at 1,000,000 rows with p50 well under 20 ms.
+ANN_KIND = "ivf"  # what save_vectors writes above the threshold: "ivf" or "hnsw"
+# IVF-Flat (bench/scale.py, README "Scale"): sqrt(rows) lists (1,000 at a million rows), k-means trained
+# on 64 rows per list (FAISS wants at least 39), IVF_NPROBE nearest lists scanned per query. 32 lists:
+# recall@10 against exact search 0.97 at 100,000 rows and 0.98 at 1,000,000, p50 2.5 and 7.8 ms (16
+# lists: 0.96 at a million, 3.9 ms; 64: 0.995, 14.5 ms).
+IVF_TRAIN_PER_LIST = 64
+IVF_NPROBE = 32
+# HNSW (measured, not written): M links per node, efConstruction candidates while placing a row,
+# efSearch while searching.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
-# A filter's walk through the graph skips the rows it leaves out, so it keeps efSearch / sqrt(share
-# allowed) candidates (at most HNSW_EF_SEARCH_MAX); a filter that allows at most EXACT_FILTER_ROWS rows
-# is searched exactly over those rows instead (bench/scale.py: ...).
-HNSW_EF_SEARCH_MAX = 1024
-EXACT_FILTER_ROWS = 50_000
+HNSW_EF_SEARCH = 256
+HNSW_EF_SEARCH_MAX = 1024  # a filtered walk's efSearch at most
+EXACT_FILTER_ROWS = 50_000  # HNSW: a filter allowing at most this many rows is searched exactly
+
+
+def ivf_lists(rows: int) -> int:
+    return max(1, round(math.sqrt(rows)))
 
 
 def build_flat(vectors: np.ndarray) -> faiss.Index:
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def build_ivf(vectors: np.ndarray) -> faiss.Index:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    nlist = ivf_lists(len(vectors))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * nlist), replace=False)
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    index.nprobe = min(IVF_NPROBE, nlist)
     return index
 
 
@@ -44,10 +69,10 @@ def build_hnsw(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def build_index(vectors: np.ndarray, ann_threshold: int = 0) -> faiss.Index:
-    """Exact up to `ann_threshold` rows (0 = always exact), HNSW above."""
+def build_index(vectors: np.ndarray, ann_threshold: int = 0, kind: str = ANN_KIND) -> faiss.Index:
+    """Exact up to `ann_threshold` rows (0 = always exact), approximate (`kind`) above."""
     if ann_threshold > 0 and len(vectors) > ann_threshold:
-        return build_hnsw(vectors)
+        return build_ivf(vectors) if kind == "ivf" else build_hnsw(vectors)
     return build_flat(vectors)
 
 
@@ -60,7 +85,8 @@ class VectorIndex:
         self._index = index
         self.dim = index.d
         self.rows = index.ntotal
-        self.kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "flat"
+        self.kind = ("ivf" if isinstance(index, faiss.IndexIVF) else "hnsw" if isinstance(index, faiss.IndexHNSW)
+                     else "flat")
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
@@ -77,18 +103,21 @@ class VectorIndex:
             if allowed is not None:
                 params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64)))
             scores, rows = self._index.search(query, k, params=params)
-        elif allowed is None:
-            scores, rows = self._index.search(query, k, params=faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k)))
         else:
-            bitmap = np.packbits(allowed, bitorder="little")  # kept alive while the selector is used
-            selector = faiss.IDSelectorBitmap(bitmap)
-            count = int(allowed.sum())
-            if count <= EXACT_FILTER_ROWS:  # every allowed row compared: the HNSW vectors are a flat index
-                storage = faiss.downcast_index(self._index.storage)
-                scores, rows = storage.search(query, k, params=faiss.SearchParameters(sel=selector))
-            else:
-                ef = min(HNSW_EF_SEARCH_MAX, int(HNSW_EF_SEARCH / np.sqrt(count / self.rows)))
-                scores, rows = self._index.search(query, k, params=faiss.SearchParametersHNSW(sel=selector,
-                                                                                              efSearch=max(ef, k)))
+            bitmap = None if allowed is None else np.packbits(allowed, bitorder="little")  # alive while searched
+            selector = None if bitmap is None else faiss.IDSelectorBitmap(bitmap)
+            share = 1.0 if allowed is None else int(allowed.sum()) / self.rows
+            scores, rows = self._approximate(query, k, selector, share)
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep]
+
+    def _approximate(self, query: np.ndarray, k: int, selector, share: float) -> tuple[np.ndarray, np.ndarray]:
+        index = self._index
+        if self.kind == "ivf":
+            nprobe = min(index.nlist, math.ceil(min(IVF_NPROBE, index.nlist) / share))
+            return index.search(query, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+        if selector is not None and share * self.rows <= EXACT_FILTER_ROWS:  # the HNSW's vectors are a flat index
+            storage = faiss.downcast_index(index.storage)
+            return storage.search(query, k, params=faiss.SearchParameters(sel=selector))
+        ef = min(HNSW_EF_SEARCH_MAX, int(HNSW_EF_SEARCH / math.sqrt(share)))
+        return index.search(query, k, params=faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef, k)))
