@@ -5,13 +5,16 @@ Synthetic data (`synthesize`): the real chunk vectors of a knowledge base (by de
 bundled corpus: 1,263 chunks of multilingual-e5-small, 384 dimensions) are repeated document by
 document, in random order, under new synthetic documents until the size is reached. Each synthetic row
 is a mix of three real vectors — its "source" chunk (weight 0.6–1), the rest split between two chunks
-drawn at random — plus Gaussian noise shaped by the real vectors' own covariance (scale NOISE), then
-L2-normalised. NOISE = 0.85 puts a row as far from its source (median cosine ≈ 0.96) as a real chunk
-is from its nearest real neighbour (median 0.958), and keeps e5's anisotropy (mean pairwise cosine
-0.89), unlike isotropic Gaussian vectors, which have no neighbourhoods at all. Each synthetic document
-gets one of 100 places: "10% allowed" is places 0–9, "1% allowed" place 0 (the retriever's place and
-status filters select whole documents, as here). The text of a row (milvus stores it) is its source
-chunk's text with a copy mark.
+drawn at random — plus Gaussian noise shaped by the real vectors' own covariance (scale --noise), then
+L2-normalised: it keeps e5's anisotropy (mean pairwise cosine 0.89), unlike isotropic Gaussian
+vectors, which have no neighbourhoods at all. The noise scale is calibrated on local intrinsic
+dimensionality (LID, the Levina–Bickel estimate from the 10 and 20 nearest neighbours), which is what
+makes a data set easy or hard for approximate search: at --noise 0.4 a synthetic sample as large as
+the real corpus has the real corpus's LID (about 16); --noise 0.85 (LID about 35, each row as far from
+its source as a real chunk is from its nearest neighbour) is the harder stress test. The run records
+both LIDs. Each synthetic document gets one of 100 places: "10% allowed" is places 0–9, "3%" places
+0–2, "1%" place 0 (the retriever's place and status filters select whole documents, as here). The
+text of a row (milvus stores it) is its source chunk's text with a copy mark.
 
 Queries: the questions of eval/testsets/*.jsonl (256), embedded once with e5 ("query: "); the query
 embedding is not timed. Searches are single queries, one at a time, k = 10, p50/p95 in ms. Recall@10
@@ -43,7 +46,7 @@ import numpy as np  # noqa: E402
 from eval.metrics import percentile  # noqa: E402
 from kb.store import vectors as store  # noqa: E402
 
-NOISE = 0.85  # covariance-shaped noise scale (see the docstring)
+NOISE = 0.4  # covariance-shaped noise scale: the real corpus's LID (see the docstring); --noise
 NPROBES = [8, 16, 32, 64, 128]  # IVF lists searched (FAISS and milvus-lite)
 EF_SEARCHES = [16, 32, 64, 128, 256, 512]
 BUILD_THREADS = faiss.omp_get_max_threads()
@@ -83,7 +86,8 @@ def real_corpus(kb: Path) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
     return vectors, [np.array(rows) for rows in docs.values()], [found[cid][1] for cid in chunk_ids]
 
 
-def synthesize(real: np.ndarray, docs: list[np.ndarray], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthesize(real: np.ndarray, docs: list[np.ndarray], n: int, seed: int = 0,
+               noise: float = NOISE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n synthetic rows (see the module docstring): vectors, the source row of each, the place of each."""
     rng = np.random.default_rng(seed)
     mean = real.mean(0)
@@ -104,9 +108,25 @@ def synthesize(real: np.ndarray, docs: list[np.ndarray], n: int, seed: int = 0) 
         wb = (1 - wa) * rng.uniform(0, 1, m).astype(np.float32)
         mixed = (wa[:, None] * real[a] + wb[:, None] * real[rng.integers(len(real), size=m)]
                  + (1 - wa - wb)[:, None] * real[rng.integers(len(real), size=m)])
-        mixed += NOISE * (rng.standard_normal((m, real.shape[1]), dtype=np.float32) @ shape.T)
+        mixed += noise * (rng.standard_normal((m, real.shape[1]), dtype=np.float32) @ shape.T)
         out[start:start + m] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
     return out, source, place
+
+
+def lid(x: np.ndarray, k: int) -> float:
+    """Median local intrinsic dimensionality (Levina–Bickel MLE over the k nearest neighbours)."""
+    scores = x @ x.T
+    np.fill_diagonal(scores, -2)
+    dist = np.sqrt(np.clip(2 - 2 * -np.sort(-scores, axis=1)[:, :k], 1e-12, None))
+    return float(np.median(-1 / np.mean(np.log(dist / dist[:, -1:]), axis=1)))
+
+
+def calibration(real: np.ndarray, docs: list[np.ndarray], noise: float) -> dict:
+    """The real corpus's LID against that of synthetic samples of its size (3 seeds)."""
+    samples = [synthesize(real, docs, len(real), seed=seed, noise=noise) for seed in (1, 2, 3)]
+    return {"noise": noise, "real_lid_k10_k20": [lid(real, 10), lid(real, 20)],
+            "synthetic_lid_k10_k20": [float(np.mean([lid(x, k) for x, _, _ in samples])) for k in (10, 20)],
+            "cos_to_source_median": float(np.median([(x * real[src]).sum(1) for x, src, _ in samples]))}
 
 
 def encode_questions(limit: int) -> np.ndarray:
@@ -162,25 +182,11 @@ def faiss_rows(index: faiss.Index, params=None):
     return search
 
 
-def build_ivf(vectors: np.ndarray) -> faiss.Index:
-    """IVF-Flat (the comparison; the app builds HNSW): ivf_nlist lists, trained on at most 64 rows per list."""
-    nlist = ivf_nlist(len(vectors))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), 64 * nlist), replace=False)
-    index.train(vectors[np.sort(sample)])
-    index.add(vectors)
-    return index
-
-
-def ivf_nlist(rows: int) -> int:
-    return max(16, round(float(np.sqrt(rows))))  # sqrt(n) lists: 4·sqrt(n) takes too long to train at 1M here
-
-
 def hnsw_params(efSearch: int = store.HNSW_EF_SEARCH, sel=None):
     return faiss.SearchParametersHNSW(efSearch=efSearch, sel=sel)
 
 
-def ivf_params(nprobe: int = 32, sel=None):
+def ivf_params(nprobe: int = store.IVF_NPROBE, sel=None):
     return faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
 
 
@@ -194,10 +200,10 @@ def build_and_size(make, x: np.ndarray, tmp: Path) -> tuple[faiss.Index, dict]:
     return index, {"build_s": built, "rss_delta_mb": rss_mb() - rss, "file_mb": file_mb(index, tmp)}
 
 
-def cached_hnsw(x: np.ndarray, tmp: Path, cache: Path | None) -> tuple[faiss.Index, dict]:
+def cached_hnsw(x: np.ndarray, tmp: Path, cache: Path | None, noise: float) -> tuple[faiss.Index, dict]:
     """Build the HNSW index, or load the one an earlier run built of the same data with the same parameters
     (--cache: a million-row build takes half an hour on the shared machine); its build figures come along."""
-    name = f"hnsw-{len(x)}-M{store.HNSW_M}-efc{store.HNSW_EF_CONSTRUCTION}-noise{NOISE}"
+    name = f"hnsw-{len(x)}-M{store.HNSW_M}-efc{store.HNSW_EF_CONSTRUCTION}-noise{noise}"
     if cache and (cache / f"{name}.json").exists():
         return faiss.read_index(str(cache / f"{name}.faiss")), json.loads((cache / f"{name}.json").read_text())
     index, figures = build_and_size(store.build_hnsw, x, tmp)
@@ -255,7 +261,7 @@ def bench_milvus(x: np.ndarray, source: np.ndarray, place: np.ndarray, texts: li
                  truth: dict, tmp: Path) -> dict:
     from pymilvus import DataType, MilvusClient
 
-    nlist = ivf_nlist(len(x))
+    nlist = store.ivf_lists(len(x))
     rss = rss_mb()
     client = MilvusClient(str(tmp / "milvus.db"))
     schema = client.create_schema(auto_id=False)
@@ -268,8 +274,9 @@ def bench_milvus(x: np.ndarray, source: np.ndarray, place: np.ndarray, texts: li
     start = time.perf_counter()
     client.create_collection("chunks", schema=schema, index_params=index_params)
     for first in range(0, len(x), 5000):
+        batch = range(first, min(first + 5000, len(x)))
         client.insert("chunks", [{"id": i, "vector": x[i], "place": int(place[i]),
-                                  "text": f"{texts[source[i]]}（副本{i}）"} for i in range(first, min(first + 5000, len(x)))])
+                                  "text": f"{texts[source[i]]}（副本{i}）"} for i in batch])
     client.flush("chunks")
     while client.describe_index("chunks", "vector").get("pending_index_rows", 0):
         time.sleep(0.5)
@@ -290,8 +297,9 @@ def bench_milvus(x: np.ndarray, source: np.ndarray, place: np.ndarray, texts: li
     for nprobe in NPROBES:
         found, timing = timed_search(search(nprobe), queries)
         out["sweep"][nprobe] = {"recall@10": recall(found, truth[None]), **timing}
-    out["nprobe"] = nprobe = chosen(out["sweep"])
-    for label, expr in (("10%", f"place < {PLACES // 10}"), ("3%", f"place < {PLACES * 3 // 100}"), ("1%", "place == 0")):
+    out["nprobe"] = nprobe = store.IVF_NPROBE  # as the app's FAISS IVF-Flat
+    for label, expr in (("10%", f"place < {PLACES // 10}"), ("3%", f"place < {PLACES * 3 // 100}"),
+                        ("1%", "place == 0")):
         found, timing = timed_search(search(nprobe, expr), queries)
         out[f"walk_{label}"] = {"recall@10": recall(found, truth[label]), **timing}
     client.close()
@@ -302,33 +310,31 @@ def bench_milvus(x: np.ndarray, source: np.ndarray, place: np.ndarray, texts: li
 
 def run_size(n: int, real, docs, texts, queries, args, tmp: Path) -> dict:
     result: dict = {"rows": n, "load_avg_start": load_avg()}
-    x, source, place = synthesize(real, docs, n, seed=n)
+    x, source, place = synthesize(real, docs, n, seed=n, noise=args.noise)
     masks = {"10%": place < PLACES // 10, "3%": place < PLACES * 3 // 100, "1%": place == 0}
     result["allowed_share"] = {k: float(m.mean()) for k, m in masks.items()}
     truth = {None: exact_top(x, queries, None), **{k: exact_top(x, queries, m) for k, m in masks.items()}}
-    # flat: a million-row exact search takes long, so 64 queries there
+    few = queries if n < 1_000_000 else queries[:64]  # flat and milvus-lite take long a search at 1M
     index, result["flat"] = build_and_size(store.build_flat, x, tmp)
-    result["flat"].update(bench_app(index, queries if n < 1_000_000 else queries[:64], truth, masks))
+    result["flat"].update(bench_app(index, few, truth, masks))
     del index
     print(f"  flat: p50 {result['flat']['app_all']['p50_ms']:.2f} ms", flush=True)
     if "hnsw" in args.indexes:
-        index, result["hnsw"] = cached_hnsw(x, tmp, args.cache)
+        index, result["hnsw"] = cached_hnsw(x, tmp, args.cache, args.noise)
         result["hnsw"].update(bench_app(index, queries, truth, masks))
         result["hnsw"].update(bench_ann(index, hnsw_params, ("efSearch", EF_SEARCHES), queries, truth, masks))
         del index
         print(f"  hnsw: built in {result['hnsw']['build_s']:.0f} s, {result['hnsw']['app_all']}", flush=True)
     if "ivf" in args.indexes:
-        index, result["ivf"] = build_and_size(build_ivf, x, tmp)
-        result["ivf"]["nlist"] = ivf_nlist(n)
-        result["ivf"].update(bench_ann(index, ivf_params, ("nprobe", NPROBES), queries, truth, {}))
-        result["ivf"]["nprobe"] = nprobe = chosen(result["ivf"]["sweep"])
-        result["ivf"].update(bench_ann(index, lambda **kw: ivf_params(**{"nprobe": nprobe, **kw}),
-                                       ("nprobe", []), queries, truth, masks))
+        index, result["ivf"] = build_and_size(store.build_ivf, x, tmp)
+        result["ivf"].update(nlist=index.nlist, nprobe=store.IVF_NPROBE)
+        result["ivf"].update(bench_app(index, queries, truth, masks))
+        result["ivf"].update(bench_ann(index, ivf_params, ("nprobe", NPROBES), queries, truth, masks))
         del index
-        print(f"  ivf: built in {result['ivf']['build_s']:.0f} s, {result['ivf']['sweep']}", flush=True)
+        print(f"  ivf: built in {result['ivf']['build_s']:.0f} s, {result['ivf']['app_all']}", flush=True)
     if "milvus" in args.indexes and n <= args.milvus_max:
         try:
-            result["milvus"] = bench_milvus(x, source, place, texts, queries, truth, tmp)
+            result["milvus"] = bench_milvus(x, source, place, texts, few, truth, tmp)
             print(f"  milvus: built in {result['milvus']['build_s']:.0f} s, {result['milvus']['sweep']}", flush=True)
         except ImportError as exc:
             result["milvus"] = {"skipped": f"not installed ({exc})"}
@@ -340,48 +346,53 @@ def cell(m: dict) -> str:
     return f"{m['p50_ms']:.2f} / {m['p95_ms']:.2f} ms, {m['recall@10']:.3f}"
 
 
+def labels() -> dict[str, str]:
+    return {"flat": "FAISS flat (exact): the app up to ann_threshold",
+            "ivf": f"FAISS IVF-Flat, sqrt(n) lists, nprobe {store.IVF_NPROBE}: the app above",
+            "hnsw": f"FAISS HNSW M={store.HNSW_M}, efC={store.HNSW_EF_CONSTRUCTION}, ef={store.HNSW_EF_SEARCH}",
+            "milvus": f"milvus-lite IVF_FLAT, sqrt(n) lists, nprobe {store.IVF_NPROBE}"}
+
+
 def markdown(results: list[dict]) -> str:
-    """Per size and index: build, memory, search p50/p95 and recall@10, unfiltered and filtered."""
-    head = ("| rows | index | build | file / RSS added | search p50 / p95, recall@10 | 10% allowed | 3% allowed "
-            "| 1% allowed |\n|---|---|---|---|---|---|---|---|")
-    lines = [head]
+    """Per size and index: build, memory, search p50/p95 and recall@10, unfiltered and filtered (the app's
+    code path, VectorIndex.search, for the FAISS indexes; milvus-lite's filter expression)."""
+    lines = ["| rows | index | build | file / RSS added | search p50 / p95, recall@10 | 10% allowed | 3% allowed "
+             "| 1% allowed |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        n = f"{r['rows']:,}"
-        rows: list[tuple[str, dict, dict, str]] = []  # label, build figures, search cells, filtered key
-        rows.append(("FAISS flat (exact), the app below ann_threshold", r["flat"], r["flat"]["app_all"], "app"))
-        if "hnsw" in r:
-            label = (f"FAISS HNSW M={store.HNSW_M} efC={store.HNSW_EF_CONSTRUCTION} ef={store.HNSW_EF_SEARCH}, "
-                     "the app above (filters: VectorIndex.search)")
-            rows.append((label, r["hnsw"], r["hnsw"]["app_all"], "app"))
-        if "ivf" in r:
-            e = r["ivf"]
-            rows.append((f"FAISS IVF-Flat nlist={e['nlist']} nprobe={e['nprobe']}", e, e["sweep"][e["nprobe"]], "walk"))
-        m = r.get("milvus", {})
-        if "sweep" in m:
-            rows.append((f"milvus-lite IVF_FLAT nlist={m['nlist']} nprobe={m['nprobe']}", m, m["sweep"][m["nprobe"]], "walk"))
-        for label, e, search, key in rows:
-            filtered = " | ".join(cell(e[f"{key}_{f}"]) if f"{key}_{f}" in e else "" for f in ("10%", "3%", "1%"))
-            lines.append(f"| {n} | {label} | {e['build_s']:.1f} s | {e['file_mb']:.0f} MB / +{e['rss_delta_mb']:.0f} MB "
-                         f"| {cell(search)} | {filtered} |")
-    lines.append("\nload average (1/5/15 min) per size: " + "; ".join(
+        for key in ("flat", "ivf", "hnsw", "milvus"):
+            e = r.get(key, {})
+            if "build_s" not in e:
+                continue
+            kind = "walk" if key == "milvus" else "app"
+            search = e["sweep"][e["nprobe"]] if key == "milvus" else e["app_all"]
+            filtered = " | ".join(cell(e[f"{kind}_{f}"]) if f"{kind}_{f}" in e else "–" for f in ("10%", "3%", "1%"))
+            lines.append(f"| {r['rows']:,} | {labels()[key]} | {e['build_s']:.1f} s | {e['file_mb']:.0f} MB / "
+                         f"+{e['rss_delta_mb']:.0f} MB | {cell(search)} | {filtered} |")
+    lines.append("\nload average (1/5/15 min) during each size: " + "; ".join(
         f"{r['rows']:,}: {r['load_avg_start']} → {r['load_avg_end']}" for r in results))
-    if any("hnsw" in r for r in results):
-        lines += ["", "| rows | HNSW efSearch | " + " | ".join(str(v) for v in EF_SEARCHES) + " |",
-                  "|---|---|" + "---|" * len(EF_SEARCHES)]
-        for r in results:
-            if "hnsw" in r:
-                sweep = r["hnsw"]["sweep"]
-                lines.append(f"| {r['rows']:,} | p50 ms, recall@10 | " + " | ".join(
-                    f"{sweep[v]['p50_ms']:.2f}, {sweep[v]['recall@10']:.3f}" for v in EF_SEARCHES) + " |")
-        lines += ["", "| rows | HNSW filter: walk at ef=64 / walk at ef/sqrt(share) / exact scan | 10% | 3% | 1% |",
-                  "|---|---|---|---|---|"]
-        for r in results:
-            if "hnsw" in r:
-                h = r["hnsw"]
-                for key, label in (("walk", "walk, ef=64"), ("walk_scaled", "walk, ef/sqrt(share)"), ("exact", "exact scan")):
-                    lines.append(f"| {r['rows']:,} | {label} | " + " | ".join(
-                        cell(h[f"{key}_{f}"]) + (f" (ef {h[f'{key}_{f}']['efSearch']})" if key == "walk_scaled" else "")
-                        for f in ("10%", "3%", "1%")) + " |")
+    for key, name, values in (("ivf", "IVF-Flat nprobe", NPROBES), ("hnsw", "HNSW efSearch", EF_SEARCHES),
+                              ("milvus", "milvus-lite nprobe", NPROBES)):
+        swept = [r for r in results if "sweep" in r.get(key, {})]
+        if swept:
+            lines += ["", f"| rows | {name}: p50 ms, recall@10 | " + " | ".join(map(str, values)) + " |",
+                      "|---|---|" + "---|" * len(values)]
+            for r in swept:
+                sweep = r[key]["sweep"]
+                lines.append(f"| {r['rows']:,} | | " + " | ".join(
+                    f"{sweep[v]['p50_ms']:.2f}, {sweep[v]['recall@10']:.3f}" if v in sweep else "–" for v in values)
+                    + " |")
+    lines += ["", "| rows | filtered search: p50 / p95 ms, recall@10 | 10% | 3% | 1% |", "|---|---|---|---|---|"]
+    rows = (("ivf", "walk", f"IVF, nprobe {store.IVF_NPROBE} whatever the filter"),
+            ("ivf", "app", f"IVF, nprobe {store.IVF_NPROBE} / share (the app)"),
+            ("hnsw", "walk", f"HNSW walk, ef {store.HNSW_EF_SEARCH}"),
+            ("hnsw", "walk_scaled", "HNSW walk, ef / sqrt(share)"),
+            ("hnsw", "exact", "HNSW's vectors, every allowed row"))
+    for r in results:
+        for key, kind, label in rows:
+            e = r.get(key, {})
+            if f"{kind}_10%" in e:
+                cells = " | ".join(cell(e[f"{kind}_{f}"]) for f in ("10%", "3%", "1%"))
+                lines.append(f"| {r['rows']:,} | {label} | {cells} |")
     return "\n".join(lines)
 
 
@@ -393,21 +404,20 @@ def plot(results: list[dict], path: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plot")
         return
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    series = {"FAISS flat (exact)": [(r["rows"], r["flat"]["app_all"]) for r in results]}
-    series[f"FAISS HNSW (M={store.HNSW_M}, ef={store.HNSW_EF_SEARCH})"] = [(r["rows"], r["hnsw"]["app_all"])
-                                                                           for r in results if "hnsw" in r]
-    series["FAISS IVF-Flat (nprobe for recall 0.95)"] = [(r["rows"], r["ivf"]["sweep"][r["ivf"]["nprobe"]])
-                                                        for r in results if "ivf" in r]
-    series["milvus-lite IVF_FLAT (same)"] = [(r["rows"], r["milvus"]["sweep"][r["milvus"]["nprobe"]])
-                                            for r in results if "sweep" in r.get("milvus", {})]
-    for label, points in series.items():
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for key, style in (("flat", "o-"), ("ivf", "s-"), ("hnsw", "^--"), ("milvus", "d:")):
+        points = [(r["rows"], r[key]["sweep"][r[key]["nprobe"]] if key == "milvus" else r[key]["app_all"])
+                  for r in results if "build_s" in r.get(key, {})]
         if points:
-            ax.plot([n for n, _ in points], [m["p50_ms"] for _, m in points], marker="o", label=label)
+            ax.plot([n for n, _ in points], [m["p50_ms"] for _, m in points], style, label=labels()[key])
+            for n, m in points:
+                if key != "flat":
+                    ax.annotate(f"{m['recall@10']:.2f}", (n, m["p50_ms"]), textcoords="offset points", xytext=(4, -10),
+                                fontsize=7)
     ax.axhline(20, color="grey", linestyle=":", label="target: p50 20 ms")
     ax.set(xscale="log", yscale="log", xlabel="chunks", ylabel="search p50, ms (one query, k = 10)",
-           title="Vector search latency against size (2 shared cores)")
-    ax.legend(fontsize=8)
+           title="Vector search latency against size (labels: recall@10 against exact)")
+    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -426,7 +436,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every figure here (after each size)")
     parser.add_argument("--md", type=Path, help="write the tables here")
     parser.add_argument("--plot", type=Path, help="write the latency plot here (PNG)")
+    parser.add_argument("--noise", type=float, default=NOISE, help="noise scale of the synthetic rows")
     parser.add_argument("--cache", type=Path, help="keep built HNSW indexes here and reuse them")
+    parser.add_argument("--merge", action="store_true",
+                        help="update the --json file's figures with this run's (other sizes and indexes kept)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
@@ -435,17 +448,32 @@ def main() -> int:
         print(f"no knowledge base at {args.kb}: build one first (`python -m ingest --kb {args.kb}`)")
         return 2
     real, docs, texts = real_corpus(args.kb)
+    calibrated = calibration(real, docs, args.noise)
     queries = encode_questions(args.queries)
     print(f"{len(real)} real vectors in {len(docs)} documents, {len(queries)} queries, faiss {faiss.__version__} "
-          f"({BUILD_THREADS} threads to build, {SEARCH_THREADS} to search), load avg {load_avg()}", flush=True)
-    results = []
+          f"({BUILD_THREADS} threads to build, {SEARCH_THREADS} to search), load avg {load_avg()}\n"
+          f"calibration: {calibrated}", flush=True)
+    results: list[dict] = []
+    if args.merge and args.json and args.json.exists():  # keep the other sizes' and indexes' figures
+        results = json.loads(args.json.read_text(encoding="utf-8"))
+        for r in results:  # JSON made the swept values strings
+            for e in r.values():
+                if isinstance(e, dict) and "sweep" in e:
+                    e["sweep"] = {int(v): m for v, m in e["sweep"].items()}
     tmp = Path(tempfile.mkdtemp(prefix="ipkb-scale-"))
     try:
         for n in sizes:
             print(f"{n:,} rows", flush=True)
             size_tmp = tmp / str(n)
             size_tmp.mkdir()
-            results.append(run_size(n, real, docs, texts, queries, args, size_tmp))
+            result = run_size(n, real, docs, texts, queries, args, size_tmp)
+            result["calibration"] = calibrated
+            earlier = next((r for r in results if r["rows"] == n), None)
+            if earlier is None:
+                results.append(result)
+            else:
+                earlier.update(result)
+            results.sort(key=lambda r: r["rows"])
             shutil.rmtree(size_tmp, ignore_errors=True)
             if args.json:  # after each size: a long run keeps what it measured
                 args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
