@@ -383,7 +383,7 @@ def markdown(results: list[dict]) -> str:
                     + " |")
     lines += ["", "| rows | filtered search: p50 / p95 ms, recall@10 | 10% | 3% | 1% |", "|---|---|---|---|---|"]
     rows = (("ivf", "walk", f"IVF, nprobe {store.IVF_NPROBE} whatever the filter"),
-            ("ivf", "app", f"IVF, nprobe {store.IVF_NPROBE} / share (the app)"),
+            ("ivf", "app", f"IVF, nprobe {store.IVF_NPROBE} / sqrt(share) (the app)"),
             ("hnsw", "walk", f"HNSW walk, ef {store.HNSW_EF_SEARCH}"),
             ("hnsw", "walk_scaled", "HNSW walk, ef / sqrt(share)"),
             ("hnsw", "exact", "HNSW's vectors, every allowed row"))

@@ -91,7 +91,7 @@ def test_approximate_search_finds_the_exact_top_hits(ann, data):
 
 @pytest.mark.parametrize("share", [0.5, 0.1, 0.01])
 def test_a_filter_is_respected_and_its_best_rows_found(ann, data, share):
-    """IVF: 8 / share lists scanned (16 of 55 at 0.5; all 55, an exact search, at 0.1 and 0.01).
+    """IVF: 8 / sqrt(share) lists scanned (12 and 26 of 55 at 0.5 and 0.1; all 55, exact, at 0.01).
     HNSW: the graph walked with efSearch raised (0.5, 0.1) or every allowed row compared (0.01:
     30 rows, under the lowered limit)."""
     rows, queries = data
