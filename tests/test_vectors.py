@@ -46,12 +46,11 @@ def saved(data, tmp_path_factory):
 def indexes(data, saved, tmp_path_factory) -> dict[str, VectorIndex]:
     hnsw = tmp_path_factory.mktemp("hnsw") / "vectors.faiss"
     faiss.write_index(build_index(data[0], THRESHOLD, kind="hnsw"), str(hnsw))
-    return {vectors.ANN_KIND: VectorIndex.load(saved), "hnsw": VectorIndex.load(hnsw)}
+    return {vectors.ANN_KIND: VectorIndex.load(saved, nprobe=8), "hnsw": VectorIndex.load(hnsw)}
 
 
 @pytest.fixture(params=["ivf", "hnsw"])
 def ann(request, indexes, monkeypatch) -> VectorIndex:
-    monkeypatch.setattr(vectors, "IVF_NPROBE", 8)
     monkeypatch.setattr(vectors, "EXACT_FILTER_ROWS", 100)
     return indexes[request.param]
 
@@ -138,7 +137,25 @@ def test_write_and_load_indexes_use_the_threshold(data, tmp_path):
     assert load_indexes(tmp_path).vectors.kind == "flat"
 
 
-def test_the_setting_defaults_above_todays_sizes_and_reads_from_the_environment(tmp_path):
+def test_the_settings_default_above_todays_sizes_and_read_from_the_environment(tmp_path):
     none = tmp_path / "ipkb.toml"
-    assert load_settings(env={}, config_file=none).ann_threshold >= 100_000  # the bundled corpus: 1,263 chunks
-    assert load_settings(env={"IPKB_ANN_THRESHOLD": "0"}, config_file=none).ann_threshold == 0
+    settings = load_settings(env={}, config_file=none)
+    assert settings.ann_threshold >= 100_000  # the bundled corpus: 1,263 chunks, searched exactly
+    assert settings.ann_nprobe == vectors.IVF_NPROBE
+    env = {"IPKB_ANN_THRESHOLD": "0", "IPKB_ANN_NPROBE": "64"}
+    changed = load_settings(env=env, config_file=none)
+    assert (changed.ann_threshold, changed.ann_nprobe) == (0, 64)
+
+
+def test_nprobe_is_the_lists_scanned(data, saved, tmp_path):
+    """More lists, more of the exact top hits; all of them (55), an exact search. load_indexes passes it on."""
+    rows, queries = data
+
+    def recall(index: VectorIndex) -> float:
+        return float(np.mean([len(set(index.search(q, 10)[0].tolist()) & exact(rows, q, 10)) / 10 for q in queries]))
+
+    one, all_lists = VectorIndex.load(saved, nprobe=1), VectorIndex.load(saved, nprobe=55)
+    assert recall(one) < 0.95 and recall(all_lists) == 1.0
+    ids = [f"c{i}" for i in range(ROWS)]
+    write_indexes(tmp_path, ids, rows, [["专利"]] * ROWS, ann_threshold=THRESHOLD)
+    assert load_indexes(tmp_path, nprobe=3).vectors.nprobe == 3

@@ -57,7 +57,7 @@ class Generation:
                     f"re-embed it with {configured}, or set IPKB_EMBEDDER (and IPKB_EMBED_MODEL) back to what built it."
                 )
             try:
-                indexes = load_indexes(kb.path)
+                indexes = load_indexes(kb.path, settings.ann_nprobe)
             except (OSError, ValueError, KeyError) as exc:
                 raise KbError(f"the indexes in {kb.path} are unreadable ({exc}): "
                               f"rebuild with `python -m ingest --rebuild --kb {settings.kb_dir}`") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.store.bm25 import BM25Index, save_bm25
-from kb.store.vectors import VectorIndex, save_vectors
+from kb.store.vectors import IVF_NPROBE, VectorIndex, save_vectors
 
 ROWS = "rows.json"
 VECTORS = "vectors.faiss"
@@ -38,9 +38,10 @@ def write_indexes(generation: Path, chunk_ids: list[str], vectors: np.ndarray, t
     save_bm25(generation / BM25, token_lists)
 
 
-def load_indexes(generation: Path) -> Indexes:
+def load_indexes(generation: Path, nprobe: int = IVF_NPROBE) -> Indexes:
+    """`nprobe`: the lists an approximate (IVF) dense index scans per query (Settings.ann_nprobe)."""
     chunk_ids = json.loads((generation / ROWS).read_text(encoding="utf-8"))["chunk_ids"]
-    vectors = VectorIndex.load(generation / VECTORS) if chunk_ids else None
+    vectors = VectorIndex.load(generation / VECTORS, nprobe) if chunk_ids else None
     bm25 = BM25Index.load(generation / BM25)
     if (vectors and vectors.rows != len(chunk_ids)) or bm25.rows != len(chunk_ids):
         raise ValueError(f"indexes in {generation} disagree on the number of rows")
