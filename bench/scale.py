@@ -338,6 +338,9 @@ def run_size(n: int, real, docs, texts, queries, args, tmp: Path) -> dict:
             print(f"  milvus: built in {result['milvus']['build_s']:.0f} s, {result['milvus']['sweep']}", flush=True)
         except ImportError as exc:
             result["milvus"] = {"skipped": f"not installed ({exc})"}
+    for key in ("flat", "hnsw", "ivf", "milvus"):
+        if "build_s" in result.get(key, {}):
+            result[key].setdefault("load_avg_after", load_avg())  # an index measured later is merged with its own
     result["load_avg_end"] = load_avg()
     return result
 
@@ -366,7 +369,9 @@ def markdown(results: list[dict]) -> str:
             kind = "walk" if key == "milvus" else "app"
             search = e["sweep"][e["nprobe"]] if key == "milvus" else e["app_all"]
             filtered = " | ".join(cell(e[f"{kind}_{f}"]) if f"{kind}_{f}" in e else "–" for f in ("10%", "3%", "1%"))
-            lines.append(f"| {r['rows']:,} | {labels()[key]} | {e['build_s']:.1f} s | {e['file_mb']:.0f} MB / "
+            label = labels()[key].replace(f"nprobe {store.IVF_NPROBE}", f"nprobe {e['nprobe']}") if key == "milvus" \
+                else labels()[key]
+            lines.append(f"| {r['rows']:,} | {label} | {e['build_s']:.1f} s | {e['file_mb']:.0f} MB / "
                          f"+{e['rss_delta_mb']:.0f} MB | {cell(search)} | {filtered} |")
     lines.append("\nload average (1/5/15 min) during each size: " + "; ".join(
         f"{r['rows']:,}: {r['load_avg_start']} → {r['load_avg_end']}" for r in results))
@@ -409,7 +414,8 @@ def plot(results: list[dict], path: Path) -> None:
         points = [(r["rows"], r[key]["sweep"][r[key]["nprobe"]] if key == "milvus" else r[key]["app_all"])
                   for r in results if "build_s" in r.get(key, {})]
         if points:
-            ax.plot([n for n, _ in points], [m["p50_ms"] for _, m in points], style, label=labels()[key])
+            label = labels()[key].split(", nprobe")[0] if key == "milvus" else labels()[key]
+            ax.plot([n for n, _ in points], [m["p50_ms"] for _, m in points], style, label=label)
             for n, m in points:
                 if key != "flat":
                     ax.annotate(f"{m['recall@10']:.2f}", (n, m["p50_ms"]), textcoords="offset points", xytext=(4, -10),
