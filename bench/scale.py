@@ -48,7 +48,7 @@ from kb.store import vectors as store  # noqa: E402
 
 NOISE = 0.4  # covariance-shaped noise scale: the real corpus's LID (see the docstring); --noise
 NPROBES = [8, 16, 32, 64, 128]  # IVF lists searched (FAISS and milvus-lite)
-EF_SEARCHES = [16, 32, 64, 128, 256, 512]
+EF_SEARCHES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 BUILD_THREADS = faiss.omp_get_max_threads()
 # One query at a time, as the app serves one request's search: on the shared 2-core machine, OpenMP's
 # two threads for a single flat search were 3x slower than one (100,000 rows: p50 96-104 ms against
