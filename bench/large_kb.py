@@ -52,7 +52,7 @@ def build_large(source: Path, target: Settings, size: int, cache: Path) -> float
                 tokens.append(tokenizer.tokens(chunk.search_text))
                 texts.append((chunk.text, chunk.sentences))
         copy += 1
-    write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens)
+    write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens, target.ann_threshold)
     # as ingestion does: the extractive answerer's sentence vectors go into the cache
     embedder.embed(list(dict.fromkeys(s for text, spans in texts for _, _, s in quotable_sentences(text, spans))))
     writer.commit()

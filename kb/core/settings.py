@@ -73,6 +73,15 @@ class Settings:
     # The lexical half in Milvus: "ipkb" (our jieba BM25 weights as sparse vectors: the local ranking) or
     # "builtin" (Milvus's own BM25 function over the same text with its jieba analyzer; measured in README)
     milvus_bm25: str = "ipkb"
+    # The dense index is exact (FAISS flat) up to this many chunks and approximate (IVF-Flat) above; 0 =
+    # always exact (kb/store/vectors.py). bench/scale.py (README "Scale"): an exact search reads every
+    # vector, p50 18 ms at 100,000 rows and 160 ms at a million on the shared 2-core machine; IVF-Flat
+    # 2.5 and 7.8 ms, finding 0.97-0.98 of the exact top 10.
+    ann_threshold: int = 100_000
+    # IVF lists scanned per query above ann_threshold (a filter scans ann_nprobe / sqrt(share allowed)).
+    # 32: recall@10 0.98 at a million rows, p50 8 ms; on harder data (README "Scale", the stress test)
+    # 0.89, where 64 gave 0.94 (13 ms) and 128 0.97 (26 ms). Read when the knowledge base is opened.
+    ann_nprobe: int = 32
     # Answers: extractive unless an OpenAI-compatible LLM is configured (llm_base_url + llm_model, or llm_gguf).
     llm_base_url: str = ""  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1 (Ollama)
     llm_api_key: str = ""

@@ -15,6 +15,7 @@ from typing import Protocol
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from kb.store.indexes import IndexRows, LocalIndex, SearchIndex, write_indexes
+from kb.store.vectors import IVF_NPROBE
 
 
 class Store(Protocol):
@@ -42,8 +43,10 @@ class Store(Protocol):
 class LocalStore:
     kind = "local"
 
-    def __init__(self, kb_dir: Path):
+    def __init__(self, kb_dir: Path, ann_threshold: int = 0, ann_nprobe: int = IVF_NPROBE):
+        """Above `ann_threshold` rows the dense index is approximate (IVF-Flat, `ann_nprobe` lists a query)."""
         self.kb_dir = kb_dir
+        self.ann_threshold, self.ann_nprobe = ann_threshold, ann_nprobe
 
     def current(self) -> Path | None:
         return current_generation(self.kb_dir)
@@ -52,7 +55,7 @@ class LocalStore:
         pass  # a half-written generation folder is all there is: build_lock removes it
 
     def write(self, generation: Path, rows: IndexRows) -> None:
-        write_indexes(generation, rows.chunk_ids, rows.vectors, rows.token_lists)
+        write_indexes(generation, rows.chunk_ids, rows.vectors, rows.token_lists, self.ann_threshold)
 
     def publish(self, generation: Path) -> None:
         pass  # the `current` symlink, swapped right after, is the commit point
@@ -61,7 +64,7 @@ class LocalStore:
         pass
 
     def open(self, generation: Path) -> SearchIndex:
-        return LocalIndex.load(generation)
+        return LocalIndex.load(generation, self.ann_nprobe)
 
     def close(self) -> None:
         pass
@@ -72,4 +75,4 @@ def open_store(settings: Settings) -> Store:
         from kb.store.milvus import MilvusStore  # pymilvus is an optional extra
 
         return MilvusStore(settings)
-    return LocalStore(settings.kb_dir)
+    return LocalStore(settings.kb_dir, settings.ann_threshold, settings.ann_nprobe)

@@ -8,7 +8,7 @@ in both rankings. Two stores implement it: the local files here, and Milvus
 The local files, beside kb.sqlite:
 
     rows.json      chunk id of each row (row i of both indexes)
-    vectors.faiss  dense index (kb/store/vectors.py)
+    vectors.faiss  dense index (kb/store/vectors.py): exact, or IVF-Flat above Settings.ann_threshold rows
     bm25.json      lexical index (kb/store/bm25.py)
 
 Written once by `python -m ingest`, loaded once at start.
@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from kb.store.bm25 import BM25Index, save_bm25
-from kb.store.vectors import VectorIndex, save_vectors
+from kb.store.vectors import IVF_NPROBE, VectorIndex, save_vectors
 
 ROWS = "rows.json"
 VECTORS = "vectors.faiss"
@@ -70,10 +70,12 @@ def write_rows(generation: Path, chunk_ids: list[str]) -> None:
     (generation / ROWS).write_text(json.dumps({"chunk_ids": chunk_ids}), encoding="utf-8")
 
 
-def write_indexes(generation: Path, chunk_ids: list[str], vectors: np.ndarray, token_lists: list[list[str]]) -> None:
+def write_indexes(generation: Path, chunk_ids: list[str], vectors: np.ndarray, token_lists: list[list[str]],
+                  ann_threshold: int = 0) -> None:
+    """The dense index is exact up to `ann_threshold` rows (0 = always), approximate above (kb/store/vectors.py)."""
     write_rows(generation, chunk_ids)
     if len(chunk_ids):
-        save_vectors(generation / VECTORS, vectors)
+        save_vectors(generation / VECTORS, vectors, ann_threshold)
     save_bm25(generation / BM25, token_lists)
 
 
@@ -93,9 +95,10 @@ class LocalIndex:
         self.dim = vectors.dim if vectors else 0
 
     @classmethod
-    def load(cls, generation: Path) -> LocalIndex:
+    def load(cls, generation: Path, nprobe: int = IVF_NPROBE) -> LocalIndex:
+        """`nprobe`: the lists an approximate (IVF) dense index scans per query (Settings.ann_nprobe)."""
         chunk_ids = read_rows(generation)
-        vectors = VectorIndex.load(generation / VECTORS) if chunk_ids else None
+        vectors = VectorIndex.load(generation / VECTORS, nprobe) if chunk_ids else None
         return cls(chunk_ids, vectors, BM25Index.load(generation / BM25))
 
     def dense(self, vector: np.ndarray, n: int, allowed: RowFilter | None) -> Ranking:
