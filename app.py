@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     from web.api import create_app
 
     app = create_app(settings)
+    # a build made elsewhere (`python -m ingest`, another machine sharing kb_dir and a Milvus server) is
+    # picked up within a second, as workers do
+    app.state.service.watch_generations(1.0)
     if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
         app.state.service.build_corpus()
     print(f"IPKB ready: http://{settings.host}:{settings.port}", file=sys.stderr)

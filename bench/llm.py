@@ -135,9 +135,11 @@ def main() -> int:
     try:
         corpus = work / "corpus"
         corpus.mkdir()
-        for path in args.corpus:
-            for file in ([path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())):
-                shutil.copy(file, corpus)
+        for path in args.corpus:  # folders whole, with their subfolders (data/corpus/policies/)
+            if path.is_file():
+                shutil.copy(path, corpus)
+            else:
+                shutil.copytree(path, corpus / path.name, dirs_exist_ok=True)
         if args.embed_cache:
             shutil.copy(args.embed_cache, work / "embed-cache.sqlite")
         settings = replace(Settings(), kb_dir=work / "kb", embed_cache=work / "embed-cache.sqlite",

@@ -460,3 +460,12 @@ def test_format_passages_keeps_passage_frames_intact():
 ])
 def test_clean_condensed(reply, expected):
     assert clean_condensed(reply, "那保险呢？") == expected
+
+
+@pytest.mark.parametrize("claim, echo", [
+    ("南沙有额外奖励吗？[2]", True), ("有额外奖励吗?", True), ("南沙有额外奖励[2]", True),
+    ("对首次申请发明专利的单位，前5件额外给予2000元/件的奖励。[2]", False), ("有。[1]", False)])
+def test_a_sentence_that_repeats_the_question_is_no_answer(claim, echo):
+    from kb.answer.llm import echoes_question
+
+    assert echoes_question(claim, "第一次申请发明专利的单位，南沙有额外奖励吗？") is echo

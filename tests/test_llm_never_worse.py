@@ -355,3 +355,33 @@ def test_the_strategy_streams_each_sentence_once_it_holds():
     except StopIteration as done:
         draft = done.value
     assert rest == [] and draft.supported == 1 and draft.dropped == 1
+
+
+# --- seen with the real model on the bundled corpus: the question repeated as the answer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reply", [f"{QUESTION}[1]", "出了坏账谁兜底[1]", "有没有兜底的办法？[1]"])
+def test_an_answer_that_repeats_the_question_falls_back(answerer, extractive, server, reply):
+    """"南沙有额外奖励吗？[2]": the question's words are in the passage, so support alone let it through."""
+    server.script = [reply]
+    deltas, answer = _run(answerer, QUESTION)
+    assert deltas == []
+    _assert_extractive_stands(answer, extractive.answer(QUESTION), "未能通过引文核对")
+    assert any("repeats the question" in f for f in answer.flags)
+
+
+@pytest.mark.slow
+def test_a_kept_condensed_follow_up_does_not_change_the_extractive_answer(answerer, extractive, server):
+    """The condensed question keeps the follow-up's terms but finds other passages; the model then
+    refuses. The extractive answer it falls back to is the one the extractive answerer alone gives
+    (from the rule-based carry-over), not one from the condensed question's passages."""
+    condensed = "保险公司的办公电话和地址是什么？"
+    server.responder = lambda m: condensed if "最新追问" in m[-1]["content"] else \
+        "知识库中没有找到能回答这个问题的内容。"
+    _, answer = _run(answerer, "那保险呢？", HISTORY)
+    alone = extractive.answer("那保险呢？", HISTORY)
+    assert not alone.refused and answer.answerer == "extractive"
+    assert answer.body == alone.body and [c.chunk_id for c in answer.citations] == \
+        [c.chunk_id for c in alone.citations]
+    assert answer.standalone_question == condensed

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 from app_server import free_port
-from tests_support import REPLY_LETTER, REPO
+from tests_support import REPLY_LETTER, REPO, SUBSIDY_POLICY, SUBSIDY_QUESTION
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,16 @@ def test_serves_at_once_on_the_given_port_and_builds_in_the_background(tmp_path,
             time.sleep(1)
         answer = httpx.post(f"{base}/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？"}, timeout=60).json()
         assert not answer["refused"] and "风险池基金" in answer["answer"]
+        # a build by another process (the CLI) is served without a restart
+        policy = tmp_path / "policy.txt"
+        policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
+        cli = subprocess.run([sys.executable, "-m", "ingest", "--kb", str(tmp_path / "kb"), str(policy)], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert cli.returncode == 0, cli.stderr
+        while time.time() < deadline and httpx.get(f"{base}/api/health", timeout=5).json()["documents"] < 2:
+            time.sleep(0.5)
+        answer = httpx.post(f"{base}/api/ask", json={"question": SUBSIDY_QUESTION}, timeout=60).json()
+        assert not answer["refused"] and "12万元" in answer["answer"], answer["answer"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -142,16 +142,27 @@ class Answerer:
         scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
                                conversation, question, self.tuning) if aware else Scope(filters)
         notices += scope.notices
+        given = passages is not None
         if passages is None:  # refused for the place: staff still get the closest passages, of anywhere
             passages = self._search(standalone, filters if scope.refusal else scope.filters)
         passages, other_year = off_year(standalone, passages, catalogue) if aware else (passages, "")
+        # The extractive answer the LLM's is weighed against is the one the extractive answerer alone
+        # gives: from the rule-based follow-up, whatever the LLM condensed it to
+        previous = last_user_question(history)
+        carried = self._carry_over(question, previous) if previous and self.llm is not None else standalone
+        own = passages
+        if carried != standalone and not given and not scope.refusal:
+            own = self._search(carried, scope.filters)
+            own = off_year(carried, own, catalogue)[0] if aware else own
         retrieved = time.perf_counter()
         if scope.refusal or other_year:
             if other_year:
                 notices.append(NOTICE_OTHER_YEAR.format(year=other_year))
             draft, by = refusal(scope.refusal or f"no document covers {other_year}"), "extractive"
         else:
-            draft, by = yield from self._draft(question, standalone, passages, notices, llm_timings)
+            draft, by = yield from self._draft(question, standalone, passages, notices, llm_timings, carried, own)
+            if by == "extractive" and own is not passages:
+                passages = own
         if not draft.refused:
             missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
                                         self.generation.models.tokenizer, self.generation.models.places)
@@ -196,6 +207,10 @@ class Answerer:
             except LlmError as exc:
                 log.warning("condense failed, carrying the previous question along: %s", exc)
                 _notice_llm_failed(notices, exc)
+        return self._carry_over(question, previous)
+
+    def _carry_over(self, question: str, previous: str) -> str:
+        """The rule-based standalone question: the previous one carried along when this one is a follow-up."""
         tokenizer = self.generation.models.tokenizer
         terms = tokenizer.tokens(question)
         # "要交什么材料？" names nothing the documents are about (no word of any title, no subject, no
@@ -218,16 +233,19 @@ class Answerer:
         found = [] if scope.refusal else self._search(previous, scope.filters)
         return tuple(dict.fromkeys(p.doc_id for p in found[: self.tuning.follow_up_documents]))
 
-    def _draft(self, question: str, standalone: str, passages: list[Passage],
-               notices: list[str], timings: dict[str, float]) -> Generator[str, None, tuple[Draft, str]]:
-        """The draft that stands, and who wrote it ("extractive" or "llm")."""
+    def _draft(self, question: str, standalone: str, passages: list[Passage], notices: list[str],
+               timings: dict[str, float], carried: str = "", own: list[Passage] | None = None,
+               ) -> Generator[str, None, tuple[Draft, str]]:
+        """The draft that stands, and who wrote it ("extractive" or "llm"). `carried` and `own`: the
+        rule-based standalone question and its passages, for the extractive draft (default: the same)."""
+        carried, own = carried or standalone, passages if own is None else own
         intent = analyse(question)
         if intent.metadata:
-            draft = metadata_draft(intent.metadata, passages, self.generation.catalogue)
+            draft = metadata_draft(intent.metadata, own, self.generation.catalogue)
             if draft is not None:
                 return draft, "extractive"
-        context = standalone if standalone != question else ""
-        extractive = self.extractive.answer(question, intent, passages, context=context, check_places=False)
+        context = carried if carried != question else ""
+        extractive = self.extractive.answer(question, intent, own, context=context, check_places=False)
         if self.llm is None or not passages:
             return extractive, "extractive"
         started = time.perf_counter()

@@ -117,12 +117,23 @@ def sanitise(text: str, passages: list[Passage]) -> str:
     return "\n".join(kept).strip()
 
 
+def echoes_question(claim: str, question: str) -> bool:
+    """A question (it ends in ？), or a piece of the asker's own question: small models repeat it."""
+    bare = squeeze(_strip_markers(claim)).rstrip("。.!！")
+    if bare.endswith(("？", "?")):
+        return True
+    asked = squeeze(question)
+    return len(bare) >= 4 and bool(asked) and bare.rstrip("？?") in asked
+
+
 class SentenceChecker:
     """Validates the reply sentence by sentence while it streams: `feed` the reply so far, get the
     newly completed sentences that hold; `finish` checks the rest. Sentences are `Validated`."""
 
-    def __init__(self, passages: list[Passage], tokenizer: Tokenizer, tuning: Tuning, structured: bool):
+    def __init__(self, passages: list[Passage], tokenizer: Tokenizer, tuning: Tuning, structured: bool,
+                 question: str = ""):
         self.passages, self._tokenizer, self.tuning = passages, tokenizer, tuning
+        self.question = question  # a sentence that only repeats it answers nothing
         self.structured = structured  # JSON was asked for; decided by the reply's first character
         self.mode: str | None = None  # "json" or "text", once the reply has started
         self._pos = 0  # of the reply, consumed up to here
@@ -135,6 +146,9 @@ class SentenceChecker:
         if len(squeeze(_strip_markers(claim))) < 4:
             return None  # markers only, a header, punctuation
         checked = validate(claim, self.passages, self._tokenizer, self.tuning)
+        if echoes_question(claim, self.question):  # "南沙有额外奖励吗？[2]": its words are in the passage too
+            checked.supported, checked.unsupported, checked.cited = 0, checked.unsupported + 1, {}
+            checked.flags.append(f"repeats the question, not an answer: {_strip_markers(claim)}")
         if checked.supported and not checked.unsupported:
             self.kept.append(checked)
             return checked
@@ -218,7 +232,7 @@ class LlmStrategy:
         text_user = self.prompts.answer.replace("{passages}", numbered).replace("{question}", question)
         user = self.prompts.answer_json.replace("{passages}", numbered).replace("{question}", question) \
             if structured else text_user
-        checker = SentenceChecker(passages, self._tokenizer, self.tuning, structured)
+        checker = SentenceChecker(passages, self._tokenizer, self.tuning, structured, question)
         reply = ""
         started = time.perf_counter()
         pieces = self.client.stream(system, user, answer_schema(len(passages)), text_user) if structured else \
