@@ -130,3 +130,13 @@ HISTORIES = [
 @pytest.mark.parametrize("history, expected", [h[1:] for h in HISTORIES], ids=[h[0] for h in HISTORIES])
 def test_last_user_question(history, expected):
     assert last_user_question(history) == expected
+
+
+@pytest.mark.parametrize("sentence, listed", [
+    ("着重对行业龙头企业、单项冠军企业等重点企业开展培训。", True), ("材料如下：申请表；营业执照复印件。", True),
+    ("申请材料：\n1. 申请表\n2. 营业执照", True), ("提升重点企业专利保护和应用水平。", False),
+    ("按企业实际缴纳保费的60%给予补贴，每年最高12万元。", False)])
+def test_an_enumeration_is_recognised(sentence, listed):
+    from kb.answer.intent import has_value
+
+    assert has_value(sentence, "list") is listed

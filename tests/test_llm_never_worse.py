@@ -385,3 +385,18 @@ def test_a_kept_condensed_follow_up_does_not_change_the_extractive_answer(answer
     assert answer.body == alone.body and [c.chunk_id for c in answer.citations] == \
         [c.chunk_id for c in alone.citations]
     assert answer.standalone_question == condensed
+
+
+@pytest.mark.slow
+def test_a_which_question_answered_without_the_list_falls_back(answerer, extractive, server):
+    """Seen with the real model: "哪些企业会被重点安排知识产权培训？" answered by restating the question
+    around the passage's tail; every term of the question is there, the enterprises are not."""
+    question = "哪些企业会被重点安排知识产权培训？"
+    server.script = ["重点安排企业进行知识产权培训，提升重点企业专利保护和应用水平。[1]"]
+    _, answer = _run(answerer, question)
+    alone = extractive.answer(question)
+    assert "行业龙头企业" in alone.answer
+    assert answer.answerer == "extractive" and answer.body == alone.body
+    assert any("缺少问题所问的具体内容" in n for n in answer.notices)
+    server.script = ["着重对行业龙头企业、单项冠军企业和技术创新示范企业等部分重点企业开展知识产权培训。[1]"]
+    assert _run(answerer, question)[1].answerer == "llm"  # with the list, the LLM's answer stands

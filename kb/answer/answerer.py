@@ -267,7 +267,7 @@ class Answerer:
         - the extractive answerer refused: the LLM's answer, unless the question asks for a kind of
           fact (number, date, amount…) the LLM's answer does not state either;
         - both answered: the LLM's, unless more than `llm_max_dropped` of its sentences were dropped,
-          or it misses the asked-for kind of fact the extractive answer states, or it covers the
+          or it misses the asked-for kind of fact the extractive answer states (a list, for "哪些…"), or it covers the
           question's weighted terms by more than `llm_coverage_margin` less than the extractive one."""
         t = self.tuning
         if llm.refused:
@@ -287,6 +287,9 @@ class Answerer:
         if llm.dropped > t.llm_max_dropped * (llm.supported + llm.dropped):
             return self._fallback(llm, extractive, "有多句没有原文依据", notices), "extractive"
         if not llm_has and any(has_value(extractive_text, k) for k in wanted):
+            return self._fallback(llm, extractive, "缺少问题所问的具体内容", notices), "extractive"
+        # "哪些企业…": the extractive answer lists them, the LLM's restates the question without the list
+        if "list" in intent.asks and has_value(extractive_text, "list") and not has_value(llm_text, "list"):
             return self._fallback(llm, extractive, "缺少问题所问的具体内容", notices), "extractive"
         ours, theirs = self.extractive.coverage(question, llm_text), self.extractive.coverage(question, extractive_text)
         if ours < theirs - t.llm_coverage_margin:

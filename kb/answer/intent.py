@@ -26,6 +26,8 @@ VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
     "count": re.compile(rf"(?:{_NUM})\s*(?:余)?\s*(?:家|个|项|件|份|人|名|次|条|篇|场|所|批|类|种|户|位|亿条|多家|多个)"),
     "phone": re.compile(r"(?:\d{3,4}-)?\d{7,8}|1\d{10}"),
     "number": re.compile(rf"[0-9０-９]|(?:{_NUM})\s*(?:家|个|项|件|人|名|次|条|篇|年|月|天|元|成|倍)"),
+    # an enumeration: "行业龙头企业、单项冠军企业", items after "；", numbered items
+    "list": re.compile(r"[^、，。；;\s]、[^、，。；;\s]|[；;]\s*\S|(?:^|\n)\s*(?:[0-9]+[.．、]|[（(][0-9一二三四五六七八九十]+[）)]|[一二三四五六七八九十]+、)"),
 }
 
 # (kind, pattern in the question). Order matters only for readability; a question may ask several.
