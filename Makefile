@@ -6,19 +6,35 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast setup kb seed bench browser clean
+.PHONY: run test test-fast setup lock kb seed bench browser clean
 
-# uv installs in parallel: about 4x faster than pip on a fresh machine (README, "Installing"). It does not
-# read pip's configuration, so pip's find-links (where a machine keeps wheels such as a CPU build of
-# torch) are passed on; if uv cannot be had or fails, pip does the install.
+# Installs are exact: every package at the version and hash in requirements.lock, never the registry's
+# newest (a new release of a dependency once broke a fresh install with no change of ours). `make lock`
+# refreshes the lock on purpose (docs/deployment.md, "Upgrading dependencies"). uv installs in parallel,
+# about 4x faster than pip; it does not read pip's configuration, so pip's find-links (where this kind
+# of machine keeps the CPU build of torch) are passed on. If uv cannot be had or fails, pip installs
+# the same lock with --require-hashes.
+UV_VERSION := 0.13.9
 FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+UV := $(VENV)/bin/uv
+UV_FIND := $(foreach f,$(FIND_LINKS),--find-links $(f))
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	( $(PY) -m pip install --quiet uv && \
-	  $(VENV)/bin/uv pip install --quiet --python $(PY) $(foreach f,$(FIND_LINKS),--find-links $(f)) -e ".[dev]" ) || \
-	  ( $(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet -e ".[dev]" )
+	( $(PY) -m pip install --quiet uv==$(UV_VERSION) && \
+	  $(UV) pip sync --quiet --python $(PY) --require-hashes $(UV_FIND) requirements.lock && \
+	  $(UV) pip install --quiet --python $(PY) --no-deps -e . ) || \
+	  ( $(PY) -m pip install --quiet --require-hashes -r requirements.lock && \
+	    $(PY) -m pip install --quiet --no-deps -e . )
 	touch $@
+
+# Resolve pyproject.toml's dependencies and extras into the lock, keeping locked versions that still fit;
+# `make lock UPGRADE=1` takes the newest releases pyproject.toml allows.
+# Then run `make test`, and commit the lock with what it changed.
+lock:
+	test -x $(UV) || ( test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install --quiet uv==$(UV_VERSION) )
+	$(UV) pip compile --quiet pyproject.toml --all-extras --generate-hashes $(if $(UPGRADE),--upgrade) $(UV_FIND) \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 setup: $(VENV)/.installed
 

@@ -37,7 +37,6 @@ class LlmClient:
     """Chat completions from an OpenAI-compatible endpoint: whole replies or streamed text."""
 
     def __init__(self, settings: Settings):
-        import httpx
         import openai
 
         base_url, model = settings.llm_base_url, settings.llm_model
@@ -57,7 +56,8 @@ class LlmClient:
         # the read timeout bounds each wait for bytes: the first one is the wait for the first token
         self._client = openai.OpenAI(
             base_url=base_url, api_key=settings.llm_api_key or "none", max_retries=0,
-            timeout=httpx.Timeout(self.first_token_timeout, connect=min(10.0, self.first_token_timeout)),
+            # openai's own Timeout: the HTTP library under openai changes between releases (httpx, httpx2)
+            timeout=openai.Timeout(self.first_token_timeout, connect=min(10.0, self.first_token_timeout)),
         )
 
     # --- structured output
@@ -141,17 +141,18 @@ class _translated_errors:
         if isinstance(exc, openai.APITimeoutError):
             raise LlmError("超时", str(exc)) from None
         if isinstance(exc, openai.APIConnectionError):
-            import httpx
-
-            if isinstance(exc.__cause__, httpx.TimeoutException):
+            if _is_timeout(exc.__cause__):
                 raise LlmError("超时", str(exc)) from None
             raise LlmError("无法连接", str(exc)) from None
         if isinstance(exc, openai.APIStatusError):
             raise LlmError(f"服务返回错误 {exc.status_code}", str(exc)[:200]) from None
-        import httpx
-
-        if isinstance(exc, httpx.TimeoutException):
+        if _is_timeout(exc):  # a read timeout mid-stream reaches us unwrapped
             raise LlmError("超时", str(exc)) from None
         if isinstance(exc, Exception):
             raise LlmError("返回内容无法解析", f"{type(exc).__name__}: {exc}"[:200]) from None
         return False
+
+
+def _is_timeout(exc: BaseException | None) -> bool:
+    """A timeout of whichever HTTP library openai runs on (httpx's and httpx2's share the class name)."""
+    return exc is not None and any(k.__name__ == "TimeoutException" for k in type(exc).__mro__)
