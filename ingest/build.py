@@ -8,6 +8,7 @@ that version is kept.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from ingest.indexing import index_generation
 from ingest.loaders import Limits
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
+from ingest.sandbox import PdfSandbox
 from kb.core.errors import EmbeddingError, KbError, LoadError
 from kb.core.places import Places
 from kb.core.settings import Settings
@@ -104,7 +106,9 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
     store = open_store(settings)
-    with build_lock(kb_dir, store.recover):
+    sandbox = (PdfSandbox(memory_mb=settings.max_parse_memory_mb, ocr_scale=settings.ocr_scale if settings.ocr else None)
+               if settings.max_parse_memory_mb else None)
+    with build_lock(kb_dir, store.recover), sandbox or nullcontext():
         try:
             previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
         except KbError as exc:  # an older format or a damaged manifest: ingest everything again
@@ -158,7 +162,8 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.update(done - pages.n)
 
                         doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
-                                              content_hash=digest, on_page=on_page, places=places, limits=limits)
+                                              content_hash=digest, on_page=on_page, places=places, limits=limits,
+                                              sandbox=sandbox)
                 except Exception as exc:  # one bad file never aborts the batch
                     if isinstance(exc, LoadError):
                         reason = str(exc)

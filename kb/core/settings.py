@@ -29,6 +29,10 @@ class Settings:
     max_docx_unpacked_mb: float = 100.0  # a DOCX's zip members unpacked, in all
     max_file_seconds: float = 300.0  # time budget to load one file, checked between pages
     ocr_scale: float = 2.0  # render scale for OCR (2 = about 144 dpi)
+    # PDFs are parsed, rendered and OCR'd in a child process with this much address space (ingest/sandbox.py):
+    # a Flate bomb fails that file instead of the app. OCR of a normal page peaks at about 1.9 GB of address
+    # space (0.8 GB resident) with rapidocr's models loaded. 0 = read PDFs in-process.
+    max_parse_memory_mb: int = 3072
     host: str = "127.0.0.1"  # where the web app listens
     port: int = 7860
     workers: int = 1  # app worker processes behind the port, each with its own e5 (1 = one process, no proxy)
