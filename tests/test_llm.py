@@ -437,7 +437,7 @@ def test_the_request_carries_the_rules_the_passages_and_the_question(answerer, s
     assert f"问题：{QUESTION}" in user["content"] and "{" not in user["content"]
 
 
-# --- pure helpers of kb/llm.py
+# --- pure helpers of kb/answer/llm.py
 
 
 def test_format_passages_keeps_passage_frames_intact():
