@@ -168,6 +168,12 @@ def test_the_check_sees_what_it_should():
     assert slug("Upgrading dependencies") == "upgrading-dependencies"
 
 
+def test_every_doc_is_linked_from_the_readme():
+    linked = {target.partition("#")[0] for target in LINK.findall((REPO / "README.md").read_text(encoding="utf-8"))}
+    orphans = [f"docs/{md.name}" for md in (REPO / "docs").glob("*.md") if f"docs/{md.name}" not in linked]
+    assert not orphans, f"not linked from README.md, so nobody finds them: {orphans}"
+
+
 def test_readme_is_short():
     lines = (REPO / "README.md").read_text(encoding="utf-8").count("\n")
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): move detail to docs/"
