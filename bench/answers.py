@@ -2,7 +2,7 @@
 
 Quality, on eval/testsets/sample.jsonl over the sample corpus (and shared-pdfs.jsonl over
 all seven documents): keypoint recall, answers with every keypoint, citation support
-(every [n] sentence found in the passage it cites — kb/validation.py), citation precision
+(every [n] sentence found in the passage it cites — kb/answer/validation.py), citation precision
 against the evidence, refusals of unanswerable questions by kind, false refusals.
 Latency p50/p95 of `Answerer.answer()` on the sample KB and on a 10,000-chunk KB
 (bench/large_kb.py); baseline in the same run: retrieval alone (`Retriever.search`).

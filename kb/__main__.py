@@ -5,7 +5,7 @@
 
 Filters: [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME].
 `search --json` prints {"query": str, "passages": [passage, …]}; `ask --json` prints the
-Answer JSON. Both shapes are documented in the README and kept stable.
+Answer JSON. Both shapes are documented in docs/api.md and kept stable.
 """
 from __future__ import annotations
 

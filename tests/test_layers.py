@@ -1,4 +1,4 @@
-"""The dependency rule (README, "What is here"), read from the imports of every module:
+"""The dependency rule (docs/architecture.md), read from the imports of every module:
 
     kb.core  <-  kb.store, kb.models  <-  kb.search  <-  kb.answer  <-  web  <-  app.py
                  ingest (reads files; writes the store through kb.store and kb.models)

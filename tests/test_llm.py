@@ -1,5 +1,5 @@
 """The LLM answerer end to end: a real knowledge base (the reply letter), the real Answerer and
-langchain-openai client, and a scripted OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py).
+LLM client (the openai package), and a scripted OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py).
 
 The fake model's answers are built from what it is sent: the responders below read the numbered
 passages of the prompt ("【n】《title》… <<< text >>>") and quote them, so each test checks what
@@ -437,7 +437,7 @@ def test_the_request_carries_the_rules_the_passages_and_the_question(answerer, s
     assert f"问题：{QUESTION}" in user["content"] and "{" not in user["content"]
 
 
-# --- pure helpers of kb/llm.py
+# --- pure helpers of kb/answer/llm.py
 
 
 def test_format_passages_keeps_passage_frames_intact():

@@ -6,7 +6,7 @@ selective filter still returns its best k rather than what survives of a global 
 
 Up to `ann_threshold` rows (kb/core/settings.py) the index is exact (IndexFlatIP). Above it, it is
 approximate: IVF-Flat (ANN_KIND), whose parameters below were chosen with bench/scale.py on synthetic
-e5-like vectors at 10,000 to 1,000,000 rows (README, "Scale"). An HNSW graph (IndexHNSWFlat) was
+e5-like vectors at 10,000 to 1,000,000 rows (docs/performance.md, "Scale"). An HNSW graph (IndexHNSWFlat) was
 measured beside it and is still read and searched, but not written: on those vectors, at a million
 rows, it found 0.79 of the true top 10 at efSearch 256 (0.88 at 512), IVF-Flat 0.98.
 
@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 ANN_KIND = "ivf"  # what save_vectors writes above the threshold: "ivf" or "hnsw"
-# IVF-Flat (bench/scale.py, README "Scale"): sqrt(rows) lists (1,000 at a million rows), k-means trained
+# IVF-Flat (bench/scale.py, docs/performance.md "Scale"): sqrt(rows) lists (1,000 at a million rows), k-means trained
 # on 64 rows per list (FAISS wants at least 39), IVF_NPROBE nearest lists scanned per query (the default
 # of Settings.ann_nprobe). 32 lists:
 # recall@10 against exact search 0.97 at 100,000 rows and 0.98 at 1,000,000, p50 2.5 and 7.8 ms (16
