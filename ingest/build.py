@@ -90,15 +90,9 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
     kb_dir = settings.kb_dir
     report = BuildReport(kb_dir)
-    try:
-        model_id = embedder_id(settings)
-    except EmbeddingError as exc:
-        raise KbError(str(exc)) from None
+    model_id = embedder_id(settings)
     ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
-    limits = Limits(max_pages=settings.max_pages, max_ocr_pages=settings.max_ocr_pages,
-                    max_docx_paragraphs=settings.max_docx_paragraphs,
-                    max_docx_unpacked_mb=settings.max_docx_unpacked_mb,
-                    max_file_seconds=settings.max_file_seconds, should_stop=should_stop)
+    limits = Limits.from_settings(settings.ingest, should_stop=should_stop)
     places = Places()  # the division table loads on the first document
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]

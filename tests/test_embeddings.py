@@ -10,7 +10,7 @@ from fake_openai import FakeOpenAI, fake_embedding
 from tests_support import REPLY_LETTER
 
 from ingest.build import build
-from kb.core.errors import EmbeddingError, KbError
+from kb.core.errors import EmbeddingError, KbError, SettingsError
 from kb.core.settings import Settings
 from kb.models.embeddings import CachedEmbedder, E5Embeddings, embedder_id, make_embedder
 from kb.search.generation import Generation
@@ -142,8 +142,8 @@ def test_cache_batches_and_keys_by_embedder(tmp_path):
 
 
 def test_unknown_embedder_is_a_configuration_error():
-    with pytest.raises(EmbeddingError, match="unknown embedder"):
-        embedder_id(replace(Settings(), embedder="word2vec"))
+    with pytest.raises(SettingsError, match="setting embedder = 'word2vec'.*one of e5, sentence-transformers, openai"):
+        Settings().replace(embedder="word2vec")
 
 
 class _Stub:

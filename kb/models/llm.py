@@ -46,9 +46,7 @@ class LlmClient:
             server = local_server(settings)
             base_url, model = server.base_url, model or server.model
         self.base_url, self.model = base_url, model
-        self.structured = settings.llm_structured
-        if self.structured not in {"auto", "json_schema", "off"}:
-            raise LlmError("配置错误", f"llm_structured must be auto, json_schema or off, not {self.structured!r}")
+        self.structured = settings.llm_structured  # one of LlmStructured: checked when the settings were read
         self.temperature = settings.llm_temperature
         self.max_tokens = settings.llm_max_tokens
         self.timeout = settings.llm_timeout
