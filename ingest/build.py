@@ -88,10 +88,10 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
     `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the file being
     loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
-    kb_dir = settings.kb_dir
+    kb_dir = settings.store.kb_dir
     report = BuildReport(kb_dir)
     model_id = embedder_id(settings)
-    ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
+    ocr = OcrEngine(scale=settings.ingest.ocr_scale) if settings.ingest.ocr else None
     limits = Limits.from_settings(settings.ingest, should_stop=should_stop)
     places = Places()  # the division table loads on the first document
     exclude = exclude or set()
@@ -104,7 +104,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
         except KbError as exc:  # an older format or a damaged manifest: ingest everything again
             report.notices.append(f"existing knowledge base not reusable ({exc}); building a new one")
             previous, old, rebuild = None, Manifest(), True
-        manifest = Manifest(embedder=model_id, store=settings.store, files=dict(old.files))
+        manifest = Manifest(embedder=model_id, store=settings.store.store, files=dict(old.files))
         writer: GenerationWriter | None = None
 
         def open_writer() -> GenerationWriter:
@@ -151,7 +151,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.total = total
                             pages.update(done - pages.n)
 
-                        doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
+                        doc, _ = process_file(path, max_bytes=settings.ingest.max_file_bytes, ocr=ocr,
                                               content_hash=digest, on_page=on_page, places=places, limits=limits)
                 except Exception as exc:  # one bad file never aborts the batch
                     if isinstance(exc, LoadError):
@@ -174,15 +174,15 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))
-            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store
+            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store.store
                                    or store.current() != previous):
                 open_writer()  # first build, another embedder or store: still write a generation
             if writer is not None:
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
-                                          settings.embed_batch, seed=settings.embed_seed)
+                                          settings.models.embed_batch, seed=settings.models.embed_seed)
                 try:
                     stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
-                                             status_date=settings.status_date)
+                                             status_date=settings.answer.status_date)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
                 finally:
