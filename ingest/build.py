@@ -90,31 +90,25 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
     """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
     `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the file being
     loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
-    kb_dir = settings.kb_dir
+    kb_dir = settings.store.kb_dir
     report = BuildReport(kb_dir)
-    try:
-        model_id = embedder_id(settings)
-    except EmbeddingError as exc:
-        raise KbError(str(exc)) from None
-    ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
-    limits = Limits(max_pages=settings.max_pages, max_ocr_pages=settings.max_ocr_pages,
-                    max_docx_paragraphs=settings.max_docx_paragraphs,
-                    max_docx_unpacked_mb=settings.max_docx_unpacked_mb,
-                    max_file_seconds=settings.max_file_seconds, should_stop=should_stop)
+    model_id = embedder_id(settings)
+    ocr = OcrEngine(scale=settings.ingest.ocr_scale) if settings.ingest.ocr else None
+    limits = Limits.from_settings(settings.ingest, should_stop=should_stop)
     places = Places()  # the division table loads on the first document
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
     store = open_store(settings)
-    sandbox = (PdfSandbox(memory_mb=settings.max_parse_memory_mb, ocr_scale=settings.ocr_scale if settings.ocr else None)
-               if settings.max_parse_memory_mb else None)
+    sandbox = (PdfSandbox(memory_mb=settings.ingest.max_parse_memory_mb, ocr_scale=settings.ingest.ocr_scale if settings.ingest.ocr else None)
+               if settings.ingest.max_parse_memory_mb else None)
     with build_lock(kb_dir, store.recover), sandbox or nullcontext():
         try:
             previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
         except KbError as exc:  # an older format or a damaged manifest: ingest everything again
             report.notices.append(f"existing knowledge base not reusable ({exc}); building a new one")
             previous, old, rebuild = None, Manifest(), True
-        manifest = Manifest(embedder=model_id, store=settings.store, files=dict(old.files))
+        manifest = Manifest(embedder=model_id, store=settings.store.store, files=dict(old.files))
         writer: GenerationWriter | None = None
 
         def open_writer() -> GenerationWriter:
@@ -161,7 +155,7 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.total = total
                             pages.update(done - pages.n)
 
-                        doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
+                        doc, _ = process_file(path, max_bytes=settings.ingest.max_file_bytes, ocr=ocr,
                                               content_hash=digest, on_page=on_page, places=places, limits=limits,
                                               sandbox=sandbox)
                 except Exception as exc:  # one bad file never aborts the batch
@@ -185,15 +179,15 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))
-            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store
+            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store.store
                                    or store.current() != previous):
                 open_writer()  # first build, another embedder or store: still write a generation
             if writer is not None:
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
-                                          settings.embed_batch, seed=settings.embed_seed)
+                                          settings.models.embed_batch, seed=settings.models.embed_seed)
                 try:
                     stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
-                                             status_date=settings.status_date)
+                                             status_date=settings.answer.status_date)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
                 finally:

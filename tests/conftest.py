@@ -56,7 +56,7 @@ def policies_settings(tmp_path_factory, embed_cache):
     from ingest.build import build
     from kb.core.settings import Settings
 
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
                        status_date="2026-11-30")
     report = build([Path(__file__).resolve().parents[1] / "data" / "corpus"], settings, progress=False)
     assert not report.failed, report.summary()
@@ -70,7 +70,7 @@ def policies_milvus_settings(tmp_path_factory, policies_settings):
 
     from ingest.build import build
 
-    settings = replace(policies_settings, kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
+    settings = policies_settings.replace(kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
     report = build([Path(__file__).resolve().parents[1] / "data" / "corpus"], settings, progress=False)
     assert not report.failed and report.embedded == 0, report.summary()
     return settings

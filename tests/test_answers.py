@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 from tests_support import LITE_ONE_PROCESS, REPLY_LETTER, REPO, STORES
@@ -32,7 +31,7 @@ def squeeze(text: str) -> str:
 def answerer(request, tmp_path_factory, embed_cache):
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
     assert not build([corpus], settings, progress=False).failed
     answerer = Answerer.open(settings)
     yield answerer
@@ -156,9 +155,9 @@ def _ask_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ask_command(answerer):
-    if answerer.settings.store == "milvus":
+    if answerer.settings.store.store == "milvus":
         pytest.skip(LITE_ONE_PROCESS)
-    kb_dir = str(answerer.settings.kb_dir)
+    kb_dir = str(answerer.settings.store.kb_dir)
     out = _ask_cli("发明专利被侵权有保险吗？", "--json", "--kb", kb_dir)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

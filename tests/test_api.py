@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import time
-from dataclasses import replace
 from types import SimpleNamespace
 
 import httpx
@@ -41,7 +40,7 @@ def app(request, tmp_path_factory, embed_cache):
     """The app over the letter; the tests of ask and search also run it over Milvus (`ON_EACH_STORE`)."""
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, corpus=[corpus],
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, corpus=[corpus],
                        store=request.param)
     assert not build([corpus], settings, progress=False).failed
     with running_app(settings) as (base, service):
@@ -150,7 +149,7 @@ def history_of(turns: int, chars: int) -> list[dict]:
 
 
 def test_history_over_the_limits_is_a_422(http, app):
-    turns, chars = app.settings.max_history_turns, app.settings.max_history_chars
+    turns, chars = app.settings.answer.max_history_turns, app.settings.answer.max_history_chars
     r = http.post("/api/ask", json={"question": "那保险呢？", "history": [user("问")] * (turns + 1)})
     assert_error(r, 422, f"history: 最多 {turns} 条（收到 {turns + 1} 条）")
     r = http.post("/api/ask", json={"question": "那保险呢？", "history": history_of(turns, chars + 1)})
@@ -158,13 +157,13 @@ def test_history_over_the_limits_is_a_422(http, app):
     parts = [{"role": "assistant", "content": [{"type": "text", "text": "专" * (chars // 2)},
                                                {"type": "text", "text": "利" * (chars // 2)}]}]
     assert_error(http.post("/api/ask", json={"question": "那保险呢？", "history": parts}), 422, "history: 共")
-    limit = app.settings.max_question_chars
+    limit = app.settings.answer.max_question_chars
     r = http.post("/api/ask", json={"question": "那保险呢？", "history": [user("专" * (limit + 1))]})
     assert_error(r, 422, f"history: 第1条消息（用户的问题）{limit + 1}字，超过上限{limit}字")
 
 
 def test_the_largest_accepted_history_is_answered_in_bounded_time(http, app):
-    turns, chars = app.settings.max_history_turns, app.settings.max_history_chars
+    turns, chars = app.settings.answer.max_history_turns, app.settings.answer.max_history_chars
     history = history_of(turns, chars)
     plain = http.post("/api/ask", json={"question": "专利质押贷款出了坏账谁兜底？那保险呢？"}).json()  # warm up
     print(f"\nbaseline, no history: server timings {plain['timings_ms']}")
@@ -177,7 +176,7 @@ def test_the_largest_accepted_history_is_answered_in_bounded_time(http, app):
     data = r.json()
     assert "专利质押贷款出了坏账谁兜底" in data["standalone_question"] and "保险" in data["answer"]
     # the costliest shape: the longest question a follow-up can lean on, the rest one long answer
-    limit = app.settings.max_question_chars
+    limit = app.settings.answer.max_question_chars
     longest = [user(("专利质押贷款出了坏账谁兜底？" * limit)[:limit]),
                {"role": "assistant", "content": "风" * (chars - limit)}]
     start = time.perf_counter()
@@ -202,7 +201,7 @@ def test_the_chat_keeps_the_most_recent_history_within_the_limits(app, monkeypat
         return real_stream(self, question, history, *args, **kwargs)
 
     monkeypatch.setattr(Answerer, "stream", stream)
-    turns, chars = app.settings.max_history_turns, app.settings.max_history_chars
+    turns, chars = app.settings.answer.max_history_turns, app.settings.answer.max_history_chars
     chat = history_of(turns + 10, 2 * chars)
     as_sent = [{**m, "content": [{"type": "text", "text": m["content"]}]} for m in chat]  # Gradio 6 chat messages
     client = Client(app.base, verbose=False)
@@ -269,9 +268,9 @@ def test_openapi_lists_the_request_models(http, app):
                 {"$ref": "#/components/schemas/ApiError"}
     props = schemas["AskRequest"]["properties"]
     assert schemas["AskRequest"]["required"] == ["question"]
-    assert props["question"]["maxLength"] == app.settings.max_question_chars
-    assert props["history"]["maxItems"] == app.settings.max_history_turns
-    assert str(app.settings.max_history_chars) in props["history"]["description"]
+    assert props["question"]["maxLength"] == app.settings.answer.max_question_chars
+    assert props["history"]["maxItems"] == app.settings.answer.max_history_turns
+    assert str(app.settings.answer.max_history_chars) in props["history"]["description"]
     assert props["history"]["items"] == {"$ref": "#/components/schemas/Message"}
     k = schemas["SearchRequest"]["properties"]["k"]
     assert (k["minimum"], k["maximum"], k["default"]) == (1, 50, 10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,7 +45,7 @@ def make_kb(tmp_path_factory, embed_cache, **overrides) -> Settings:
     """A knowledge base of the sample letter (a copy: deleting it through the app must not touch data/)."""
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
                        admin_password=PASSWORD, corpus=[corpus], **overrides)
     assert not build([corpus], settings, progress=False).failed
     return settings
@@ -107,9 +106,9 @@ def poll_status(client: Client, service, timeout: float = 120, said: str = "") -
 
 def kb_state(settings: Settings) -> tuple:
     """What management could change: the files of the KB folder (feedback aside) and the generation."""
-    files = sorted(str(p.relative_to(settings.kb_dir)) for p in settings.kb_dir.rglob("*")
+    files = sorted(str(p.relative_to(settings.store.kb_dir)) for p in settings.store.kb_dir.rglob("*")
                    if p.is_file() and "feedback" not in p.name and p.name != "build.lock")
-    return files, current_generation(settings.kb_dir)
+    return files, current_generation(settings.store.kb_dir)
 
 
 # --- 咨询 through gradio_client
@@ -145,7 +144,7 @@ def test_ask_refuses_visibly(client, http):
 
 
 def test_ask_too_long_gets_a_notice_not_an_error(client, app):
-    long_question = "专利" * app.settings.max_question_chars
+    long_question = "专利" * app.settings.answer.max_question_chars
     _, chat, cited = client.predict(long_question, [], api_name="/ask")
     assert "问题过长" in text_of(chat[-1]) and "问题过长" in cited
 
@@ -165,7 +164,7 @@ def test_search_filters_and_limits(client, app):
     assert results.count('<div class="ipkb-card"') == 3
     results, _ = client.predict("发明专利被侵权保险", 10, [], [], "2020-01-01", "", api_name="/search")
     assert "没有找到相关段落" in results
-    results, aloud = client.predict("专" * (app.settings.max_question_chars + 1), 10, [], [], "", "", api_name="/search")
+    results, aloud = client.predict("专" * (app.settings.answer.max_question_chars + 1), 10, [], [], "", "", api_name="/search")
     assert "检索内容过长" in results and aloud == ""
 
 
@@ -180,7 +179,7 @@ def test_feedback_stores_the_sessions_last_answer(app):
     assert second.predict("down", "", api_name="/feedback") == "感谢反馈！"
     assert "up" in first.predict("maybe", "", api_name="/feedback")  # not a vote: nothing stored
 
-    store = FeedbackStore(app.settings.kb_dir / "feedback.sqlite")
+    store = FeedbackStore(app.settings.store.kb_dir / "feedback.sqlite")
     try:
         rows = store.all()
     finally:
@@ -275,7 +274,7 @@ def test_api_search_k_out_of_range(http, k):
 
 @pytest.mark.parametrize("route, field", [("/api/ask", "question"), ("/api/search", "query")])
 def test_api_oversize_question(http, app, route, field):
-    limit = app.settings.max_question_chars
+    limit = app.settings.answer.max_question_chars
     r = http.post(route, json={field: "专" * (limit + 1)})
     assert r.status_code == 422
     assert r.json() == {"error": f"{field} 过长（{limit + 1}字，上限{limit}字）"}
@@ -284,7 +283,7 @@ def test_api_oversize_question(http, app, route, field):
 
 
 def test_api_body_over_the_limit(http, app):
-    big = {"question": "保险", "padding": "x" * (app.settings.max_body_kb * 1024)}
+    big = {"question": "保险", "padding": "x" * (app.settings.web.max_body_kb * 1024)}
     r = http.post("/api/ask", json=big)
     assert r.status_code == 413 and "请求体过大" in r.json()["error"]
     # without a Content-Length (chunked), the body is measured as it is
@@ -359,7 +358,7 @@ def test_management_needs_a_configured_password(app, tmp_path):
     policy = tmp_path / POLICY_NAME
     policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
     before = kb_state(app.settings)
-    with running_app(replace(app.settings, admin_password="")) as (base, service):
+    with running_app(app.settings.replace(admin_password="")) as (base, service):
         c = Client(base, verbose=False)
         doc_id = service.documents()[0].doc_id
         for password in ("", PASSWORD, "anything"):
@@ -390,7 +389,7 @@ def test_management_refuses_a_wrong_password(managed, tmp_path):
 
 def test_upload_with_a_traversal_name_stays_in_uploads(managed):
     """Gradio receives the file under the name the browser sends; the service keeps only a plain name."""
-    kb_dir = managed.settings.kb_dir
+    kb_dir = managed.settings.store.kb_dir
     r = httpx.post(f"{managed.base}/gradio_api/upload",
                    files={"files": ("../../evil.txt", "宁波市知识产权测试文件，无实际内容。".encode())})
     assert r.status_code == 200
@@ -411,7 +410,7 @@ def test_upload_with_a_traversal_name_stays_in_uploads(managed):
 
 
 def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
-    service, kb_dir = managed.service, managed.settings.kb_dir
+    service, kb_dir = managed.service, managed.settings.store.kb_dir
     http = httpx.Client(base_url=managed.base, timeout=60)
     c = Client(managed.base, verbose=False)
     policy = tmp_path / POLICY_NAME
@@ -511,17 +510,17 @@ def test_oversize_upload_is_refused(app, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("专利保险" * 1000, encoding="utf-8")
     before = kb_state(app.settings)
-    settings = replace(app.settings, max_file_mb=0.001)
+    settings = app.settings.replace(max_file_mb=0.001)
     with running_app(settings) as (base, service):
         c = Client(base, verbose=False)
-        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {settings.max_file_bytes} bytes"):
+        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {settings.ingest.max_file_bytes} bytes"):
             c.predict(PASSWORD, [handle_file(str(big))], api_name="/upload")
         # the server refuses it too, whatever the client checks
         r = httpx.post(f"{base}/gradio_api/upload", files={"files": ("big.txt", big.read_bytes())})
-        assert r.status_code == 413 and f"{settings.max_file_bytes} bytes" in r.text
+        assert r.status_code == 413 and f"{settings.ingest.max_file_bytes} bytes" in r.text
         assert not service.job.running
     assert kb_state(app.settings) == before
-    assert not (app.settings.kb_dir / "uploads").exists()
+    assert not (app.settings.store.kb_dir / "uploads").exists()
 
 
 # --- 评测 tab
@@ -630,12 +629,12 @@ def test_evaluation_writes_nothing_in_the_kb_folder(client, app):
     report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
     assert len(plots) == 3
     assert kb_state(app.settings) == before
-    assert not (app.settings.kb_dir / "eval-runs").exists()
+    assert not (app.settings.store.kb_dir / "eval-runs").exists()
 
 
 def test_wrong_passwords_are_rate_limited(app, tmp_path):
     """After 3 wrong passwords a client waits (doubling), even with the right one; the wait ends."""
-    settings = replace(app.settings, admin_lockout_seconds=1.0)
+    settings = app.settings.replace(admin_lockout_seconds=1.0)
     with running_app(settings) as (base, service):
         c = Client(base, verbose=False)
         outcomes = [c.predict(f"guess{i}", api_name="/reindex") for i in range(3)]
@@ -661,12 +660,12 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     /delete_failed; /cancel stops a running ingestion between pages."""
     from test_limits import write_blank_pdf
 
-    service, uploads = managed.service, managed.settings.kb_dir / "uploads"
+    service, uploads = managed.service, managed.settings.store.kb_dir / "uploads"
     c = Client(managed.base, verbose=False)
     before = [d.file_name for d in service.documents()]  # the management test before may have deleted the letter
     empty = tmp_path / "空白.pdf"
     write_blank_pdf(empty, 2)
-    monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
+    monkeypatch.setattr(service, "settings", service.settings.replace(ocr=False))
     assert c.predict(PASSWORD, [handle_file(str(empty))], api_name="/upload").startswith("已上传 1 个文件：空白.pdf")
     text, *_ = poll_status(c, service)
     assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text

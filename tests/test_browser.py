@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
@@ -60,7 +60,7 @@ def browser_app(tmp_path_factory, embed_cache):
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
     (corpus / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
                        admin_password=PASSWORD, corpus=[corpus])
     assert not build([corpus], settings, progress=False).failed
     with running_app(settings) as (base, service), sync_playwright() as p:

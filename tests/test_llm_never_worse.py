@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import replace
 
 import pytest
 from fake_openai import FakeOpenAI
@@ -50,14 +49,14 @@ def fresh(server):
 def letter(tmp_path_factory, embed_cache) -> Settings:
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     assert not build([corpus], settings, progress=False).failed
     return settings
 
 
 def _settings(letter: Settings, server: FakeOpenAI, **changes) -> Settings:
     base = {"llm_base_url": server.base_url, "llm_model": "fake-model", "llm_timeout": TIMEOUT, "llm_structured": "off"}
-    return replace(letter, **{**base, **changes})
+    return letter.replace(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -263,10 +262,10 @@ def test_a_slow_first_token_times_out_on_its_own_deadline(letter, server, extrac
 
 
 def test_the_first_token_deadline_never_exceeds_the_whole_answer_deadline():
-    client = LlmClient(replace(Settings(), llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
+    client = LlmClient(Settings().replace(llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
                                llm_timeout=5.0, llm_first_token_timeout=120.0))
     assert client.first_token_timeout == 5.0
-    assert Settings().llm_first_token_timeout == 120.0 and Settings().llm_timeout >= 120.0
+    assert Settings().llm.llm_first_token_timeout == 120.0 and Settings().llm.llm_timeout >= 120.0
 
 
 # --- structured answers

@@ -117,7 +117,7 @@ def test_a_build_with_a_bomb_indexes_the_other_files(tmp_path, embed_cache):
     corpus.mkdir()
     shutil.copy(REPLY_LETTER, corpus)
     flate_bomb(corpus / "bomb.pdf")
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache, max_parse_memory_mb=2500)
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache, max_parse_memory_mb=2500)
     report = build([corpus], settings, progress=False)
     assert [Path(r.path).name for r in report.failed] == ["bomb.pdf"]
     assert report.count("ok") == 1

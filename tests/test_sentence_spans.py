@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from dataclasses import replace
 
 import pytest
 from tests_support import REPLY_LETTER, REPO
@@ -24,7 +23,7 @@ def settings(tmp_path_factory) -> Settings:
     """The sample letter built with an embedding cache of its own: only the build has filled it."""
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"),
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"),
                        embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
     assert not build([corpus], settings, progress=False).failed
     return settings
@@ -45,12 +44,12 @@ def test_every_sentence_end_is_said_in_one_place():
 
 @pytest.mark.slow
 def test_the_spans_stored_in_kb_sqlite_are_the_splitters(settings):
-    with sqlite3.connect(current_generation(settings.kb_dir) / DATABASE) as db:
+    with sqlite3.connect(current_generation(settings.store.kb_dir) / DATABASE) as db:
         rows = db.execute("SELECT text, sentences FROM chunks ORDER BY doc_id, ordinal").fetchall()
     assert len(rows) == 15
     for text, stored in rows:
         assert [tuple(span) for span in json.loads(stored)] == sentence_spans(text)
-    kb = open_kb(settings.kb_dir)
+    kb = open_kb(settings.store.kb_dir)
     try:  # read back as records: the chunk's and its passage's spans are the stored ones
         chunks = kb.chunks()
         catalogue = Catalogue(kb.documents(), chunks)

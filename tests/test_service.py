@@ -5,7 +5,6 @@ import json
 import shutil
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=["local"])
 def service(request, tmp_path_factory, embed_cache, corpus):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
                        admin_password=PASSWORD, corpus=[corpus], store=request.param,
                        admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_app)
     assert not build([corpus], settings, progress=False).failed
@@ -79,7 +78,7 @@ def test_check_admin_rules(service, monkeypatch):
         with pytest.raises(AdminError, match="管理密码不正确"):
             service.check_admin(wrong)
     assert service.management_enabled
-    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password=""))
+    monkeypatch.setattr(service, "settings", service.settings.replace(admin_password=""))
     assert not service.management_enabled
     for any_password in (None, "", PASSWORD):  # with none configured, not even the empty password opens it
         with pytest.raises(AdminError, match="管理未启用"):
@@ -88,7 +87,7 @@ def test_check_admin_rules(service, monkeypatch):
 
 @pytest.mark.slow
 def test_check_admin_accepts_non_ascii_passwords(service, monkeypatch):
-    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password="知识产权2019"))
+    monkeypatch.setattr(service, "settings", service.settings.replace(admin_password="知识产权2019"))
     service.check_admin("知识产权2019")
     with pytest.raises(AdminError, match="不正确"):
         service.check_admin("知识产权2018")
@@ -169,7 +168,7 @@ def test_refused_uploads_leave_nothing_behind(service, tmp_path, monkeypatch, cl
         service.upload(PASSWORD, [("good.txt", good), ("evil.exe", good)])
     with pytest.raises(UploadError, match="没有文件扩展名"):
         service.upload(PASSWORD, [("good.txt", good), ("../../etc/passwd", good)])
-    monkeypatch.setattr(service, "settings", replace(service.settings, max_file_mb=0.001))
+    monkeypatch.setattr(service, "settings", service.settings.replace(max_file_mb=0.001))
     big = write(tmp_path, "big.txt", "专利保险" * 1000)
     with pytest.raises(UploadError, match=r"“big\.txt”有 0\.0 MB，超过上限 0\.001 MB"):
         service.upload(PASSWORD, [("good-but-first.txt", write(tmp_path, "s.txt", "短")), ("big.txt", big)])
@@ -380,9 +379,9 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
 
 @pytest.mark.slow
 def test_lookup_is_not_padded_with_passages_far_below_the_best(service, monkeypatch):
-    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.0))
+    monkeypatch.setattr(service, "settings", service.settings.replace(search_min_score_ratio=0.0))
     padded, _ = service.lookup("海豚救护专项资金", k=20)
-    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.35))
+    monkeypatch.setattr(service, "settings", service.settings.replace(search_min_score_ratio=0.35))
     cut, answer = service.lookup("海豚救护专项资金", k=20)
     best = max(p.score for p in padded)
     assert cut == [p for p in padded if p.score >= best * 0.35]
@@ -395,7 +394,7 @@ def test_a_generation_built_by_another_process_is_swapped_in(service, clean_uplo
     assert service.refresh() is False  # nothing new: no swap
     write(service.uploads, "补贴通知.txt", SUBSIDY_POLICY)
     # what another worker's re-index (or python -m ingest) does: build and move `current`
-    assert not build([*service.settings.corpus, service.uploads], service.settings, progress=False).failed
+    assert not build([*service.settings.ingest.corpus, service.uploads], service.settings, progress=False).failed
     old = service.answerer
     assert service.refresh() is True and service.answerer is not old
     assert sorted(d.file_name for d in service.documents()) == sorted([REPLY_LETTER.name, "补贴通知.txt"])

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,7 +65,7 @@ def front(tmp_path_factory, embed_cache):
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copy(REPLY_LETTER, corpus)
     kb_dir = tmp_path_factory.mktemp("kb")
-    settings = replace(Settings(), kb_dir=kb_dir, embed_cache=embed_cache, corpus=[corpus])
+    settings = Settings().replace(kb_dir=kb_dir, embed_cache=embed_cache, corpus=[corpus])
     assert not build([corpus], settings, progress=False).failed
     config = tmp_path_factory.mktemp("config") / "ipkb.toml"
     config.write_text("", encoding="utf-8")

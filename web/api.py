@@ -50,7 +50,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     # Swagger UI from the fastapi-offline package's own copy: no CDN (FastAPI's default page loads one)
     api = FastAPIOffline(title="IPKB", description=DESCRIPTION, version="1", docs_url="/docs", redoc_url=None,
                          static_url="/docs-static", swagger_ui_parameters={"validatorUrl": None})
-    api.add_middleware(JsonBodies, limit_kb=settings.max_body_kb)
+    api.add_middleware(JsonBodies, limit_kb=settings.web.max_body_kb)
     AskRequest, SearchRequest = request_models(settings)
 
     @api.exception_handler(RequestValidationError)
@@ -93,7 +93,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         docs = service.documents()
         worker = getattr(api.state, "worker", None)  # under `--workers`: which worker answered (web/worker.py)
         return {"status": "ok", "documents": len(docs), "chunks": sum(service.chunk_counts().values()),
-                "generation": str(current_generation(settings.kb_dir).name),
+                "generation": str(current_generation(settings.store.kb_dir).name),
                 **({"worker": worker} if worker is not None else {})}
 
     @api.get("/files/{doc_id}")
@@ -124,7 +124,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     api.add_middleware(ChinesePage)
     api.state.service = service
     app = gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
-                              max_file_size=settings.max_file_bytes, show_error=False)
+                              max_file_size=settings.ingest.max_file_bytes, show_error=False)
     ui.has_launched = True  # mounted, Gradio skips its "was this file uploaded?" check unless this is set
     return app
 

@@ -90,7 +90,7 @@ class KnowledgeService:
         """`attempts`: where wrong admin passwords are counted (web/attempts.py); in memory by default,
         a file the app's worker processes share under `--workers`."""
         self.settings = settings
-        self.kb_dir = settings.kb_dir
+        self.kb_dir = settings.store.kb_dir
         self.uploads = self.kb_dir / UPLOADS
         self._lock = threading.RLock()
         self._swap_lock = threading.Lock()
@@ -121,8 +121,8 @@ class KnowledgeService:
         answerer = self.answerer  # one generation for both, even if a re-index swaps it meanwhile
         passages = answerer.retrieve(query, filters, k)
         shown = passages[:k]
-        if shown and self.settings.search_min_score_ratio > 0:  # not padded to k with passages far below the best
-            floor = max(p.score for p in shown) * self.settings.search_min_score_ratio
+        if shown and self.settings.answer.search_min_score_ratio > 0:  # not padded to k with passages far below the best
+            floor = max(p.score for p in shown) * self.settings.answer.search_min_score_ratio
             shown = [p for p in shown if p.score >= floor]
         return shown, answerer.answer(query, filters=filters, passages=passages)
 
@@ -148,7 +148,7 @@ class KnowledgeService:
     # --- management (admin only)
     @property
     def management_enabled(self) -> bool:
-        return bool(self.settings.admin_password)
+        return bool(self.settings.web.admin_password)
 
     def check_admin(self, password: str | None, client: str = "") -> None:
         """The admin password, rate-limited per client (its address): after `admin_max_failures` wrong
@@ -161,14 +161,14 @@ class KnowledgeService:
             failures, until = self._failures.get(client, (0, 0.0))
             if now < until:
                 raise AdminError(f"密码错误次数过多，请 {math.ceil(until - now)} 秒后再试")
-        if not hmac.compare_digest((password or "").encode(), self.settings.admin_password.encode()):
+        if not hmac.compare_digest((password or "").encode(), self.settings.web.admin_password.encode()):
             with self._lock, self._failures.locked():
                 failures = self._failures.get(client, (0, 0.0))[0] + 1
                 until = 0.0
-                over = failures - self.settings.admin_max_failures
+                over = failures - self.settings.web.admin_max_failures
                 if over >= 0:
-                    until = now + min(self.settings.admin_lockout_seconds * 2 ** over,
-                                      self.settings.admin_lockout_max_seconds)
+                    until = now + min(self.settings.web.admin_lockout_seconds * 2 ** over,
+                                      self.settings.web.admin_lockout_max_seconds)
                 self._failures[client] = (failures, until)
             raise AdminError("管理密码不正确" + ("；错误次数过多，请稍后再试" if until else ""))
         with self._lock, self._failures.locked():
@@ -181,8 +181,8 @@ class KnowledgeService:
         for original, temp in files:
             name = safe_file_name(original)
             size = Path(temp).stat().st_size
-            if size > self.settings.max_file_bytes:
-                raise UploadError(f"“{name}”有 {size / 2**20:.1f} MB，超过上限 {self.settings.max_file_mb:g} MB")
+            if size > self.settings.ingest.max_file_bytes:
+                raise UploadError(f"“{name}”有 {size / 2**20:.1f} MB，超过上限 {self.settings.ingest.max_file_mb:g} MB")
             checked.append((original, name, temp))
         self.uploads.mkdir(parents=True, exist_ok=True)
         saved = []
@@ -284,7 +284,7 @@ class KnowledgeService:
         try:
             # the uploads folder is always given, even empty or removed: its files gone means their documents go
             self.uploads.mkdir(parents=True, exist_ok=True)
-            paths = [p for p in self.settings.corpus if p.exists()] + [self.uploads]
+            paths = [p for p in self.settings.ingest.corpus if p.exists()] + [self.uploads]
             indexed_at = self.generation.path.stat().st_mtime if self.generation.path.exists() else time.time()
             report = self._build_when_free(paths, on_file, job)
             self._set_aside(report)
@@ -376,7 +376,7 @@ def ensure_knowledge_base(settings: Settings) -> bool:
             return False
     finally:
         store.close()
-    print(f"No knowledge base in {settings.kb_dir}: the app starts now and builds one from "
-          f"{', '.join(map(str, settings.corpus))} in the background.", file=sys.stderr)
+    print(f"No knowledge base in {settings.store.kb_dir}: the app starts now and builds one from "
+          f"{', '.join(map(str, settings.ingest.corpus))} in the background.", file=sys.stderr)
     build([], settings, progress=False)
     return True

@@ -88,8 +88,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             yield "", chat, gr.skip(), state
             return
         # the API's limits, applied by keeping the most recent messages within them
-        history = recent_history(history_from(chat), settings.max_history_turns, settings.max_history_chars,
-                                 settings.max_question_chars)
+        history = recent_history(history_from(chat), settings.answer.max_history_turns, settings.answer.max_history_chars,
+                                 settings.answer.max_question_chars)
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
         yield "", chat, "", state
         written = ""
@@ -120,8 +120,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         query = (query or "").strip()
         if not query:
             return render.search_results([]), ""
-        if len(query) > settings.max_question_chars:
-            return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
+        if len(query) > settings.answer.max_question_chars:
+            return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.answer.max_question_chars}字以内。</div>', ""
         try:
             names = issuer_names()
             issuers = [n for i in issuers or [] for n in names.get(i, [i])]  # every name of the chosen issuers
@@ -227,7 +227,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     docs = service.documents()
     with gr.Blocks(title="IPKB 知识产权政策知识库") as ui:
-        contact = render.contact_line(settings.bureau_name, settings.hotline)
+        contact = render.contact_line(settings.answer.bureau_name, settings.answer.hotline)
         gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。"
                     + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
         overview = gr.Markdown(overview_text(), elem_id="ipkb-overview")
@@ -237,7 +237,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                                  elem_id="ipkb-chat")
             with gr.Row():
                 message = gr.Textbox(placeholder="请输入问题，例如：专利质押贷款出了坏账谁兜底？", show_label=False,
-                                     scale=8, max_length=settings.max_question_chars, elem_id="ipkb-question")
+                                     scale=8, max_length=settings.answer.max_question_chars, elem_id="ipkb-question")
                 send = gr.Button("提问", variant="primary", scale=1, elem_id="ipkb-send")
                 stop = gr.Button("停止", variant="stop", scale=1, elem_id="ipkb-stop")
                 clear = gr.Button("清空对话", scale=1, elem_id="ipkb-clear")
@@ -249,7 +249,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 down = gr.Button("👎 没帮助", size="sm")
                 comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
             thanks = gr.Markdown(elem_id="ipkb-thanks")
-            asker_place = gr.Dropdown(region_choices(), value=settings.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
+            asker_place = gr.Dropdown(region_choices(), value=settings.answer.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
                                       allow_custom_value=True, elem_id="ipkb-region")
             asked = send.click(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name="ask")
             submitted = message.submit(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last],

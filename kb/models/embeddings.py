@@ -158,24 +158,21 @@ def sentence_transformers_id(model: str, query_prefix: str, passage_prefix: str)
 
 def embedder_id(settings: Settings) -> str:
     """The name of the vector space the settings select, without loading anything."""
-    if settings.embedder == "e5":
+    if settings.models.embedder == "e5":
         return E5Embeddings.id
-    if settings.embedder == "sentence-transformers":
-        return sentence_transformers_id(settings.embed_model, settings.embed_query_prefix, settings.embed_passage_prefix)
-    if settings.embedder == "openai":
-        return f"openai:{settings.embed_model}@{settings.embed_base_url.rstrip('/')}"
-    raise EmbeddingError(f"unknown embedder {settings.embedder!r}: use e5, sentence-transformers or openai")
+    if settings.models.embedder == "sentence-transformers":
+        return sentence_transformers_id(settings.models.embed_model, settings.models.embed_query_prefix, settings.models.embed_passage_prefix)
+    return f"openai:{settings.models.embed_model}@{settings.models.embed_base_url.rstrip('/')}"  # embedder == "openai"
 
 
 def make_embedder(settings: Settings) -> KbEmbeddings:
-    embedder_id(settings)  # validates the name
-    if settings.embedder == "e5":
+    if settings.models.embedder == "e5":
         return E5Embeddings()
-    if settings.embedder == "sentence-transformers":
-        return SentenceTransformerEmbeddings(settings.embed_model, settings.embed_query_prefix,
-                                             settings.embed_passage_prefix)
-    return OpenAICompatibleEmbeddings(settings.embed_base_url, settings.embed_model, settings.embed_api_key,
-                                      settings.embed_timeout)
+    if settings.models.embedder == "sentence-transformers":
+        return SentenceTransformerEmbeddings(settings.models.embed_model, settings.models.embed_query_prefix,
+                                             settings.models.embed_passage_prefix)
+    return OpenAICompatibleEmbeddings(settings.models.embed_base_url, settings.models.embed_model, settings.models.embed_api_key,
+                                      settings.models.embed_timeout)
 
 
 class QueryEncoder:
