@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
         app.state.service.build_corpus()
     print(f"IPKB ready: http://{settings.web.host}:{settings.web.port}", file=sys.stderr)
-    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning")
+    from web.serving import forwarded_options
+
+    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
+                **forwarded_options(settings.web))
     return 0
 
 

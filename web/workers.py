@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from kb.core.settings import Settings, settings_values
+from web.serving import forwarded_options
 from web.worker import SETTINGS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +176,8 @@ def serve(settings: Settings, build: bool = False) -> int:
             print(f"ipkb: only {len(pool.ready())} of {settings.web.workers} workers answer; serving with those",
                   file=sys.stderr)
         server = uvicorn.Server(uvicorn.Config(Proxy(pool, settings), host=settings.web.host, port=settings.web.port,
-                                               log_level="warning", timeout_graceful_shutdown=3))
+                                               log_level="warning", timeout_graceful_shutdown=3,
+                                               **forwarded_options(settings.web)))
         print(f"IPKB ready: http://{settings.web.host}:{settings.web.port} ({settings.web.workers} workers)", file=sys.stderr)
         server.run()
     except KeyboardInterrupt:

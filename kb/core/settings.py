@@ -55,6 +55,10 @@ class WebSettings(_Group):
     admin_max_failures: int = Field(3, ge=1)  # wrong admin passwords a client may give before it must wait
     admin_lockout_seconds: float = Field(2.0, ge=0)  # the first wait; it doubles with each further failure
     admin_lockout_max_seconds: float = Field(300.0, ge=0)  # the longest wait
+    # Reverse proxies whose X-Forwarded-For names the client: comma-separated addresses or networks
+    # ("127.0.0.1", "10.1.0.0/16"), or "*". Empty = none: the peer's own address is the client, so nobody
+    # escapes the password lockout by sending the header (uvicorn would trust it from 127.0.0.1).
+    forwarded_allow_ips: str = ""
 
 
 class IngestSettings(_Group):
