@@ -103,7 +103,7 @@ def test_an_unknown_name_in_the_file_is_an_error_naming_it(tmp_path):
 def test_each_flat_name_is_one_attribute_of_its_group_and_one_environment_variable(tmp_path):
     assert set(FIELD_GROUPS.values()) == {"web", "ingest", "store", "models", "llm", "answer"}
     custom = Settings().replace(kb_dir=tmp_path, corpus=[tmp_path / "c"], embed_cache=tmp_path / "e.sqlite", workers=3,
-                                top_k=7, store="milvus", llm_structured="off", ocr=False, llm_temperature=0.5)
+                                top_k=7, store="milvus", milvus_uri="http://milvus:19530", llm_structured="off", ocr=False, llm_temperature=0.5)
     plain = settings_values(custom)
     assert set(plain) == set(FIELD_GROUPS)
     env = {f"IPKB_{name.upper()}": os.pathsep.join(v) if isinstance(v, list) else str(v) for name, v in plain.items()}
@@ -142,3 +142,24 @@ def test_the_app_stops_at_start_on_a_bad_setting():
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "retrieval_mode" in out.stderr and "hybrid, dense, bm25" in out.stderr
     assert time.monotonic() - started < 30  # before any model is loaded
+
+
+@pytest.mark.parametrize("uri, refused", [("", True), ("/srv/ipkb/milvus.db", True), ("http://milvus:19530", False)])
+def test_several_workers_on_a_milvus_lite_file_are_refused_with_the_ways_out(uri, refused):
+    env = {"IPKB_WORKERS": "2", "IPKB_STORE": "milvus", "IPKB_MILVUS_URI": uri}
+    if not refused:
+        assert load_settings(env=env, config_file=NO_FILE).web.workers == 2
+        return
+    with pytest.raises(SettingsError) as error:
+        load_settings(env=env, config_file=NO_FILE)
+    assert "milvus-lite serves one process" in str(error.value)
+    assert "workers = 1" in str(error.value) and "milvus_uri" in str(error.value)
+    assert Settings().replace(store="milvus").web.workers == 1  # one process on milvus-lite is fine
+
+
+def test_the_app_refuses_workers_on_milvus_lite_at_start(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("IPKB_")}, "IPKB_STORE": "milvus"}
+    out = subprocess.run([sys.executable, "app.py", "--workers", "2", "--kb", str(tmp_path / "kb")], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "milvus-lite serves one process" in out.stderr

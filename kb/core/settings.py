@@ -266,6 +266,16 @@ class Settings(BaseSettings):
             grouped[group] = {**base, **values}
         return grouped
 
+    @model_validator(mode="after")
+    def _milvus_lite_serves_one_process(self) -> Settings:
+        # milvus-lite is a local file one process opens: a second worker could only fail every request
+        if self.web.workers > 1 and self.store.store == "milvus" and "://" not in self.store.milvus_uri:
+            raise ValueError(
+                f"workers = {self.web.workers} with store = \"milvus\" on a milvus-lite file "
+                f"({self.store.milvus_address}): milvus-lite serves one process. Use workers = 1, or a Milvus "
+                "server (milvus_uri = \"http://host:19530\")")
+        return self
+
     def replace(self, **changes: Any) -> Settings:
         """These settings with some changed, by flat name (kb_dir=…, store="milvus"), checked like any others."""
         return Settings(**{**self.flat(), **changes})
@@ -307,7 +317,7 @@ def _describe(exc: ValidationError, origins: Mapping[str, str] | None = None) ->
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown setting {loc[-1]}{where}{_did_you_mean(loc[-1])}")
         elif name is None:
-            lines.append(f"settings: {error['msg']}")
+            lines.append(f"settings: {error['msg'].removeprefix('Value error, ')}")
         elif error["type"] == "value_error":  # a check of our own (Milvus names): its reason
             reason = str(error.get("ctx", {}).get("error", error["msg"]))
             lines.append(f"setting {name} = {error['input']!r}{where}: {reason}")
