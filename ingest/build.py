@@ -21,7 +21,7 @@ from ingest.loaders import Limits
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
 from ingest.sandbox import PdfSandbox
-from kb.core.errors import EmbeddingError, KbError, LoadError
+from kb.core.errors import Cancelled, EmbeddingError, KbError, LoadError
 from kb.core.places import Places
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
@@ -33,7 +33,7 @@ from kb.store.generations import FileEntry, GenerationWriter, Manifest, build_lo
 @dataclass
 class FileResult:
     path: str
-    status: str  # ok, unchanged, skipped (duplicate content), failed, removed
+    status: str  # ok, unchanged, skipped (duplicate content), failed, removed, cancelled (left for the next build)
     reason: str = ""
     chunks: int = 0
 
@@ -57,11 +57,19 @@ class BuildReport:
         lines = [
             f"{self.count('ok')} ok, {self.count('unchanged')} unchanged, {self.count('skipped')} skipped, "
             f"{self.count('failed')} failed, {self.count('removed')} removed, "
+            + (f"{self.count('cancelled')} cancelled, " if self.count("cancelled") else "") +
             f"{self.embedded} chunk(s) embedded -> {self.kb_dir}"
         ]
         lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
         lines += [f"  NOTE {n}" for n in self.notices]
         return "\n".join(lines)
+
+
+def _cancelled(result: FileResult) -> FileResult:
+    """A file whose changes the cancelled build would have written: not indexed, left for the next build."""
+    if result.status in ("ok", "removed"):
+        return FileResult(result.path, "cancelled", "cancelled while the knowledge base was written")
+    return result
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -88,8 +96,10 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
           exclude: set[str] | None = None, on_file: Callable[[int, int, str], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> BuildReport:
     """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
-    `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the file being
-    loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
+    `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the build: the
+    file being loaded stops (between pages), the files still to do and, when the cancel comes while chunks
+    are embedded, the files already loaded are reported "cancelled", and the knowledge base stays as it was
+    for them (an unchanged file stays "unchanged")."""
     kb_dir = settings.store.kb_dir
     report = BuildReport(kb_dir)
     model_id = embedder_id(settings)
@@ -136,14 +146,15 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     on_file(position[path], len(pending), path.name)
                 key = source_key(path)
                 try:
-                    if should_stop is not None and should_stop():
-                        raise LoadError("cancelled")
                     if not path.is_file():
                         raise LoadError("file not found")
                     digest = digests.get(path) or entry_hash(file_hash(path), catalogue_entry(path))
                     entry = old.files.get(key)
                     if entry and entry.content_hash == digest and not rebuild:
                         report.results.append(FileResult(str(path), "unchanged"))
+                        continue
+                    if should_stop is not None and should_stop():
+                        report.results.append(FileResult(str(path), "cancelled", "cancelled before it was read"))
                         continue
                     duplicate = next((k for k, e in manifest.files.items() if e.content_hash == digest and k != key), None)
                     if duplicate:
@@ -159,6 +170,9 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                                               content_hash=digest, on_page=on_page, places=places, limits=limits,
                                               sandbox=sandbox)
                 except Exception as exc:  # one bad file never aborts the batch
+                    if should_stop is not None and should_stop() and str(exc) == "cancelled":
+                        report.results.append(FileResult(str(path), "cancelled", "cancelled while it was read"))
+                        continue
                     if isinstance(exc, LoadError):
                         reason = str(exc)
                     elif isinstance(exc, OSError):
@@ -187,9 +201,14 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                                           settings.models.embed_batch, seed=settings.models.embed_seed)
                 try:
                     stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
-                                             status_date=settings.answer.status_date)
+                                             status_date=settings.answer.status_date, should_stop=should_stop)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
+                except Cancelled:
+                    store.discard(writer.path)
+                    writer.abort()
+                    report.results = [_cancelled(r) for r in report.results]
+                    return report
                 finally:
                     embedder.close()
                 manifest.dimension = stats.dimension
