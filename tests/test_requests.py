@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from kb.core.settings import Settings, load_settings
-from kb.search.filters import Filters
+from kb.core.filters import Filters
 from web.requests import (
     BAD_UNICODE,
     AskRequest,
