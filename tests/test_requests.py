@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from kb.core.settings import Settings, load_settings
 from kb.core.filters import Filters
+from kb.core.settings import Settings, load_settings
 from web.requests import (
     BAD_UNICODE,
     AskRequest,

@@ -23,7 +23,7 @@ class AdminGate:
     def __init__(self, settings: Settings, attempts: MutableMapping | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.settings = settings
-        self._failures = attempts if attempts is not None else Attempts()  # client -> (failures in a row, locked until)
+        self.attempts = attempts if attempts is not None else Attempts()  # client -> (failures in a row, locked until)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -37,19 +37,19 @@ class AdminGate:
         if not self.enabled:
             raise AdminError("知识库管理未启用：请在配置中设置 admin_password")
         now = self._clock()
-        with self._lock, self._failures.locked():
-            until = self._failures.get(client, (0, 0.0))[1]
+        with self._lock, self.attempts.locked():
+            until = self.attempts.get(client, (0, 0.0))[1]
             if now < until:
                 raise AdminError(f"密码错误次数过多，请 {math.ceil(until - now)} 秒后再试")
         # constant time: how much of a guess is right does not show in how long the answer takes
         if not hmac.compare_digest((password or "").encode(), settings.admin_password.encode()):
-            with self._lock, self._failures.locked():
-                failures = self._failures.get(client, (0, 0.0))[0] + 1
+            with self._lock, self.attempts.locked():
+                failures = self.attempts.get(client, (0, 0.0))[0] + 1
                 until = 0.0
                 over = failures - settings.admin_max_failures
                 if over >= 0:
                     until = now + min(settings.admin_lockout_seconds * 2 ** over, settings.admin_lockout_max_seconds)
-                self._failures[client] = (failures, until)
+                self.attempts[client] = (failures, until)
             raise AdminError("管理密码不正确" + ("；错误次数过多，请稍后再试" if until else ""))
-        with self._lock, self._failures.locked():
-            self._failures.pop(client, None)
+        with self._lock, self.attempts.locked():
+            self.attempts.pop(client, None)

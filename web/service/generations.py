@@ -19,7 +19,7 @@ class Generations:
 
     def __init__(self, open_answerer: Callable[[Any], Any], current: Callable[[], Path | None],
                  grace_s: float = SWAP_GRACE_S):
-        self._open, self._current, self.grace_s = open_answerer, current, grace_s
+        self.open_answerer, self.current, self.grace_s = open_answerer, current, grace_s
         self._answerer = None
         self._lock = threading.Lock()  # one open or swap at a time
 
@@ -29,7 +29,7 @@ class Generations:
         if answerer is None:
             with self._lock:
                 if self._answerer is None:
-                    self._answerer = self._open(None)
+                    self._answerer = self.open_answerer(None)
                 answerer = self._answerer
         return answerer
 
@@ -38,10 +38,10 @@ class Generations:
         it is already the one answering (a build's own swap and the watcher's may meet), or nothing is open
         yet (the first answer opens the current one)."""
         with self._lock:
-            old = self._answerer
-            if old is None or self._current() == old.generation.path:
+            old, current = self._answerer, self.current()
+            if old is None or current is None or current == old.generation.path:
                 return False
-            self._answerer = self._open(old.generation.models)
+            self._answerer = self.open_answerer(old.generation.models)
         # requests still running on the old generation finish first
         threading.Timer(self.grace_s, old.close).start()
         return True
@@ -49,7 +49,7 @@ class Generations:
     def refresh(self) -> bool:
         """Swap in the current generation if another process built it (`--workers`: every worker sees a
         re-index made by any); True when swapped. A readlink: cheap enough to call every second."""
-        current = self._current()
+        current = self.current()
         return current is not None and current != self.answerer.generation.path and self.swap()
 
     def watch(self, interval: float = 1.0) -> threading.Event:
