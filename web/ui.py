@@ -1,5 +1,6 @@
 """The Gradio UI: 咨询 (chat), 检索 (hotline lookup), 知识库 (management), 评测 (evaluation).
-Thin over the service (web/service/: KnowledgeService, the one door into the knowledge base); every text shown is escaped by web/render.py."""
+Thin over KnowledgeService (web/service/), its one door into the knowledge base; every text shown is
+escaped by web/render.py."""
 from __future__ import annotations
 
 import functools
