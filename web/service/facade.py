@@ -76,12 +76,12 @@ class KnowledgeService:
 
     def ask(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
             region: str = "") -> Answer:
-        return self._noticed(self.answerer.answer(question, history, filters, region))
+        return self._noticed(self.answerer.answer(question, history, filters=filters, region=region))
 
     def stream(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
                region: str = "") -> Iterator[str | Answer]:
         """Text deltas as the answer is written (LLM), then the final Answer."""
-        for event in self.answerer.stream(question, history, filters, region):
+        for event in self.answerer.stream(question, history, filters=filters, region=region):
             yield self._noticed(event) if isinstance(event, Answer) else event
 
     def _noticed(self, answer: Answer) -> Answer:
