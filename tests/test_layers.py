@@ -139,6 +139,26 @@ def test_the_web_layer_has_one_door():
     assert past_the_door() == []
 
 
+def reaching_past() -> list[str]:
+    """`service.answerer.answer(…)` or `service.generation.…` in a web module outside the service: past what
+    the service adds (its notices)."""
+    return [f"{module} uses .{node.attr}" for module, path in sorted(MODULES.items())
+            if layer_of(module) == "web" and not is_service(module)
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and node.attr in ("answerer", "generation", "generations")]
+
+
+def test_the_web_layer_does_not_reach_past_the_service_to_its_answerer(tmp_path):
+    assert reaching_past() == []
+    bad = tmp_path / "bad.py"
+    bad.write_text("def ask(service, q):\n    return service.answerer.answer(q)\n", encoding="utf-8")
+    MODULES["web.bad"] = bad
+    try:
+        assert reaching_past() == ["web.bad uses .answerer"]
+    finally:
+        del MODULES["web.bad"]
+
+
 @pytest.mark.parametrize("source, found", [
     ("from kb.search.filters import Filters\n", "kb.search.filters"),
     ("def f():\n    import kb.answer.answerer\n", "kb.answer.answerer"),
