@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest.build import BuildReport, build
 from kb.core.errors import KbError
@@ -26,12 +26,16 @@ from kb.store.backends import open_store
 from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 from web.service.admin import AdminGate
-from web.service.generations import Generations
+from web.service.generations import Generations, OpenAnswerer
 from web.service.jobs import BuildJobs, Job
 from web.service.uploads import UploadFolder
 
+if TYPE_CHECKING:
+    from kb.answer.answerer import Answerer
+    from kb.search.generation import Generation
 
-def open_answerer(settings: Settings) -> Callable[[Any], Any]:
+
+def open_answerer(settings: Settings) -> OpenAnswerer:
     """The real Answerer factory: e5, the store, the LLM if configured (kb/answer)."""
     from kb.answer.answerer import Answerer
 
@@ -40,7 +44,7 @@ def open_answerer(settings: Settings) -> Callable[[Any], Any]:
 
 class KnowledgeService:
     def __init__(self, settings: Settings, attempts: MutableMapping | None = None, *,
-                 answerer_factory: Callable[[Any], Any] | None = None,
+                 answerer_factory: OpenAnswerer | None = None,
                  build: Callable[..., BuildReport] = build):
         """`attempts`: where wrong admin passwords are counted (web/attempts.py); in memory by default, a file
         the app's worker processes share under `--workers`. `answerer_factory(models)` opens an answerer on
@@ -56,12 +60,12 @@ class KnowledgeService:
 
     # --- answering and search (always on)
     @property
-    def answerer(self):
+    def answerer(self) -> Answerer:
         """The Answerer of the current generation (for the evaluation and tests; the web asks through `ask`)."""
         return self.generations.answerer
 
     @property
-    def generation(self):
+    def generation(self) -> Generation:
         """The generation answers come from now (swapped whole after a re-index)."""
         return self.answerer.generation
 

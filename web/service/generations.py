@@ -5,7 +5,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kb.answer.answerer import Answerer
+    from kb.search.generation import SearchModels
+
+# opens an Answerer on the current generation, reusing the loaded models (embedder, tokenizer) when given
+OpenAnswerer = Callable[["SearchModels | None"], "Answerer"]
 
 SWAP_GRACE_S = 60.0  # the old answerer is closed this long after a swap: requests still on it finish first
 
@@ -17,14 +24,14 @@ class Generations:
     tokenizer) when given; `current()` is the path of the current generation (the `current` link, moved by
     any process's build). Injected, so that tests need neither e5 nor a knowledge base."""
 
-    def __init__(self, open_answerer: Callable[[Any], Any], current: Callable[[], Path | None],
+    def __init__(self, open_answerer: OpenAnswerer, current: Callable[[], Path | None],
                  grace_s: float = SWAP_GRACE_S):
         self.open_answerer, self.current, self.grace_s = open_answerer, current, grace_s
         self._answerer = None
         self._lock = threading.Lock()  # one open or swap at a time
 
     @property
-    def answerer(self):
+    def answerer(self) -> Answerer:
         answerer = self._answerer
         if answerer is None:
             with self._lock:
