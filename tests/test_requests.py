@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from kb.core.filters import Filters
 from kb.core.settings import Settings, load_settings
-from kb.search.filters import Filters
 from web.requests import (
     BAD_UNICODE,
     AskRequest,

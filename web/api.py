@@ -62,7 +62,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
                                      **ERRORS}, summary="问答：带出处的答案")
     async def api_ask(body: AskRequest):
         history = history_from([m.model_dump() for m in body.history])
-        places = service.generation.models.places
+        places = service.places
         try:
             filters = body.filters.to_filters(places) if body.filters else None
             if body.region and not places.normalise(body.region):
@@ -70,11 +70,9 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         try:
-            answer = await _in_thread(service.answerer.answer, body.question, history, filters, body.region or "")
+            answer = await _in_thread(service.ask, body.question, history, filters, body.region or "")
         except (KbError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        if notice := service.building_notice():
-            answer.notices.append(notice)
         return answer.to_json()
 
     @api.post("/api/search", responses={200: {"description": '{"query", "passages": [{rank, score, text, title, '
@@ -82,7 +80,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
               summary="检索：排好序的段落")
     async def api_search(body: SearchRequest):
         try:
-            filters = body.filters.to_filters(service.generation.models.places) if body.filters else None
+            filters = body.filters.to_filters(service.places) if body.filters else None
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         passages = await _in_thread(service.search, body.query, body.k, filters)

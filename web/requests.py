@@ -22,7 +22,7 @@ from kb.core.places import Places
 from kb.core.profile import LEVELS, STATUSES
 from kb.core.settings import Settings
 from kb.core.text import message_text
-from kb.search.filters import Filters
+from kb.core.filters import Filters
 
 K_ERROR = "k 应为 1 到 50 的整数"
 ASK_EXAMPLE, SEARCH_EXAMPLE = "发明专利被侵权有保险吗？", "风险池基金"

@@ -1,5 +1,6 @@
 """The Gradio UI: 咨询 (chat), 检索 (hotline lookup), 知识库 (management), 评测 (evaluation).
-Thin over web/service.py; every text shown is escaped by web/render.py."""
+Thin over KnowledgeService (web/service/), its one door into the knowledge base; every text shown is
+escaped by web/render.py."""
 from __future__ import annotations
 
 import functools
@@ -71,7 +72,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     def issuer_names() -> dict[str, list[str]]:
         """One choice per issuer, whatever the names it goes by (render.issuer_groups)."""
-        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.generation.models.places)
+        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.places)
 
     def issuer_choices() -> list[str]:
         return list(issuer_names())
@@ -94,15 +95,13 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         yield "", chat, "", state
         written = ""
         place = "" if not region or region == ANY_PLACE else region
-        for event in service.answerer.stream(message, history, region=place):
+        for event in service.stream(message, history, region=place):
             if isinstance(event, str):
                 written += event
                 chat[-1] = {"role": "assistant", "content": render.e(written)}
                 yield "", chat, gr.skip(), state
             else:
                 answer: Answer = event
-                if notice := service.building_notice():
-                    answer.notices.append(notice)
                 chat[-1] = {"role": "assistant", "content": render.chat_text(answer)}
                 yield "", chat, render.answer_panel(answer), answer.to_json()
 
@@ -128,7 +127,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to,
                                     "levels": levels or None, "statuses": statuses or None,
                                     "region": None if not region or region == ANY_PLACE else region},
-                                   service.generation.models.places)
+                                   service.places)
         except ValidationError:
             return ('<div class="ipkb-refused">成文日期应为 YYYY-MM-DD（或 YYYY、YYYY-MM），'
                     '例如 2019-01-01。</div>'), ""
@@ -183,7 +182,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
         outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors, job.unchanged)
                    if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
-        generation = str(service.generation.path)
+        generation = str(service.generation_path)
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
         docs, counts = service.documents(), service.chunk_counts()
@@ -195,8 +194,6 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     # 评测
     def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
-        from eval.runner import evaluate as run_evaluation  # matplotlib and all: only when asked
-
         try:
             testset = SAMPLE_TESTSET if choice == "sample" or not uploaded else uploaded_path(uploaded)
         except UploadError as exc:
@@ -209,18 +206,15 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 shutil.rmtree(old, ignore_errors=True)
             EVAL_RUNS.mkdir(parents=True, exist_ok=True)
             out = Path(tempfile.mkdtemp(prefix="run-", dir=EVAL_RUNS))
-            answerer = service.answerer  # the knowledge base the run is against, named in the report
-            generation = answerer.generation
-            run_evaluation(answerer, testset, out, ablation=ablation, show_bar=False,
-                                     progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
+            documents, chunks = service.evaluate(  # the knowledge base the run is against, named in the report
+                testset, out, ablation, lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
         except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
             return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
         finally:
             eval_lock.release()
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         limits = tomllib.loads(FLOORS.read_text(encoding="utf-8"))
-        report = render.eval_report(metrics, limits, testset.name, len(generation.catalogue.documents),
-                                    sum(generation.catalogue.chunk_counts().values()))
+        report = render.eval_report(metrics, limits, testset.name, documents, chunks)
         images = [(str(out / name), caption) for name, caption in
                   (("metrics.png", "各项指标"), ("latency.png", "延迟"), ("hardest.png", "最难的问题"))]
         return report, images, str(out / "report.html")
@@ -311,7 +305,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
         # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
-        seen = gr.State(str(service.generation.path))
+        seen = gr.State(str(service.generation_path))
         gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
                            api_name="status")
         with gr.Tab("评测"):
