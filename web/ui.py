@@ -186,7 +186,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
         docs, counts = service.documents(), service.chunk_counts()
-        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()), overview_text(),
+        return (text, render.document_rows(docs, counts, service.suspicious()), gr.update(choices=doc_choices()), overview_text(),
                 gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
 
     def overview_text() -> str:
@@ -284,7 +284,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 gr.Markdown("⚠️ 知识库管理未启用：在配置中设置 `admin_password`（或环境变量 `IPKB_ADMIN_PASSWORD`）后可上传、删除、重建索引。咨询与检索不受影响。")
             password = gr.Textbox(label="管理密码", type="password", interactive=service.management_enabled)
             job = gr.HTML(elem_id="ipkb-job")
-            table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts()),
+            table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts(), service.suspicious()),
                                  headers=render.DOCUMENT_HEADERS, interactive=False, label="文件列表")
             with gr.Row():
                 files = gr.File(file_count="multiple", label="上传文件（PDF、DOCX、TXT、MD、HTML）",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ingest.build import BuildReport, build
 from kb.core.errors import KbError
 from kb.core.filters import Filters
+from kb.core.guard import suspicious_sentences
 from kb.core.places import Places
 from kb.core.records import Answer, Document, Passage
 from kb.core.settings import Settings
@@ -57,6 +58,7 @@ class KnowledgeService:
                                        lambda: current_generation(self.kb_dir))
         self.jobs = BuildJobs(settings, self.folder, lambda: self.generation.path, self.generations.swap, build)
         self.feedback = FeedbackStore(self.kb_dir / "feedback.sqlite")
+        self._suspicious: tuple[Path | None, dict[str, list[str]]] = (None, {})
 
     # --- answering and search (always on)
     @property
@@ -118,6 +120,16 @@ class KnowledgeService:
 
     def chunk_counts(self) -> dict[str, int]:
         return self.generation.catalogue.chunk_counts()
+
+    def suspicious(self) -> dict[str, list[str]]:
+        """Per document, its sentences that are kept from answers and prompts (instructions to the assistant,
+        payment demands: kb/core/guard.py), for people to review in 知识库. Worked out once per generation."""
+        path, found = self._suspicious
+        if path != self.generation_path:
+            path = self.generation_path
+            found = {d.doc_id: hits for d in self.documents() if (hits := suspicious_sentences(d.text))}
+            self._suspicious = (path, found)
+        return found
 
     def source_file(self, doc_id: str) -> Path | None:
         """The original file of a document in the knowledge base (only those: never an arbitrary path)."""
