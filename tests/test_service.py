@@ -75,6 +75,8 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("\x00evil.txt", "evil.txt"),
     ("ev\x1fil\x7f.txt", "evil.txt"),
     (".hidden.txt", "hidden.txt"),  # a leading dot would hide the file from the build
+    ("....txt", "未命名.txt"),  # a file with no name of its own is still a file: not a refused batch
+    (".txt", "未命名.txt"),
     ("．．／．．／fullwidth.txt", "fullwidth.txt"),  # NFKC first, then the folders are dropped
     ("a<b>|c:d*e?.txt", "a_b__c_d_e_.txt"),
     ("通知（2020）第1号—补贴.md", "通知(2020)第1号—补贴.md"),  # NFKC: full-width brackets become ASCII
@@ -90,7 +92,6 @@ def test_safe_file_name(name, safe):
     ("..", "没有文件扩展名"),
     ("../", "没有文件扩展名"),
     ("", "没有文件扩展名"),
-    (".txt", "没有文件扩展名"),
     ("evil.exe", "不支持的文件类型"),
     ("evil.txt.exe", "不支持的文件类型"),
     ("../../bin/sh", "没有文件扩展名"),

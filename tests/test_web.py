@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 from types import SimpleNamespace
 
 import pytest
@@ -337,6 +338,16 @@ def test_file_route_serves_a_document_inline_as_plain_text(http, web):
     assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["content-security-policy"] == "sandbox"
     assert r.headers["content-disposition"].startswith("inline") and r.text == "关于专利保险的答复"
+
+
+def test_file_route_serves_a_gbk_text_file_as_utf8(http, web, tmp_path, monkeypatch):
+    letter = tmp_path / "答复.txt"
+    letter.write_bytes("关于专利质押融资风险池基金的答复".encode("gbk"))
+    monkeypatch.setattr(web.service, "source_file", lambda doc_id: letter)
+    r = http.get("/files/anything")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.text == "关于专利质押融资风险池基金的答复"
+    assert "答复.txt" in unquote(r.headers["content-disposition"])
 
 
 def test_file_route_renders_an_html_document_sanitised(http, web, tmp_path, monkeypatch):

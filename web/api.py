@@ -3,15 +3,16 @@ with the Gradio UI mounted at /.
 (No `from __future__ import annotations` here: FastAPI reads the request models from the endpoints'
 annotations, and those models are made per app, with its settings' limits.)"""
 import mimetypes
+from urllib.parse import quote
 from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
-from kb.core.errors import KbError
+from kb.core.errors import KbError, LoadError
 from kb.core.settings import Settings
 from web import render
 from web.middleware import ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget, UploadedFilesOnly
@@ -41,6 +42,16 @@ def _decoded(path: Path) -> str:
 
         best = from_bytes(data).best()
         return str(best) if best is not None else data.decode("utf-8", errors="replace")
+
+def _text_of(path: Path) -> str:
+    """A text file decoded as ingestion decodes it (BOM, UTF-8, GB18030, else charset-normalizer)."""
+    from ingest.loaders import decode_text
+
+    try:
+        return decode_text(path.read_bytes())[0]
+    except LoadError:
+        return path.read_bytes().decode("utf-8", errors="replace")
+
 
 def create_app(settings: Settings, service: KnowledgeService | None = None) -> FastAPI:
     service = service or KnowledgeService(settings)
@@ -100,6 +111,11 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
             page = html_page(await _in_thread(_decoded, path), path.name)
             return HTMLResponse(page, headers={"X-Content-Type-Options": "nosniff",
                                                "Content-Security-Policy": "sandbox; default-src 'none'"})
+        if path.suffix.lower() in (".txt", ".md"):  # served as UTF-8 whatever the file's own encoding (GBK…)
+            text = await _in_thread(_text_of, path)
+            return Response(text, media_type="text/plain; charset=utf-8",
+                            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+                                     "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.name)}"})
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind != "application/pdf":  # never let a source HTML file run in our origin
             kind = "text/plain; charset=utf-8" if path.suffix.lower() in (".txt", ".md", ".html", ".htm") else kind
