@@ -170,7 +170,7 @@ def test_a_build_reports_what_it_did_and_swaps_the_new_generation_in(tmp_path):
     uploads = tmp_path / "uploads"
     build = FakeBuild([FileResult(str(uploads / "new.txt"), "ok"), FileResult(str(corpus / "letter.txt"), "unchanged"),
                        FileResult(str(uploads / "副本.txt"), "skipped", f"same content as {corpus / 'letter.txt'}"),
-                       FileResult(str(uploads / "空.txt"), "failed", "no text")], generation=tmp_path / "gen-new")
+                       FileResult(str(uploads / "空.txt"), "failed", "no text found: the file contains only whitespace")], generation=tmp_path / "gen-new")
     jobs, swaps = jobs_over(tmp_path, build, [corpus, tmp_path / "gone"])
     before = time.time()
     assert jobs.start() is True
@@ -178,7 +178,7 @@ def test_a_build_reports_what_it_did_and_swaps_the_new_generation_in(tmp_path):
     job = wait_idle(jobs)
     assert job is started and job.started >= before and job.finished >= job.started
     assert build.calls == [{"paths": [corpus, uploads], "exclude": set()}]  # missing corpus folders are left out
-    assert job.message == "完成，1 个文件失败" and job.errors == ["空.txt: no text"]
+    assert job.message == "完成，1 个文件失败" and job.errors == ["空.txt：未找到文字：文件内容为空"]
     assert job.added == ["new.txt"] and job.skipped == ["副本.txt（与已有文件 letter.txt 内容相同）"]
     assert job.done == job.total == 1 and "1 ok, 1 unchanged, 1 skipped, 1 failed" in job.summary
     assert swaps == [1]
