@@ -541,3 +541,13 @@ def test_the_upload_route_has_a_budget_per_client_and_old_uploads_are_swept(tmp_
     os.utime(old, (now[0] - 3700, now[0] - 3700))
     os.utime(fresh, (now[0] - 60, now[0] - 60))
     assert budget.sweep() == 1 and not old.parent.exists() and fresh.is_file()
+
+
+def test_the_status_timer_brings_the_places_of_a_new_generation(http, web, monkeypatch):
+    """After a first build the place boxes (所在地区, 适用地区) offer the new documents' places at once."""
+    unchanged = call(http, "status", None, "")
+    assert unchanged[8:] == [{"__type__": "update"}] * 2  # the page's generation: nothing to refresh
+    monkeypatch.setattr(type(web.service), "generation_path", property(lambda self: Path("gen-after-a-build")))
+    outputs = call(http, "status", None, "")
+    for box in outputs[8:]:
+        assert [c[0] if isinstance(c, list) else c for c in box["choices"]] == ["不限", "浙江省宁波市"], box

@@ -184,10 +184,12 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                    if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
         generation = str(service.generation_path)
         if generation == seen:
-            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
+            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen, gr.skip(), gr.skip()
         docs, counts = service.documents(), service.chunk_counts()
+        places = region_choices()  # a first build brings the places: the two place boxes must offer them
         return (text, render.document_rows(docs, counts, service.suspicious()), gr.update(choices=doc_choices()), overview_text(),
-                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
+                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation,
+                gr.update(choices=places), gr.update(choices=places))
 
     def overview_text() -> str:
         return f"知识库：{len(service.documents())} 份文件，{sum(service.chunk_counts().values())} 个分块。"
@@ -306,8 +308,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
         # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
         seen = gr.State(str(service.generation_path))
-        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
-                           api_name="status")
+        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen,
+                                                     asker_place, search_place], api_name="status")
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")
