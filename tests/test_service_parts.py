@@ -434,3 +434,29 @@ def test_suspicious_sentences_are_listed_per_document_once_per_generation(tmp_pa
         assert cells[0]["可疑文本"].startswith("⚠️ 1 句") and cells[1]["可疑文本"] == "无"
     finally:
         svc.close()
+
+
+def test_uploads_a_killed_build_left_are_found_for_a_build_at_start(tmp_path):
+    """A build killed mid-way leaves uploads/ files the knowledge base does not hold: the app builds them
+    at start (app.py, web/worker.py) instead of showing 空闲 while they wait."""
+    from ingest.pipeline import source_key
+    import sqlite3
+
+    from kb.store.generations import _SCHEMA, DATABASE, MANIFEST, FileEntry, Manifest
+
+    settings = Settings().replace(kb_dir=tmp_path / "kb")
+    indexed = write(tmp_path / "kb" / "uploads", "indexed.txt", "答复")
+    waiting = write(tmp_path / "kb" / "uploads", "waiting.txt", "答复")
+    write(tmp_path / "kb" / "uploads" / ".failed", "broken.txt", "")  # set aside: not waiting
+    generation = tmp_path / "kb" / "gen-1"
+    generation.mkdir()
+    manifest = Manifest(files={source_key(indexed): FileEntry("d1", "h", 6)})
+    (generation / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    with sqlite3.connect(generation / DATABASE) as db:
+        db.executescript(_SCHEMA)
+    (tmp_path / "kb" / "current").symlink_to("gen-1")
+    svc = KnowledgeService(settings, answerer_factory=FakeAnswerers([]), build=FakeBuild())
+    try:
+        assert svc.unindexed_uploads() == [waiting]
+    finally:
+        svc.close()

@@ -551,3 +551,12 @@ def test_the_status_timer_brings_the_places_of_a_new_generation(http, web, monke
     outputs = call(http, "status", None, "")
     for box in outputs[8:]:
         assert [c[0] if isinstance(c, list) else c for c in box["choices"]] == ["不限", "浙江省宁波市"], box
+
+
+def test_a_place_typed_in_the_chat_that_does_not_exist_is_said_not_ignored(http, web):
+    calls = len(web.service.answerer.calls)
+    _, chat, _, _ = call(http, "ask", "专利质押贷款出了坏账谁兜底？", [], None, "火星市")
+    assert "无法识别所在地区“火星市”" in str(chat[-1]["content"])
+    assert len(web.service.answerer.calls) == calls  # nothing was answered for a place that is not one
+    _, chat, _, _ = call(http, "ask", "专利质押贷款出了坏账谁兜底？", [], None, "宁波")
+    assert "无法识别" not in str(chat[-1]["content"]) and web.service.answerer.calls[-1][3] == "宁波"

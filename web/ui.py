@@ -92,9 +92,14 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         history = recent_history(history_from(chat), settings.answer.max_history_turns, settings.answer.max_history_chars,
                                  settings.answer.max_question_chars)
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
+        place = "" if not region or region == ANY_PLACE else region.strip()
+        if place and not service.places.normalise(place):  # typed into 所在地区: said, never silently dropped
+            chat[-1] = {"role": "assistant", "content": render.e(
+                f"无法识别所在地区“{place}”：请从列表中选择，或输入省、市、区县的名称（例如 宁波市）。")}
+            yield "", chat, "", state
+            return
         yield "", chat, "", state
         written = ""
-        place = "" if not region or region == ANY_PLACE else region
         for event in service.stream(message, history, region=place):
             if isinstance(event, str):
                 written += event

@@ -46,6 +46,10 @@ class UploadFolder:
     def holds(self, path: Path) -> bool:
         return path.parent.resolve() == self.path.resolve()
 
+    def files(self) -> list[Path]:
+        """The uploaded files waiting in uploads/ (not the failed ones set aside)."""
+        return sorted(p for p in self.path.iterdir() if p.is_file()) if self.path.is_dir() else []
+
     def save(self, files: list[tuple[str, Path]], max_bytes: int, max_mb: float) -> list[str]:
         """Copy uploaded files (original name, temporary path) in; their safe names. Every file is checked
         before any is copied: a refused batch leaves nothing behind."""
