@@ -7,12 +7,14 @@ installed); wrong admin passwords count across workers; a killed worker is resta
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -228,7 +230,18 @@ def test_a_killed_worker_is_restarted(front):
         time.sleep(0.2)
     after = children_of(front.proc.pid)
     assert len(after) == 2 and before[1] not in after
-    assert "restarting" in front.log.read_text(errors="replace")
+    log = front.log.read_text(errors="replace")
+    assert "a new one starts in 0.5 s and serves once its models are loaded" in log
+    assert re.search(r"worker \d \(pid \d+\) serves again, [\d.]+ s after it stopped", log), log
+
+
+def test_with_every_worker_down_requests_wait_for_one_instead_of_failing(front):
+    """Both workers killed at once: the front holds the requests until a restarted worker serves them."""
+    for pid in children_of(front.proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda _: httpx.get(f"{front.base}/api/health", timeout=120).status_code, range(10)))
+    assert codes == [200] * 10
 
 
 def test_sigterm_stops_every_worker(front):

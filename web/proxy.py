@@ -16,6 +16,9 @@
 """
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -29,6 +32,7 @@ ASSIGNING = ("/", "/config", "/gradio_api/config")  # GET: a client's first requ
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"x-forwarded-for", b"x-real-ip", b"forwarded"}
 UNAVAILABLE = "服务正在启动或重启，请稍候再试"
+WAIT_FOR_WORKER_S = 60.0  # a worker restarted after a crash loads its models in 10-20 s (longer when all restart at once)
 
 
 class _TooLarge(Exception):
@@ -107,10 +111,20 @@ class Proxy:
         headers.append((b"x-forwarded-proto", request.scope.get("scheme", "http").encode("latin-1")))
         return headers
 
+    async def _choose(self, request: Request, balanced: bool) -> tuple[Worker | None, int | None]:
+        """A worker for the request; while none is ready (all restarting) the request waits for one, up to
+        WAIT_FOR_WORKER_S, instead of failing at once."""
+        deadline = time.monotonic() + WAIT_FOR_WORKER_S
+        while True:
+            worker, assign = (self.pool.least_busy(), None) if balanced else self._sticky(request)
+            if worker is not None or time.monotonic() > deadline:
+                return worker, assign
+            await asyncio.sleep(0.1)
+
     async def _relay(self, request: Request, scope, receive, send) -> None:
         path = scope["path"]
         balanced = self.balanced(path)
-        worker, assign = (self.pool.least_busy(), None) if balanced else self._sticky(request)
+        worker, assign = await self._choose(request, balanced)
         if worker is None:
             await JSONResponse({"error": UNAVAILABLE}, status_code=503)(scope, receive, send)
             return
@@ -129,7 +143,8 @@ class Proxy:
         url = httpx.URL("http://ipkb-worker").copy_with(raw_path=target + (b"?" + query if query else b""))
         counted = not (path.endswith("/queue/data") or "/heartbeat/" in path)  # idle streams are not load
         headers = self._headers(request)
-        for attempt in (1, 2):
+        attempts = len(self.pool.workers) + 1  # each worker may be found dead in turn, then one restarted
+        for attempt in range(1, attempts + 1):
             client = self._client(worker)
             worker.busy += counted
             try:
@@ -139,11 +154,11 @@ class Proxy:
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 worker.busy -= counted
                 self.pool.lost(worker)
-                if attempt == 2 or not retry:
+                if attempt == attempts or not retry:
                     message = f"工作进程 {worker.index} 无法连接（{type(exc).__name__}），请稍后再试"
                     await JSONResponse({"error": message}, status_code=502)(scope, receive, send)
                     return
-                worker = self.pool.least_busy() if balanced else self._sticky(request)[0]
+                worker = (await self._choose(request, balanced))[0]
                 assign = None if balanced or worker is None else worker.index
                 if worker is None:
                     await JSONResponse({"error": UNAVAILABLE}, status_code=503)(scope, receive, send)

@@ -43,6 +43,7 @@ class Worker:
         self.served = 0
         self.restarts = 0
         self.crashes = 0  # deaths in a row before it became ready again: the restart waits longer each time
+        self.down_since: float | None = None  # when it was found dead (time.monotonic), until it serves again
 
     @property
     def pid(self) -> int | None:
@@ -128,13 +129,19 @@ class WorkerPool:
                         delay = min(30.0, 0.5 * 2 ** (worker.crashes - 1))
                         restart_at[worker.index] = now + delay
                         print(f"ipkb: worker {worker.index} (pid {worker.pid}) exited with {worker.proc.returncode}; "
-                              f"restarting in {delay:.1f} s", file=sys.stderr)
+                              f"a new one starts in {delay:.1f} s and serves once its models are loaded "
+                              "(10-20 s); requests wait for a worker meanwhile", file=sys.stderr)
+                        worker.down_since = now
                     if now >= restart_at[worker.index]:
                         del restart_at[worker.index]
                         worker.restarts += 1
                         self._spawn(worker)
                 elif not worker.ready and worker.proc is not None and self._probe(worker):
                     worker.ready, worker.crashes = True, 0
+                    if worker.down_since is not None:
+                        print(f"ipkb: worker {worker.index} (pid {worker.pid}) serves again, "
+                              f"{time.monotonic() - worker.down_since:.1f} s after it stopped", file=sys.stderr)
+                        worker.down_since = None
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every worker (each finishes its requests), then SIGKILL what is left after `timeout`."""
