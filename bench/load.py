@@ -187,7 +187,8 @@ def start_app(tmp: Path, port: int, workers: int, one_thread: bool) -> subproces
     env = {**os.environ, "IPKB_CONFIG": str(config), "IPKB_KB_DIR": str(tmp / "kb"),
            "IPKB_EMBED_CACHE": str(tmp / "embed-cache.sqlite"), "IPKB_HOST": "127.0.0.1", "IPKB_PORT": str(port),
            "IPKB_LLM_BASE_URL": "", "IPKB_LLM_MODEL": "", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "IPKB_WORKERS": str(workers)}
+           "IPKB_WORKERS": str(workers),
+           "IPKB_ASKS_PER_MINUTE": "1000000"}  # every simulated client is 127.0.0.1: no per-client budget here
     if one_thread:
         env["OMP_NUM_THREADS"] = "1"
     log = open(tmp / "app.log", "wb")

@@ -35,7 +35,9 @@ def make_web(tmp_path: Path, **overrides) -> SimpleNamespace:
     settings.store.kb_dir.mkdir()
     factory = FakeAnswerers([document("letter", letter)])
     service = KnowledgeService(settings, answerer_factory=factory, build=FakeBuild())
-    return SimpleNamespace(settings=settings, service=service, factory=factory, app=create_app(settings, service))
+    app = create_app(settings, service)
+    blocks = next(r.app.blocks for r in app.routes if hasattr(getattr(r, "app", None), "blocks"))
+    return SimpleNamespace(settings=settings, service=service, factory=factory, app=app, app_fns=blocks.fns)
 
 
 @pytest.fixture(scope="module")
@@ -560,3 +562,20 @@ def test_a_place_typed_in_the_chat_that_does_not_exist_is_said_not_ignored(http,
     assert len(web.service.answerer.calls) == calls  # nothing was answered for a place that is not one
     _, chat, _, _ = call(http, "ask", "专利质押贷款出了坏账谁兜底？", [], None, "宁波")
     assert "无法识别" not in str(chat[-1]["content"]) and web.service.answerer.calls[-1][3] == "宁波"
+
+
+def test_each_client_may_ask_so_many_questions_a_minute(tmp_path):
+    """Answers cost CPU: past asks_per_minute, the API and the page's handlers answer 429 in Chinese."""
+    limited = make_web(tmp_path, asks_per_minute=3)
+    with TestClient(limited.app) as http:
+        assert [http.post("/api/ask", json={"question": QUESTION}).status_code for _ in range(2)] == [200, 200]
+        assert http.post("/api/search", json={"query": "专利保险"}).status_code == 200
+        refused = http.post("/api/ask", json={"question": QUESTION})
+        assert refused.status_code == 429 and refused.json()["error"].startswith("提问过于频繁：每分钟最多 3 次")
+        assert call(http, "ask", QUESTION, [], None, "不限").startswith("HTTP 429")
+        join = http.post("/gradio_api/queue/join", json={"data": [QUESTION, [], None, "不限"], "session_hash": "s",
+                                                          "fn_index": next(i for i, fn in limited.app_fns.items()
+                                                                           if fn.fn.__name__ == "ask")})
+        assert join.status_code == 429
+        assert http.get("/api/health").status_code == 200  # the cheap routes are not counted
+    limited.service.close()

@@ -73,7 +73,8 @@ def front(tmp_path_factory, embed_cache):
     config.write_text("", encoding="utf-8")
     port = free_port()
     env = {**os.environ, "IPKB_CONFIG": str(config), "IPKB_CORPUS": str(corpus), "IPKB_EMBED_CACHE": str(embed_cache),
-           "IPKB_ADMIN_PASSWORD": PASSWORD, "IPKB_LLM_BASE_URL": "", "IPKB_LLM_MODEL": ""}
+           "IPKB_ADMIN_PASSWORD": PASSWORD, "IPKB_LLM_BASE_URL": "", "IPKB_LLM_MODEL": "",
+           "IPKB_ASKS_PER_MINUTE": "100000"}  # the 20 simulated clients are all 127.0.0.1
     log = open(kb_dir.parent / "front.log", "wb")
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--kb", str(kb_dir), "--workers", "2"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

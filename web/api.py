@@ -15,7 +15,8 @@ from fastapi_offline import FastAPIOffline
 from kb.core.errors import KbError, LoadError
 from kb.core.settings import Settings
 from web import render
-from web.middleware import ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget, UploadedFilesOnly
+from web.middleware import (AskBudget, ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget,
+                            UploadedFilesOnly)
 from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
 from web.sanitize import html_page
 from web.service import KnowledgeService
@@ -129,6 +130,10 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     # Handlers registered with api_name=False (the browser calls them by index) are not callable by name
     public = {fn.api_name for fn in ui.fns.values() if fn.api_visibility == "public" and isinstance(fn.api_name, str)}
     api.add_middleware(GradioEndpointsByName, public=frozenset(public))
+    # the handlers that answer or search, by name and by index (the page calls them by index)
+    costly = {i: fn for i, fn in ui.fns.items() if getattr(fn.fn, "__name__", "") in ("ask", "search")}
+    api.add_middleware(AskBudget, per_minute=settings.web.asks_per_minute, gradio_fns=frozenset(costly),
+                       gradio_names=frozenset(fn.api_name for fn in costly.values() if isinstance(fn.api_name, str)))
     # File values must name files uploaded to Gradio's upload folder: checked here, before Gradio copies
     # them into its cache, and by Gradio itself (its check runs only for a Blocks that has "launched")
     api.add_middleware(UploadedFilesOnly, fn_indices=frozenset(ui.fns))

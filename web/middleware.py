@@ -217,6 +217,75 @@ def _non_text_part(value, depth: int = 0) -> bool:
     return False
 
 
+class ClientWindow:
+    """What each client spent in the last `window_s` seconds, against a limit: the budgets below."""
+
+    def __init__(self, limit: float, window_s: float, clock=time.time):
+        self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._spent: dict[str, deque[tuple[float, float]]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str, amount: float = 1.0) -> bool:
+        """Counts `amount` for the client; False (and nothing counted) when it would pass the limit."""
+        now = self.clock()
+        with self._lock:
+            spent = self._spent.setdefault(client, deque())
+            while spent and spent[0][0] < now - self.window_s:
+                spent.popleft()
+            if sum(n for _, n in spent) + amount > self.limit:
+                return False
+            spent.append((now, amount))
+            if len(self._spent) > 10_000:  # forget the quiet clients rather than grow without end
+                for key in [k for k, v in self._spent.items() if not v or v[-1][0] < now - self.window_s]:
+                    del self._spent[key]
+            return True
+
+
+class AskBudget:
+    """Answers and searches cost CPU (up to seconds for a long follow-up): each client may ask at most
+    `per_minute` of them a minute, through the JSON API or the Gradio page (429 past that). Counted per
+    process: with `--workers N` a client may ask N times as many."""
+
+    def __init__(self, app, per_minute: int, gradio_fns: frozenset[int], gradio_names: frozenset[str],
+                 clock=time.time):
+        self.app = app
+        self.window = ClientWindow(per_minute, 60.0, clock)
+        self.fns, self.names = gradio_fns, gradio_names  # the Gradio handlers that answer or search
+
+    async def __call__(self, scope, receive, send):
+        if not (scope["type"] == "http" and scope.get("method") == "POST"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "").rstrip("/")
+        body = None
+        costly = path in ("/api/ask", "/api/search") or any(
+            path.endswith(f"/{route}/{name}") for name in self.names for route in ("call", "run", "api"))
+        if not costly and path.endswith("/queue/join"):  # the page calls handlers by index: read which
+            body, receive = await _read_all(receive)
+            try:
+                costly = json.loads(body or b"null").get("fn_index") in self.fns
+            except (ValueError, AttributeError):
+                costly = False
+        if costly and not self.window.take((scope.get("client") or ("",))[0]):
+            await JSONResponse({"error": f"提问过于频繁：每分钟最多 {self.window.limit:g} 次，请稍后再试"},
+                               status_code=429)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _read_all(receive):
+    """The request's body, and a receive that gives it again to the app."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    return body, replayed(body, receive)
+
+
 class UploadBudget:
     """Gradio's upload route takes files before any password is asked (the 知识库 and 评测 tabs upload
     first): each client may send at most `mb_per_hour` through it an hour (429 past that, 411 without a
@@ -230,10 +299,10 @@ class UploadBudget:
     def __init__(self, app, mb_per_hour: float, keep_minutes: float, folder: Path | None = None, clock=time.time):
         self.app = app
         self.budget = int(mb_per_hour * 1024 * 1024)
+        self.window = ClientWindow(self.budget, self.WINDOW_S, clock)
         self.keep_s = keep_minutes * 60
         self.folder = folder
         self.clock = clock
-        self._spent: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
         self._swept = 0.0
 
@@ -247,26 +316,11 @@ class UploadBudget:
             await JSONResponse({"error": "上传请求须带 Content-Length"}, status_code=411)(scope, receive, send)
             return
         client = (scope.get("client") or ("",))[0]
-        if not self._take(client, int(length)):
+        if not self.window.take(client, int(length)):
             await JSONResponse({"error": f"上传过多：每小时最多 {self.budget / 2**20:g} MB，请稍后再试"},
                                status_code=429)(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-    def _take(self, client: str, size: int) -> bool:
-        """Counts `size` against the client's last hour; False (and nothing counted) when it is over."""
-        now = self.clock()
-        with self._lock:
-            spent = self._spent.setdefault(client, deque())
-            while spent and spent[0][0] < now - self.WINDOW_S:
-                spent.popleft()
-            if sum(n for _, n in spent) + size > self.budget:
-                return False
-            spent.append((now, size))
-            if len(self._spent) > 10_000:  # forget the quietest clients rather than grow without end
-                for key in [k for k, v in self._spent.items() if not v][:5_000]:
-                    del self._spent[key]
-            return True
 
     def _sweep_now_and_then(self) -> None:
         now = self.clock()

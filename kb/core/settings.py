@@ -62,6 +62,8 @@ class WebSettings(_Group):
     # Gradio's upload route takes files before any password (web/middleware.py UploadBudget): what one client
     # may send through it an hour, and how long an uploaded file not yet used is kept.
     upload_mb_per_hour: float = Field(300.0, gt=0)
+    # Questions and searches one client may send a minute (web/middleware.py AskBudget): each costs CPU.
+    asks_per_minute: int = Field(120, ge=1)
     upload_keep_minutes: float = Field(60.0, gt=0)
 
 
