@@ -19,6 +19,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(base: str, proc=None, timeout: float = 240) -> None:
+    """Until `base` answers /api/health; fails with the process's stderr when it exits first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the app exited: {proc.stderr.read() if proc.stderr else proc.returncode}")
+            time.sleep(0.5)
+    raise RuntimeError("the app did not start")
+
+
 @contextmanager
 def running_app(settings: Settings) -> Iterator[tuple[str, object]]:
     """Yields (base URL, the KnowledgeService behind the app)."""

@@ -32,12 +32,18 @@ class CountingStop:
         return self.calls >= self.n
 
 
-def test_a_cancel_while_embedding_stops_within_a_batch_and_keeps_the_knowledge_base(tmp_path, embed_cache):
+def letter_kb(tmp_path, embed_cache) -> tuple:
+    """A corpus folder of the reply letter, built: (corpus, settings)."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPLY_LETTER, corpus)
     settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache)
     assert not build([corpus], settings, progress=False).failed
+    return corpus, settings
+
+
+def test_a_cancel_while_embedding_stops_within_a_batch_and_keeps_the_knowledge_base(tmp_path, embed_cache):
+    corpus, settings = letter_kb(tmp_path, embed_cache)
     before = current_generation(settings.store.kb_dir)
 
     (corpus / "long.txt").write_text(_long_text(tmp_path.name), encoding="utf-8")
@@ -57,11 +63,7 @@ def test_a_cancel_while_embedding_stops_within_a_batch_and_keeps_the_knowledge_b
 
 
 def test_a_cancel_before_loading_reports_the_files_left_not_the_unchanged_ones(tmp_path, embed_cache):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache)
-    assert not build([corpus], settings, progress=False).failed
+    corpus, settings = letter_kb(tmp_path, embed_cache)
     (corpus / "new.txt").write_text(_long_text(tmp_path.name, articles=3), encoding="utf-8")
 
     report = build([corpus], settings, progress=False, should_stop=lambda: True)

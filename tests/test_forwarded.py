@@ -8,11 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-
-import httpx
 import pytest
-from app_server import free_port
+from app_server import free_port, wait_until_serving
 from tests_support import REPO
 
 from kb.core.settings import WebSettings
@@ -46,14 +43,7 @@ def test_a_forged_forwarded_header_does_not_escape_the_lockout(tmp_path, workers
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.5)
+        wait_until_serving(base, proc)
         outcomes = _guesses(base, 5)
     finally:
         proc.terminate()
