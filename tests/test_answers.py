@@ -4,20 +4,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
-from tests_support import LITE_ONE_PROCESS, REPLY_LETTER, REPO, STORES
+from tests_support import LITE_ONE_PROCESS, REPO
 
-from ingest.build import build
 from kb.answer.answerer import Answerer
 from kb.answer.tuning import Tuning
-from kb.core.settings import Settings
 
-pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and runs the CLI
+pytestmark = pytest.mark.slow  # answers with e5 over a built knowledge base and runs the CLI
 
 REQUIRED_ANSWER_KEYS = {"question", "answer", "refused", "citations", "passages", "notices", "timings_ms"}
 REQUIRED_CITATION_KEYS = {"n", "text", "title", "doc_number", "date", "pages", "section", "source", "chunk_id", "sentences"}
@@ -28,13 +24,10 @@ def squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-@pytest.fixture(scope="module", params=STORES)
-def answerer(request, tmp_path_factory, embed_cache):
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
-    assert not build([corpus], settings, progress=False).failed
-    answerer = Answerer.open(settings)
+@pytest.fixture(scope="module")
+def answerer(letter_kb):
+    """The sample letter, in each store."""
+    answerer = Answerer.open(letter_kb)
     yield answerer
     answerer.close()
 

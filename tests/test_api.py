@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
-from dataclasses import replace
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from app_server import running_app
 from gradio_client import Client
-from tests_support import REPLY_LETTER, STORES
+from tests_support import STORES
 
 import kb.search.retriever
-from ingest.build import build
 from kb.answer.answerer import Answerer
-from kb.core.settings import Settings
 
 pytestmark = pytest.mark.slow  # builds a knowledge base (e5) and starts the app
 
@@ -37,13 +33,9 @@ def no_heartbeat():
 
 
 @pytest.fixture(scope="module", params=["local"])
-def app(request, tmp_path_factory, embed_cache):
+def app(request, copy_kb):
     """The app over the letter; the tests of ask and search also run it over Milvus (`ON_EACH_STORE`)."""
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, corpus=[corpus],
-                       store=request.param)
-    assert not build([corpus], settings, progress=False).failed
+    settings = copy_kb(request.getfixturevalue("letter_milvus_settings" if request.param == "milvus" else "letter_settings"))
     with running_app(settings) as (base, service):
         yield SimpleNamespace(base=base, service=service, settings=settings)
 

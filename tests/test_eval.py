@@ -6,20 +6,17 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests_support import REPLY_LETTER, REPO
+from tests_support import REPO
 
 from eval.compare import compare
 from eval.gate import check
 from eval.metrics import citation_precision, first_hit, hit_at, keypoint_recall, percentile, reciprocal_rank, supports
 from eval.scoring import aggregate
 from eval.testset import Question, load_testset
-from ingest.build import build
 from kb.core.errors import BadTestSetError
-from kb.core.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -153,11 +150,8 @@ def test_gate_floors_and_ceilings(tmp_path):
 
 # --- the real run on the sample corpus: the CI gate
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory, embed_cache):
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
-    assert not build([corpus], settings, progress=False).failed
+def sample_run(tmp_path_factory, letter_settings):
+    settings = letter_settings
     out = tmp_path_factory.mktemp("eval") / "run"
     proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.kb_dir),
                      "--out", str(out), "--floors", str(REPO / "eval/floors.toml"), "-q")

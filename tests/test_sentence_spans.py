@@ -3,14 +3,12 @@ stored spans and finds their vectors in the embedding cache that ingestion fille
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from dataclasses import replace
 
 import pytest
-from tests_support import REPLY_LETTER, REPO
+from tests_support import REPO
 
-from ingest.build import build
 from kb.answer.answerer import Answerer
 from kb.core.guard import quotable_sentences
 from kb.core.sentences import COLONS, SENTENCE_END, ends_sentence, first_sentence_end, sentence_spans
@@ -20,14 +18,9 @@ from kb.store.generations import DATABASE, current_generation, open_kb
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> Settings:
-    """The sample letter built with an embedding cache of its own: only the build has filled it."""
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"),
-                       embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
-    assert not build([corpus], settings, progress=False).failed
-    return settings
+def settings(tmp_path_factory, letter_settings) -> Settings:
+    """The sample letter with an empty embedding cache of its own: no sentence vector is there yet."""
+    return replace(letter_settings, embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
 
 
 def test_every_sentence_end_is_said_in_one_place():

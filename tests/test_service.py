@@ -14,7 +14,6 @@ from tests_support import REPLY_LETTER, STORES, SUBSIDY_POLICY, SUBSIDY_QUESTION
 import web.service
 from ingest.build import build
 from kb.core.errors import AdminError, KbError, UploadError
-from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web.service import Job, KnowledgeService, safe_file_name
 
@@ -24,19 +23,11 @@ ON_EACH_STORE = pytest.mark.parametrize("service", STORES, indirect=True)  # the
 
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, folder)
-    return folder
-
-
 @pytest.fixture(scope="module", params=["local"])
-def service(request, tmp_path_factory, embed_cache, corpus):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
-                       admin_password=PASSWORD, corpus=[corpus], store=request.param,
+def service(request, copy_kb):
+    built = request.getfixturevalue("letter_milvus_settings" if request.param == "milvus" else "letter_settings")
+    settings = copy_kb(built, admin_password=PASSWORD,
                        admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_app)
-    assert not build([corpus], settings, progress=False).failed
     svc = KnowledgeService(settings)
     yield svc
     wait_idle(svc)
