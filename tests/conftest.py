@@ -22,6 +22,25 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+MODULE_SLOW = "\npytestmark = pytest.mark.slow"  # a module whose every test is slow
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """Under `-m "not slow"` (`make test-fast`) a module marked slow as a whole is not even imported: its
+    imports (Gradio, uvicorn, Milvus, LangChain) cost seconds of the fast run, for tests it deselects."""
+    markexpr = config.getoption("markexpr", "")
+    if not markexpr or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if MODULE_SLOW not in collection_path.read_text(encoding="utf-8"):
+        return None
+    from _pytest.mark.expression import Expression
+
+    expr = Expression.compile(markexpr)
+
+    def selects(other_marks: bool) -> bool:  # a slow test, with or without any other mark
+        return expr.evaluate(lambda name, **kwargs: name == "slow" or other_marks)
+
+    return True if not (selects(False) or selects(True)) else None
 
 
 @pytest.fixture(scope="session")

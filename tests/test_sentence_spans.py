@@ -78,7 +78,7 @@ def test_answering_embeds_a_few_stored_sentences_once(settings):
         quotable = {text for p in passages for _, _, text in quotable_sentences(p.text, p.sentence_spans)}
         questions = [json.loads(line)["question"]
                      for line in (REPO / "eval" / "testsets" / "sample.jsonl").read_text(encoding="utf-8").splitlines()
-                     if line.strip()][:20]
+                     if line.strip()][:6]  # each embeds its sentences with e5: six show the bound and the cache
         for question in questions:
             answerer.answer(question)
         first = list(misses)
