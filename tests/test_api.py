@@ -101,25 +101,16 @@ def test_a_surrogate_pair_is_just_a_character(http):
     assert r.status_code == 200 and r.json()["query"] == "😀 保险"
 
 
+# Which dates are valid, and what a date or its prefix admits: tests/test_requests.py (one table each).
 @pytest.mark.parametrize("route, field", ROUTES)
 @pytest.mark.parametrize("name", ["date_from", "date_to"])
-@pytest.mark.parametrize("date", ["not-a-date", "2019年", "2019-13-40", "2019-02-30", "2019/07/22"])
-def test_invalid_dates_are_a_422(http, route, field, name, date):
-    r = http.post(route, json={field: QUESTION, "filters": {name: date}})
+def test_invalid_dates_are_a_422(http, route, field, name):
+    r = http.post(route, json={field: QUESTION, "filters": {name: "2019-02-30"}})
     assert_error(r, 422, f"filters.{name}: 应为日期 YYYY-MM-DD")
 
 
-@pytest.mark.parametrize("filters, found", [
-    ({"date_from": "2019"}, True),
-    ({"date_from": "2019-07", "date_to": "2019-07"}, True),
-    ({"date_to": "2019"}, True),
-    ({"date_from": "2019-07-22", "date_to": "2019-07-22"}, True),
-    ({"date_from": "2019-08"}, False),
-    ({"date_to": "2018"}, False),
-    ({"date_from": "", "date_to": ""}, True),  # an empty box does not filter
-])
-@ON_EACH_STORE
-def test_year_and_month_prefixes_stay_valid(http, filters, found):
+@pytest.mark.parametrize("filters, found", [({"date_from": "2019-07", "date_to": "2019"}, True), ({"date_to": "2018"}, False)])
+def test_date_filters_reach_the_search(http, filters, found):
     r = http.post("/api/search", json={"query": "发明专利被侵权保险", "filters": filters})
     assert r.status_code == 200
     assert bool(r.json()["passages"]) is found

@@ -221,11 +221,9 @@ def test_api_ask_resolves_a_follow_up_from_history(http):
 @pytest.mark.parametrize("filters, answered", [
     ({"doc_types": ["答复"]}, True),
     ({"doc_types": "答复", "issuers": ["宁波市市场监督管理局"]}, True),
-    ({"date_from": "2019-01-01", "date_to": "2019-12-31"}, True),
     ({"files": [REPLY_LETTER.name]}, True),
     ({}, True),
     ({"doc_types": ["办法"]}, False),
-    ({"date_from": "2020-01-01"}, False),
     ({"files": ["other.pdf"]}, False),
 ])
 def test_api_ask_with_filters(http, filters, answered):
