@@ -80,6 +80,14 @@ def tokenizer():
     return Tokenizer()
 
 
+@pytest.fixture(scope="session")
+def places():
+    """One place index for the session (jionlp's division table loads on first use: seconds)."""
+    from kb.core.places import Places
+
+    return Places()
+
+
 def _build(paths: list[Path], settings):
     from ingest.build import build
 

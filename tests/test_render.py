@@ -217,12 +217,9 @@ def test_read_aloud_names_each_document_once_without_markers():
     assert "[" not in spoken
 
 
-@pytest.mark.slow  # loads jionlp's division table
-def test_issuer_names_of_one_organ_are_one_choice():
-    from kb.core.places import Places
-
+def test_issuer_names_of_one_organ_are_one_choice(places):
     groups = render.issuer_groups(["洪泽区人民政府", "淮安市洪泽区人民政府", "宁波市人民政府", "宁波市知识产权局", ""],
-                                  Places())
+                                  places)
     assert groups == {"宁波市人民政府": ["宁波市人民政府"], "宁波市知识产权局": ["宁波市知识产权局"],
                       "洪泽区人民政府": ["洪泽区人民政府", "淮安市洪泽区人民政府"]}
 
