@@ -179,10 +179,21 @@ def test_sample_set_meets_the_floors(sample_run):
 
 @pytest.mark.slow
 def test_a_floor_above_the_measured_value_fails_the_run(sample_run, tmp_path):
-    settings, _, _ = sample_run
+    """Four answerable questions (not the 64 again): their keypoint recall is known from the sample run,
+    and a floor just above it fails the run."""
+    import math
+
+    settings, out, _ = sample_run
+    lines = [line for line in (REPO / "eval/testsets/sample.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    four = [line for line in lines if json.loads(line)["answerable"]][:4]
+    recall = {row["id"]: row["scores"]["keypoint_recall"] for row in map(json.loads, (out / "results.jsonl").open())
+              if "keypoint_recall" in row["scores"]}
+    measured = sum(recall[json.loads(line)["id"]] for line in four) / len(four)
+    testset = tmp_path / "four.jsonl"
+    testset.write_text("\n".join(four) + "\n", encoding="utf-8")
     strict = tmp_path / "strict.toml"
-    strict.write_text('[floors]\n"answers.keypoint_recall" = 0.999\n')
-    proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.kb_dir),
+    strict.write_text(f'[floors]\n"answers.keypoint_recall" = {math.nextafter(measured, math.inf)!r}\n')
+    proc = _eval_cli("run", "--testset", str(testset), "--kb", str(settings.kb_dir),
                      "--out", str(tmp_path / "run"), "--floors", str(strict), "--no-ablation", "-q")
     assert proc.returncode == 1 and "BELOW FLOOR: answers.keypoint_recall" in proc.stderr
 
