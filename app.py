@@ -18,7 +18,6 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -52,7 +51,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise IpkbError(f"settings file {args.config} not found")
     settings = load_settings(config_file=args.config)
     overrides = {"host": args.host, "port": args.port, "kb_dir": args.kb, "workers": args.workers}
-    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         needs_build = False
-        if current_generation(settings.kb_dir) is None:
+        if current_generation(settings.store.kb_dir) is None:
             from web.service import ensure_knowledge_base
 
             needs_build = ensure_knowledge_base(settings)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if settings.workers > 1:  # the background build, if any, runs in worker 0 only
+    if settings.web.workers > 1:  # the background build, if any, runs in worker 0 only
         from web.workers import serve
 
         return serve(settings, build=needs_build or args.build)
@@ -82,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     app.state.service.watch_generations(1.0)
     if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
         app.state.service.build_corpus()
-    print(f"IPKB ready: http://{settings.host}:{settings.port}", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    print(f"IPKB ready: http://{settings.web.host}:{settings.web.port}", file=sys.stderr)
+    from web.serving import forwarded_options
+
+    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
+                **forwarded_options(settings.web))
     return 0
 
 

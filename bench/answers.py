@@ -2,7 +2,7 @@
 
 Quality, on eval/testsets/sample.jsonl over the sample corpus (and shared-pdfs.jsonl over
 all seven documents): keypoint recall, answers with every keypoint, citation support
-(every [n] sentence found in the passage it cites — kb/validation.py), citation precision
+(every [n] sentence found in the passage it cites — kb/answer/validation.py), citation precision
 against the evidence, refusals of unanswerable questions by kind, false refusals.
 Latency p50/p95 of `Answerer.answer()` on the sample KB and on a 10,000-chunk KB
 (bench/large_kb.py); baseline in the same run: retrieval alone (`Retriever.search`).
@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ipkb-bench-answers-"))
     try:
-        settings = replace(Settings(), kb_dir=tmp / "sample", embed_cache=tmp / "cache.sqlite")
+        settings = Settings().replace(kb_dir=tmp / "sample", embed_cache=tmp / "cache.sqlite")
         build([SAMPLE], settings, progress=False)
         answerer = Answerer.open(settings)
         sample = load_testset(TESTSETS / "sample.jsonl")
@@ -114,15 +113,15 @@ def main() -> int:
         small = latency(answerer, queries, rounds=3)
         answerer.close()
 
-        source = replace(settings, kb_dir=tmp / "all")
+        source = settings.replace(kb_dir=tmp / "all")
         build([SAMPLE] + ([SHARED_PDF] if SHARED_PDF.is_dir() else []), source, progress=False)
         if SHARED_PDF.is_dir():
             everything = Answerer.open(source)
             print_quality("\nshared-pdfs.jsonl on all seven documents:",
                           quality(everything, load_testset(TESTSETS / "shared-pdfs.jsonl")))
             everything.close()
-        large = replace(settings, kb_dir=tmp / "large")
-        build_large(source.kb_dir, large, args.size, settings.embed_cache_path)
+        large = settings.replace(kb_dir=tmp / "large")
+        build_large(source.store.kb_dir, large, args.size, settings.embed_cache_path)
         big = Answerer.open(large)
         big_latency = latency(big, queries, rounds=2)
         chunks = big.retriever.size

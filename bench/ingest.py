@@ -12,7 +12,6 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +59,7 @@ def bundled_corpus() -> None:
         model.encode_passages(texts[i:i + 16])
     base_cpu, base_wall = cpu_seconds() - cpu, time.perf_counter() - wall
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(Settings(), kb_dir=Path(tmp) / "kb")  # its own, empty embedding cache
+        settings = Settings().replace(kb_dir=Path(tmp) / "kb")  # its own, empty embedding cache
         cpu, wall = cpu_seconds(), time.perf_counter()
         report = build([corpus], settings, progress=False)
         build_cpu, build_wall = cpu_seconds() - cpu, time.perf_counter() - wall
@@ -114,7 +113,7 @@ def main() -> int:
     chunks, chunk_s = timed(process)
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(Settings(), kb_dir=Path(tmp) / "kb")
+        settings = Settings().replace(kb_dir=Path(tmp) / "kb")
         report, build_s = timed(lambda: build([REPO / "data/corpus", SHARED / "pdf"], settings, progress=False))
         _, rebuild_s = timed(lambda: build([REPO / "data/corpus", SHARED / "pdf"], settings, progress=False))
 

@@ -30,8 +30,8 @@ def build_large(source: Path, target: Settings, size: int, cache: Path) -> float
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     manifest = Manifest(embedder=E5Embeddings.id, dimension=384)
-    target.kb_dir.mkdir(parents=True, exist_ok=True)
-    writer = GenerationWriter(target.kb_dir, None, manifest)
+    target.store.kb_dir.mkdir(parents=True, exist_ok=True)
+    writer = GenerationWriter(target.store.kb_dir, None, manifest)
     chunk_ids, vectors, tokens, texts, tokenizer, copy = [], [], [], [], Tokenizer(), 0
     while len(chunk_ids) < size:
         for doc in docs:
@@ -52,7 +52,7 @@ def build_large(source: Path, target: Settings, size: int, cache: Path) -> float
                 tokens.append(tokenizer.tokens(chunk.search_text))
                 texts.append((chunk.text, chunk.sentences))
         copy += 1
-    write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens, target.ann_threshold)
+    write_indexes(writer.path, chunk_ids, np.vstack(vectors), tokens, target.store.ann_threshold)
     # as ingestion does: the extractive answerer's sentence vectors go into the cache
     embedder.embed(list(dict.fromkeys(s for text, spans in texts for _, _, s in quotable_sentences(text, spans))))
     writer.commit()

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -142,12 +141,12 @@ def main() -> int:
                 shutil.copytree(path, corpus / path.name, dirs_exist_ok=True)
         if args.embed_cache:
             shutil.copy(args.embed_cache, work / "embed-cache.sqlite")
-        settings = replace(Settings(), kb_dir=work / "kb", embed_cache=work / "embed-cache.sqlite",
+        settings = Settings().replace(kb_dir=work / "kb", embed_cache=work / "embed-cache.sqlite",
                            status_date=args.status_date)
         build([corpus], settings, progress=False)
         extractive = Answerer.open(settings)
         started = time.perf_counter()
-        llm_settings = replace(settings, llm_gguf=str(gguf), llm_structured=args.structured,
+        llm_settings = settings.replace(llm_gguf=str(gguf), llm_structured=args.structured,
                                llm_gguf_threads=args.threads)
         llm = Answerer.open(llm_settings, extractive.generation.models)
         print(f"model {gguf.name} loaded in {time.perf_counter() - started:.1f} s; {len(questions)} questions",

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -175,7 +175,7 @@ def build_kb(kb_dir: Path, embed_cache: Path) -> None:
     from ingest.build import build
     from kb.core.settings import Settings
 
-    settings = replace(Settings(), kb_dir=kb_dir, embed_cache=embed_cache)
+    settings = Settings().replace(kb_dir=kb_dir, embed_cache=embed_cache)
     result = build([CORPUS], settings, progress=False)
     if result.failed:
         raise SystemExit(f"could not build the KB: {result.failed}")

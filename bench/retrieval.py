@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,7 +111,7 @@ def startup_seconds(kb_dir: Path) -> float:
     """A fresh process: import, open the knowledge base, load the model and tokenizer, one search."""
     code = ("import time; t=time.perf_counter(); from dataclasses import replace; from pathlib import Path;"
             "from kb.core.settings import Settings; from kb.search.generation import Generation;"
-            f"g=Generation.open(replace(Settings(), kb_dir=Path({str(kb_dir)!r}))); g.retriever.search('专利质押');"
+            f"g=Generation.open(Settings().replace(kb_dir=Path({str(kb_dir)!r}))); g.retriever.search('专利质押');"
             "print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -133,7 +132,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ipkb-bench-"))
     try:
         # --- sample knowledge base, cold embedding cache
-        settings = replace(Settings(), kb_dir=tmp / "sample", embed_cache=tmp / "cache.sqlite")
+        settings = Settings().replace(kb_dir=tmp / "sample", embed_cache=tmp / "cache.sqlite")
         start = time.perf_counter()
         report = build([SAMPLE], settings, progress=False)
         figures["build_s"] = time.perf_counter() - start
@@ -141,7 +140,7 @@ def main() -> int:
         start = time.perf_counter()
         build([SAMPLE], settings, rebuild=True, progress=False)
         figures["rebuild_warm_cache_s"] = time.perf_counter() - start
-        figures["startup_s"] = startup_seconds(settings.kb_dir)
+        figures["startup_s"] = startup_seconds(settings.store.kb_dir)
 
         rss_before = rss_mb()
         generation = Generation.open(settings)
@@ -160,15 +159,15 @@ def main() -> int:
         figures["sample_rss_mb"] = rss_mb() - rss_before
 
         # --- large knowledge base
-        source = replace(settings, kb_dir=tmp / "source")
+        source = settings.replace(kb_dir=tmp / "source")
         corpus = [SAMPLE] + ([SHARED_PDF] if SHARED_PDF.is_dir() else [])
         build(corpus, source, progress=False)
         if SHARED_PDF.is_dir() and args.shared_testset.is_file():
             everything = Generation.open(source, generation.models).retriever
             files = [SAMPLE] + sorted(SHARED_PDF.glob("*.pdf"))
             figures["quality_shared"] = ablation(everything, load_testset(args.shared_testset), files, embedder, ocr)
-        large = replace(settings, kb_dir=tmp / "large")
-        figures["large_index_s"] = build_large(source.kb_dir, large, args.size, settings.embed_cache_path)
+        large = settings.replace(kb_dir=tmp / "large")
+        figures["large_index_s"] = build_large(source.store.kb_dir, large, args.size, settings.embed_cache_path)
         rss_before = rss_mb()
         start = time.perf_counter()
         big_generation = Generation.open(large, generation.models)

@@ -9,7 +9,6 @@ when the new run regresses.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ from kb.core.settings import load_settings  # noqa: E402
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.kb:
-        settings = dataclasses.replace(settings, kb_dir=args.kb)
+        settings = settings.replace(kb_dir=args.kb)
     out = args.out or Path("eval-runs") / time.strftime("%Y%m%d-%H%M%S")
     metrics = run(settings, args.testset, out, ablation=not args.no_ablation, show_bar=not args.quiet)
     r, a, f = metrics["retrieval"], metrics["answers"], metrics["refusals"]

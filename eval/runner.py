@@ -14,7 +14,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -39,16 +38,16 @@ def answer_all(answerer: Answerer, questions: list[Question], label: str, progre
 
 def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
     """The configured pipeline first, then the ablation's other answerers over the same retriever."""
-    main = "llm" if answerer.llm else answerer.settings.retrieval_mode
+    main = "llm" if answerer.llm else answerer.settings.answer.retrieval_mode
     runs = {main: answerer}
     if ablation:
         for mode in ("bm25", "dense", "hybrid"):
             if mode != main:
-                settings = replace(answerer.settings, retrieval_mode=mode)
+                settings = answerer.settings.replace(retrieval_mode=mode)
                 runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
                                       tuning=answerer.tuning)
-        if answerer.settings.scope_aware:  # no place selection, conversation document, year check or notices
-            settings = replace(answerer.settings, scope_aware=False)
+        if answerer.settings.answer.scope_aware:  # no place selection, conversation document, year check or notices
+            settings = answerer.settings.replace(scope_aware=False)
             runs["no scope"] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
                                         tuning=answerer.tuning)
     return runs
@@ -69,9 +68,9 @@ def evaluate(answerer: Answerer, testset: Path, out_dir: Path, *, ablation: bool
     metrics = {
         "testset": str(testset), "created_at": started, "main": main,
         "settings": {"embedder": answerer.generation.manifest.embedder,
-                     "retrieval_mode": answerer.settings.retrieval_mode,
+                     "retrieval_mode": answerer.settings.answer.retrieval_mode,
                      "answerer": "llm" if answerer.llm else "extractive",
-                     "llm_model": answerer.settings.llm_model or None},
+                     "llm_model": answerer.settings.llm.llm_model or None},
         **table[main],
         "ablation": table,
     }

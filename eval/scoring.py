@@ -26,7 +26,7 @@ def question_scores(question: Question, result: dict) -> dict:
 
 
 def aggregate(questions: list[Question], results: list[dict]) -> dict:
-    """The metrics of the README, with their exact definitions (eval/metrics.py)."""
+    """The metrics of docs/evaluation.md, with their exact definitions (eval/metrics.py)."""
     per = [question_scores(q, r) for q, r in zip(questions, results)]
     answerable = [s for s in per if s["answerable"]]
     unanswerable = [s for s in per if not s["answerable"]]

@@ -19,9 +19,9 @@ from kb.core.settings import Settings, load_settings
 
 
 def inspect(path: Path, settings: Settings) -> int:
-    ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
+    ocr = OcrEngine(scale=settings.ingest.ocr_scale) if settings.ingest.ocr else None
     try:
-        doc, clean = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr)
+        doc, clean = process_file(path, max_bytes=settings.ingest.max_file_bytes, ocr=ocr)
     except LoadError as exc:
         print(f"cannot ingest {path}: {exc}", file=sys.stderr)
         return 1
@@ -66,10 +66,10 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"kb_dir": args.kb} if args.kb else {}
     if args.no_ocr:
         overrides["ocr"] = False
-    settings = dataclasses.replace(settings, **overrides)
+    settings = settings.replace(**overrides)
     if args.inspect:
         return inspect(args.inspect, settings)
-    report = build(args.paths or settings.corpus, settings, rebuild=args.rebuild, progress=not args.quiet)
+    report = build(args.paths or settings.ingest.corpus, settings, rebuild=args.rebuild, progress=not args.quiet)
     if args.json:
         print(json.dumps({"kb_dir": str(report.kb_dir), "results": [dataclasses.asdict(r) for r in report.results]},
                          ensure_ascii=False, indent=2))

@@ -8,6 +8,7 @@ that version is kept.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from ingest.indexing import index_generation
 from ingest.loaders import Limits
 from ingest.ocr import OcrEngine
 from ingest.pipeline import file_hash, process_file, source_key
-from kb.core.errors import EmbeddingError, KbError, LoadError
+from ingest.sandbox import PdfSandbox
+from kb.core.errors import Cancelled, EmbeddingError, KbError, LoadError
 from kb.core.places import Places
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
@@ -31,7 +33,7 @@ from kb.store.generations import FileEntry, GenerationWriter, Manifest, build_lo
 @dataclass
 class FileResult:
     path: str
-    status: str  # ok, unchanged, skipped (duplicate content), failed, removed
+    status: str  # ok, unchanged, skipped (duplicate content), failed, removed, cancelled (left for the next build)
     reason: str = ""
     chunks: int = 0
 
@@ -55,11 +57,19 @@ class BuildReport:
         lines = [
             f"{self.count('ok')} ok, {self.count('unchanged')} unchanged, {self.count('skipped')} skipped, "
             f"{self.count('failed')} failed, {self.count('removed')} removed, "
+            + (f"{self.count('cancelled')} cancelled, " if self.count("cancelled") else "") +
             f"{self.embedded} chunk(s) embedded -> {self.kb_dir}"
         ]
         lines += [f"  {r.status.upper()} {r.path}: {r.reason}" for r in self.results if r.reason]
         lines += [f"  NOTE {n}" for n in self.notices]
         return "\n".join(lines)
+
+
+def _cancelled(result: FileResult) -> FileResult:
+    """A file whose changes the cancelled build would have written: not indexed, left for the next build."""
+    if result.status in ("ok", "removed"):
+        return FileResult(result.path, "cancelled", "cancelled while the knowledge base was written")
+    return result
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -86,31 +96,29 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
           exclude: set[str] | None = None, on_file: Callable[[int, int, str], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> BuildReport:
     """Ingest `paths` into the knowledge base. `exclude`: source paths to leave out (and remove);
-    `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the file being
-    loaded (checked between pages) and skips the rest (each reported as failed: "cancelled")."""
-    kb_dir = settings.kb_dir
+    `on_file(done, total, name)` reports progress to a UI; `should_stop()` true cancels the build: the
+    file being loaded stops (between pages), the files still to do and, when the cancel comes while chunks
+    are embedded, the files already loaded are reported "cancelled", and the knowledge base stays as it was
+    for them (an unchanged file stays "unchanged")."""
+    kb_dir = settings.store.kb_dir
     report = BuildReport(kb_dir)
-    try:
-        model_id = embedder_id(settings)
-    except EmbeddingError as exc:
-        raise KbError(str(exc)) from None
-    ocr = OcrEngine(scale=settings.ocr_scale) if settings.ocr else None
-    limits = Limits(max_pages=settings.max_pages, max_ocr_pages=settings.max_ocr_pages,
-                    max_docx_paragraphs=settings.max_docx_paragraphs,
-                    max_docx_unpacked_mb=settings.max_docx_unpacked_mb,
-                    max_file_seconds=settings.max_file_seconds, should_stop=should_stop)
+    model_id = embedder_id(settings)
+    ocr = OcrEngine(scale=settings.ingest.ocr_scale) if settings.ingest.ocr else None
+    limits = Limits.from_settings(settings.ingest, should_stop=should_stop)
     places = Places()  # the division table loads on the first document
     exclude = exclude or set()
     files = [f for f in discover(paths) if source_key(f) not in exclude]
     roots = [p.resolve() for p in paths]
     store = open_store(settings)
-    with build_lock(kb_dir, store.recover):
+    sandbox = (PdfSandbox(memory_mb=settings.ingest.max_parse_memory_mb, ocr_scale=settings.ingest.ocr_scale if settings.ingest.ocr else None)
+               if settings.ingest.max_parse_memory_mb else None)
+    with build_lock(kb_dir, store.recover), sandbox or nullcontext():
         try:
             previous, old = (None, Manifest()) if rebuild else read_manifest(kb_dir)
         except KbError as exc:  # an older format or a damaged manifest: ingest everything again
             report.notices.append(f"existing knowledge base not reusable ({exc}); building a new one")
             previous, old, rebuild = None, Manifest(), True
-        manifest = Manifest(embedder=model_id, store=settings.store, files=dict(old.files))
+        manifest = Manifest(embedder=model_id, store=settings.store.store, files=dict(old.files))
         writer: GenerationWriter | None = None
 
         def open_writer() -> GenerationWriter:
@@ -138,14 +146,15 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     on_file(position[path], len(pending), path.name)
                 key = source_key(path)
                 try:
-                    if should_stop is not None and should_stop():
-                        raise LoadError("cancelled")
                     if not path.is_file():
                         raise LoadError("file not found")
                     digest = digests.get(path) or entry_hash(file_hash(path), catalogue_entry(path))
                     entry = old.files.get(key)
                     if entry and entry.content_hash == digest and not rebuild:
                         report.results.append(FileResult(str(path), "unchanged"))
+                        continue
+                    if should_stop is not None and should_stop():
+                        report.results.append(FileResult(str(path), "cancelled", "cancelled before it was read"))
                         continue
                     duplicate = next((k for k, e in manifest.files.items() if e.content_hash == digest and k != key), None)
                     if duplicate:
@@ -157,9 +166,13 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                             pages.total = total
                             pages.update(done - pages.n)
 
-                        doc, _ = process_file(path, max_bytes=settings.max_file_bytes, ocr=ocr,
-                                              content_hash=digest, on_page=on_page, places=places, limits=limits)
+                        doc, _ = process_file(path, max_bytes=settings.ingest.max_file_bytes, ocr=ocr,
+                                              content_hash=digest, on_page=on_page, places=places, limits=limits,
+                                              sandbox=sandbox)
                 except Exception as exc:  # one bad file never aborts the batch
+                    if should_stop is not None and should_stop() and str(exc) == "cancelled":
+                        report.results.append(FileResult(str(path), "cancelled", "cancelled while it was read"))
+                        continue
                     if isinstance(exc, LoadError):
                         reason = str(exc)
                     elif isinstance(exc, OSError):
@@ -180,17 +193,22 @@ def build(paths: list[Path], settings: Settings, *, rebuild: bool = False, progr
                     open_writer().delete_document(old.files[key].doc_id)
                     del manifest.files[key]
                     report.results.append(FileResult(key, "removed"))
-            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store
+            if writer is None and (previous is None or old.embedder != model_id or old.store != settings.store.store
                                    or store.current() != previous):
                 open_writer()  # first build, another embedder or store: still write a generation
             if writer is not None:
                 embedder = CachedEmbedder(settings.embed_cache_path, model_id, lambda: make_embedder(settings),
-                                          settings.embed_batch, seed=settings.embed_seed)
+                                          settings.models.embed_batch, seed=settings.models.embed_seed)
                 try:
                     stats = index_generation(writer, embedder, Tokenizer(), store, progress=progress,
-                                             status_date=settings.status_date)
+                                             status_date=settings.answer.status_date, should_stop=should_stop)
                 except EmbeddingError as exc:
                     raise KbError(f"embedding failed, knowledge base left as it was: {exc}") from None
+                except Cancelled:
+                    store.discard(writer.path)
+                    writer.abort()
+                    report.results = [_cancelled(r) for r in report.results]
+                    return report
                 finally:
                     embedder.close()
                 manifest.dimension = stats.dimension

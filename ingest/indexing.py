@@ -3,6 +3,7 @@ both, with the fields filters read, to the configured store (kb/store/backends.p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kb.core.tokenizer import Tokenizer
@@ -20,12 +21,14 @@ class IndexStats:
 
 
 def index_generation(writer: GenerationWriter, embedder: CachedEmbedder, tokenizer: Tokenizer, store: Store,
-                     progress: bool = False, status_date: str = "") -> IndexStats:
-    """Write the search indexes of the generation's chunks into the store."""
+                     progress: bool = False, status_date: str = "",
+                     should_stop: Callable[[], bool] | None = None) -> IndexStats:
+    """Write the search indexes of the generation's chunks into the store. Raises Cancelled when
+    `should_stop()` turns true while chunks are embedded."""
     chunks = writer.chunks()
     # Measured on both test sets (bench/retrieval.py): e5 ranks better on the bare passage, while
     # BM25 gains from the title and heading path (they name the place, year and topic).
-    vectors = embedder.embed([c.text for c in chunks], progress=progress)
+    vectors = embedder.embed([c.text for c in chunks], progress=progress, should_stop=should_stop)
     chunks_embedded = embedder.embedded
     tokens = [tokenizer.tokens(c.search_text) for c in chunks]
     store.write(writer.path, IndexRows([c.chunk_id for c in chunks], vectors, tokens,

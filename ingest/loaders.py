@@ -9,28 +9,37 @@ import codecs
 import re
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ingest.records import Page, RawDocument
 from kb.core.errors import LoadError
+from kb.core.settings import IngestSettings
 
 if TYPE_CHECKING:
     from ingest.ocr import OcrEngine
 
 
 
+_INGEST = IngestSettings()  # the defaults live in the settings, with what each one means
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one file may cost to load (settings of the same names)."""
+    """What one file may cost to load: the ingest settings of the same names."""
 
-    max_pages: int = 500  # PDF pages; a longer PDF is refused before any page is read
-    max_ocr_pages: int = 50  # pages OCR'd per file (a blank page that OCR reads nothing from counts)
-    max_docx_paragraphs: int = 200_000  # paragraphs, table rows and cells of a DOCX, counted before parsing
-    max_docx_unpacked_mb: float = 100.0  # the DOCX's zip members, unpacked, in all
-    max_file_seconds: float = 300.0  # time budget per file, checked between pages
+    max_pages: int = _INGEST.max_pages
+    max_ocr_pages: int = _INGEST.max_ocr_pages
+    max_docx_paragraphs: int = _INGEST.max_docx_paragraphs
+    max_docx_unpacked_mb: float = _INGEST.max_docx_unpacked_mb
+    max_file_seconds: float = _INGEST.max_file_seconds
     should_stop: Callable[[], bool] | None = None  # a cancel button: checked between pages
+
+    @classmethod
+    def from_settings(cls, ingest: IngestSettings, should_stop: Callable[[], bool] | None = None) -> Limits:
+        names = [f.name for f in fields(cls) if f.name != "should_stop"]
+        return cls(**{name: getattr(ingest, name) for name in names}, should_stop=should_stop)
 
 
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".md", ".html", ".htm"}

@@ -1,12 +1,23 @@
 """OCR of PDF pages that have no usable text layer (scans, glyphs drawn as outlines)."""
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
 _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
+# Pixels of one rendered page: an A4 page at scale 2 is 2.0 million, A3 4.0. A page's size is the file's
+# to declare (up to 14,400 pt square, 830 million pixels at scale 2: 3.3 GB and 100 s of OCR for a blank
+# page), so larger pages are rendered at the scale that fits this many (twice an A3 page at scale 2).
+MAX_RENDER_PIXELS = 8_000_000
+
+
+def render_scale(width_pt: float, height_pt: float, scale: float, max_pixels: int = MAX_RENDER_PIXELS) -> float:
+    """The scale to render a page of this size at: `scale`, or less so the bitmap stays within max_pixels."""
+    area = max(width_pt, 1.0) * max(height_pt, 1.0)
+    return min(scale, math.sqrt(max_pixels / area))
 
 
 class OcrEngine:
@@ -31,7 +42,7 @@ class OcrEngine:
         try:
             page = pdf[page_index]
             try:
-                bitmap = page.render(scale=self.scale)
+                bitmap = page.render(scale=render_scale(*page.get_size(), self.scale))
                 image = bitmap.to_numpy()  # BGR(x), which is what RapidOCR expects for arrays
                 bitmap.close()
             finally:

@@ -12,6 +12,7 @@ from ingest.loaders import Limits, load
 from ingest.metadata import extract_metadata
 from ingest.ocr import OcrEngine
 from ingest.profile import profile_document
+from ingest.sandbox import PdfSandbox
 from ingest.records import CleanText
 from kb.core.places import Places
 from kb.core.records import Document
@@ -43,9 +44,14 @@ def process_file(
     on_page: Callable[[int, int], None] | None = None,
     places: Places | None = None,
     limits: Limits | None = None,
+    sandbox: PdfSandbox | None = None,
 ) -> tuple[Document, CleanText]:
-    """Load, clean, describe and chunk one file. Raises LoadError for bad input."""
-    raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page, limits=limits)
+    """Load, clean, describe and chunk one file. Raises LoadError for bad input. With `sandbox`, a PDF
+    is read in its memory-limited child process (ingest/sandbox.py)."""
+    if sandbox is not None and path.suffix.lower() == ".pdf":
+        raw = sandbox.load(path, max_bytes=max_bytes, limits=limits or Limits(), on_page=on_page)
+    else:
+        raw = load(path, max_bytes=max_bytes, ocr=ocr, on_page=on_page, limits=limits)
     clean = clean_pages([p.text for p in raw.pages], first_page=raw.pages[0].number if raw.pages else 1,
                         authored=raw.kind == "md")
     meta = extract_metadata(clean.text, path.name, raw.file_title)

@@ -5,12 +5,11 @@
 
 Filters: [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME].
 `search --json` prints {"query": str, "passages": [passage, …]}; `ask --json` prints the
-Answer JSON. Both shapes are documented in the README and kept stable.
+Answer JSON. Both shapes are documented in docs/api.md and kept stable.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ from kb.search.retriever import MODES  # noqa: E402
 
 def _settings(args: argparse.Namespace):
     settings = load_settings()
-    return dataclasses.replace(settings, kb_dir=args.kb) if args.kb else settings
+    return settings.replace(kb_dir=args.kb) if args.kb else settings
 
 
 def _filters(args: argparse.Namespace, places: Places | None = None) -> Filters:

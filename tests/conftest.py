@@ -16,7 +16,6 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import shutil  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -123,15 +122,15 @@ def _build(paths: list[Path], settings):
 def copy_kb(tmp_path_factory):
     """copy_kb(settings, **changes): a private copy of a built knowledge base, for a test that changes it
     or writes into its folder (an app's feedback, uploads, exclusions). The folder is copied (local
-    store); a milvus-lite file is held open by this process, so there the same corpus (settings.corpus)
-    is built again. Either way nothing is embedded again, and the copy names the same source files."""
+    store); a milvus-lite file is held open by this process, so there the same corpus (ingest.corpus) is
+    built again. Either way nothing is embedded again, and the copy names the same source files."""
     def copy(settings, **changes):
         kb_dir = tmp_path_factory.mktemp("kb-copy")
-        if settings.store == "local":
-            shutil.copytree(settings.kb_dir, kb_dir, symlinks=True, dirs_exist_ok=True)  # `current` is a symlink
-            return replace(settings, kb_dir=kb_dir, **changes)
-        copied = replace(settings, kb_dir=kb_dir, **changes)
-        assert _build(list(settings.corpus), copied).embedded == 0
+        if settings.store.store == "local":
+            shutil.copytree(settings.store.kb_dir, kb_dir, symlinks=True, dirs_exist_ok=True)  # `current` is a symlink
+            return settings.replace(kb_dir=kb_dir, **changes)
+        copied = settings.replace(kb_dir=kb_dir, **changes)
+        assert _build(list(settings.ingest.corpus), copied).embedded == 0
         return copied
 
     return copy
@@ -147,12 +146,12 @@ def letter_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def letter_settings(tmp_path_factory, letter_corpus, embed_cache):
-    """The sample letter's knowledge base (15 chunks), built once per session; `corpus` names its folder.
+    """The sample letter's knowledge base (15 chunks), built once per session; `ingest.corpus` names its folder.
     Read-only: a test that changes it takes `copy_kb(letter_settings)`."""
     from kb.core.settings import Settings
 
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("letter-kb"), embed_cache=embed_cache,
-                       corpus=[letter_corpus])
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("letter-kb"), embed_cache=embed_cache,
+                                  corpus=[letter_corpus])
     _build([letter_corpus], settings)
     return settings
 
@@ -160,8 +159,8 @@ def letter_settings(tmp_path_factory, letter_corpus, embed_cache):
 @pytest.fixture(scope="session")
 def letter_milvus_settings(tmp_path_factory, letter_settings):
     """The same knowledge base with its search index in Milvus (milvus-lite); nothing is embedded again."""
-    settings = replace(letter_settings, kb_dir=tmp_path_factory.mktemp("letter-milvus"), store="milvus")
-    assert _build(list(settings.corpus), settings).embedded == 0
+    settings = letter_settings.replace(kb_dir=tmp_path_factory.mktemp("letter-milvus"), store="milvus")
+    assert _build(list(settings.ingest.corpus), settings).embedded == 0
     return settings
 
 
@@ -176,8 +175,8 @@ def policies_settings(tmp_path_factory, embed_cache):
     """The bundled corpus (data/corpus: the letter and 17 policy documents), built once per session."""
     from kb.core.settings import Settings
 
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
-                       status_date="2026-11-30")
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
+                                  status_date="2026-11-30")
     _build([BUNDLED_CORPUS], settings)
     return settings
 
@@ -185,7 +184,7 @@ def policies_settings(tmp_path_factory, embed_cache):
 @pytest.fixture(scope="session")
 def policies_milvus_settings(tmp_path_factory, policies_settings):
     """The same corpus with its search index in Milvus (milvus-lite), embedded through the same cache."""
-    settings = replace(policies_settings, kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
+    settings = policies_settings.replace(kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
     assert _build([BUNDLED_CORPUS], settings).embedded == 0
     return settings
 

@@ -149,9 +149,9 @@ def _ask_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ask_command(answerer, capsys):
-    if answerer.settings.store == "milvus":
+    if answerer.settings.store.store == "milvus":
         pytest.skip(LITE_ONE_PROCESS)
-    kb_dir = str(answerer.settings.kb_dir)
+    kb_dir = str(answerer.settings.store.kb_dir)
     out = _ask_cli("发明专利被侵权有保险吗？", "--json", "--kb", kb_dir)  # the entry point, as a user runs it
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

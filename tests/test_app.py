@@ -1,10 +1,11 @@
 """The real app (FastAPI + Gradio under uvicorn) on 127.0.0.1: the Gradio endpoints through
-gradio_client, the JSON API and the file route through httpx, and knowledge-base management."""
+gradio_client, the JSON API and the file route through httpx, and knowledge-base management, with real
+answers. The web layer's own refusals (bad bodies, file routes, private handlers, the admin password and
+its lockout) run in-process against a fake answerer in tests/test_web.py."""
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,6 @@ from app_server import running_app
 from gradio_client import Client, handle_file
 from tests_support import REPLY_LETTER, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
-import web.service
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
@@ -96,9 +96,9 @@ def poll_status(client: Client, service, timeout: float = 120, said: str = "") -
 
 def kb_state(settings: Settings) -> tuple:
     """What management could change: the files of the KB folder (feedback aside) and the generation."""
-    files = sorted(str(p.relative_to(settings.kb_dir)) for p in settings.kb_dir.rglob("*")
+    files = sorted(str(p.relative_to(settings.store.kb_dir)) for p in settings.store.kb_dir.rglob("*")
                    if p.is_file() and "feedback" not in p.name and p.name != "build.lock")
-    return files, current_generation(settings.kb_dir)
+    return files, current_generation(settings.store.kb_dir)
 
 
 # --- 咨询 through gradio_client
@@ -134,7 +134,7 @@ def test_ask_refuses_visibly(client, http):
 
 
 def test_ask_too_long_gets_a_notice_not_an_error(client, app):
-    long_question = "专利" * app.settings.max_question_chars
+    long_question = "专利" * app.settings.answer.max_question_chars
     _, chat, cited = client.predict(long_question, [], api_name="/ask")
     assert "问题过长" in text_of(chat[-1]) and "问题过长" in cited
 
@@ -154,7 +154,7 @@ def test_search_filters_and_limits(client, app):
     assert results.count('<div class="ipkb-card"') == 3
     results, _ = client.predict("发明专利被侵权保险", 10, [], [], "2020-01-01", "", api_name="/search")
     assert "没有找到相关段落" in results
-    results, aloud = client.predict("专" * (app.settings.max_question_chars + 1), 10, [], [], "", "", api_name="/search")
+    results, aloud = client.predict("专" * (app.settings.answer.max_question_chars + 1), 10, [], [], "", "", api_name="/search")
     assert "检索内容过长" in results and aloud == ""
 
 
@@ -169,7 +169,7 @@ def test_feedback_stores_the_sessions_last_answer(app):
     assert second.predict("down", "", api_name="/feedback") == "感谢反馈！"
     assert "up" in first.predict("maybe", "", api_name="/feedback")  # not a vote: nothing stored
 
-    store = FeedbackStore(app.settings.kb_dir / "feedback.sqlite")
+    store = FeedbackStore(app.settings.store.kb_dir / "feedback.sqlite")
     try:
         rows = store.all()
     finally:
@@ -232,13 +232,6 @@ def test_api_ask_with_filters(http, filters, answered):
     assert (len(data["passages"]) >= 10) if answered else data["passages"] == []
 
 
-@pytest.mark.parametrize("filters", ["答复", ["答复"], {"date_from": 2019}, {"doc_types": [1]}, {"files": 7}])
-@pytest.mark.parametrize("route, field", [("/api/ask", "question"), ("/api/search", "query")])
-def test_api_bad_filters_are_a_422(http, route, field, filters):
-    r = http.post(route, json={field: QUESTION, "filters": filters})
-    assert r.status_code == 422 and "filters" in r.json()["error"]
-
-
 def test_api_search(http):
     r = http.post("/api/search", json={"query": "发明专利被侵权保险"})
     assert r.status_code == 200
@@ -252,49 +245,6 @@ def test_api_search(http):
     assert len(http.post("/api/search", json={"query": "保险", "k": 3}).json()["passages"]) == 3
     filtered = http.post("/api/search", json={"query": "保险", "filters": {"doc_types": ["办法"]}}).json()
     assert filtered["passages"] == []
-
-
-@pytest.mark.parametrize("k", [0, 51, -1, "5", 2.5, True, None])
-def test_api_search_k_out_of_range(http, k):
-    r = http.post("/api/search", json={"query": "保险", "k": k})
-    assert r.status_code == 422 and "k 应为 1 到 50 的整数" in r.json()["error"]
-
-
-@pytest.mark.parametrize("route, field", [("/api/ask", "question"), ("/api/search", "query")])
-def test_api_oversize_question(http, app, route, field):
-    limit = app.settings.max_question_chars
-    r = http.post(route, json={field: "专" * (limit + 1)})
-    assert r.status_code == 422
-    assert r.json() == {"error": f"{field} 过长（{limit + 1}字，上限{limit}字）"}
-    assert "Traceback" not in r.text
-    assert http.post(route, json={field: "专利保险" + "专" * (limit - 4)}).status_code == 200  # exactly at the limit
-
-
-def test_api_body_over_the_limit(http, app):
-    big = {"question": "保险", "padding": "x" * (app.settings.max_body_kb * 1024)}
-    r = http.post("/api/ask", json=big)
-    assert r.status_code == 413 and "请求体过大" in r.json()["error"]
-    # without a Content-Length (chunked), the body is measured as it is
-    chunks = (b'{"question": "\xe4\xbf\x9d\xe9\x99\xa9", "padding": "' + b"x" * 1024 * 70 + b'"}',)
-    r = http.post("/api/search", content=iter(chunks), headers={"content-type": "application/json"})
-    assert r.status_code == 413
-
-
-@pytest.mark.parametrize("body, status, message", [
-    (b"{not json", 400, "请求体不是合法的 JSON"),
-    (b"\xff\xfe\x00", 400, "请求体不是合法的 JSON"),
-    (b'["question"]', 400, "请求体应为 JSON 对象"),
-    (b"", 422, "缺少 question"),
-    (b"{}", 422, "缺少 question"),
-    ('{"q": "保险"}'.encode(), 422, "缺少 question"),
-    (b'{"question": "   "}', 422, "缺少 question"),
-    (b'{"question": 42}', 422, "缺少 question"),
-    ('{"question": ["保险"]}'.encode(), 422, "缺少 question"),
-])
-def test_api_bad_requests(http, body, status, message):
-    r = http.post("/api/ask", content=body, headers={"content-type": "application/json"})
-    assert r.status_code == status
-    assert r.json() == {"error": message} and "Traceback" not in r.text
 
 
 def test_api_health(http):
@@ -314,70 +264,10 @@ def test_file_route_serves_the_letter_inline_as_plain_text(http, app):
     assert r.content == REPLY_LETTER.read_bytes()
 
 
-def test_file_route_renders_an_html_document_sanitised(http, app, tmp_path, monkeypatch):
-    page = tmp_path / "通知.html"
-    page.write_text('<html><head><script>alert(1)</script></head><body><h1 onclick="x()">关于专利的通知</h1>'
-                    '<p>第一条<img src="http://evil.example/a.png"></p></body></html>', encoding="gbk")
-    monkeypatch.setattr(app.service, "source_file", lambda doc_id: page)
-    r = http.get("/files/anything")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert r.headers["content-security-policy"] == "sandbox; default-src 'none'"
-    assert r.headers["x-content-type-options"] == "nosniff"
-    assert "<h1>关于专利的通知</h1><p>第一条</p>" in r.text
-    assert "script" not in r.text and "evil.example" not in r.text and "onclick" not in r.text
-
-
-@pytest.mark.parametrize("path", [
-    "/files/0000deadbeef",
-    "/files/..%2F..%2Fetc%2Fpasswd",
-    "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/files/..%5C..%5Cetc%5Cpasswd",
-    "/files/%2Fetc%2Fpasswd",
-])
-def test_file_route_refuses_unknown_and_path_like_ids(http, path):
-    r = http.get(path)
-    assert r.status_code == 404
-    assert "root:" not in r.text
-
-
 # --- management through the app
-def test_management_needs_a_configured_password(app, tmp_path):
-    """With no admin_password, upload/delete/re-index answer “管理未启用” and change nothing."""
-    policy = tmp_path / POLICY_NAME
-    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
-    before = kb_state(app.settings)
-    with running_app(replace(app.settings, admin_password="")) as (base, service):
-        c = Client(base, verbose=False)
-        doc_id = service.documents()[0].doc_id
-        for password in ("", PASSWORD, "anything"):
-            assert "管理未启用" in c.predict(password, [handle_file(str(policy))], api_name="/upload")
-            assert "管理未启用" in c.predict(password, api_name="/reindex")
-            assert "管理未启用" in c.predict(password, doc_id, api_name="/delete")
-        assert not service.job.running and service.job.message == "空闲"
-        assert len(service.documents()) == 1
-    assert kb_state(app.settings) == before
-
-
-def test_management_refuses_a_wrong_password(managed, tmp_path):
-    policy = tmp_path / POLICY_NAME
-    policy.write_text(SUBSIDY_POLICY, encoding="utf-8")
-    before = kb_state(managed.settings)
-    c = Client(managed.base, verbose=False)
-    doc_id = managed.service.documents()[0].doc_id
-    for password in ("", "wrong", "S3CRET", PASSWORD + " "):
-        managed.service._failures.clear()  # the rate limit is tested by test_wrong_passwords_are_rate_limited
-        assert c.predict(password, [handle_file(str(policy))], api_name="/upload") == "⚠️ 管理密码不正确"
-        assert c.predict(password, api_name="/reindex") == "⚠️ 管理密码不正确"
-        managed.service._failures.clear()
-        assert c.predict(password, doc_id, api_name="/delete") == "⚠️ 管理密码不正确"
-    managed.service._failures.clear()
-    assert not managed.service.job.running and managed.service.job.message == "空闲"
-    assert kb_state(managed.settings) == before
-
-
 def test_upload_with_a_traversal_name_stays_in_uploads(managed):
     """Gradio receives the file under the name the browser sends; the service keeps only a plain name."""
-    kb_dir = managed.settings.kb_dir
+    kb_dir = managed.settings.store.kb_dir
     r = httpx.post(f"{managed.base}/gradio_api/upload",
                    files={"files": ("../../evil.txt", "宁波市知识产权测试文件，无实际内容。".encode())})
     assert r.status_code == 200
@@ -398,7 +288,7 @@ def test_upload_with_a_traversal_name_stays_in_uploads(managed):
 
 
 def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
-    service, kb_dir = managed.service, managed.settings.kb_dir
+    service, kb_dir = managed.service, managed.settings.store.kb_dir
     http = httpx.Client(base_url=managed.base, timeout=60)
     c = Client(managed.base, verbose=False)
     policy = tmp_path / POLICY_NAME
@@ -406,7 +296,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
     assert http.post("/api/ask", json={"question": SUBSIDY_QUESTION}).json()["refused"]  # not in the letter
 
     # the first build is slowed down so that questions certainly arrive while it runs
-    real_build, builds = web.service.build, []
+    real_build, builds = service.jobs.build, []
 
     def slow_build(*args, **kwargs):
         builds.append(1)
@@ -414,7 +304,7 @@ def test_upload_reindex_delete_through_the_app(managed, tmp_path, monkeypatch):
             time.sleep(1.0)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(web.service, "build", slow_build)
+    monkeypatch.setattr(service.jobs, "build", slow_build)
     answers, failures, stop = [], [], threading.Event()
 
     def keep_asking():
@@ -498,17 +388,17 @@ def test_oversize_upload_is_refused(app, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("专利保险" * 1000, encoding="utf-8")
     before = kb_state(app.settings)
-    settings = replace(app.settings, max_file_mb=0.001)
+    settings = app.settings.replace(max_file_mb=0.001)
     with running_app(settings) as (base, service):
         c = Client(base, verbose=False)
-        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {settings.max_file_bytes} bytes"):
+        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {settings.ingest.max_file_bytes} bytes"):
             c.predict(PASSWORD, [handle_file(str(big))], api_name="/upload")
         # the server refuses it too, whatever the client checks
         r = httpx.post(f"{base}/gradio_api/upload", files={"files": ("big.txt", big.read_bytes())})
-        assert r.status_code == 413 and f"{settings.max_file_bytes} bytes" in r.text
+        assert r.status_code == 413 and f"{settings.ingest.max_file_bytes} bytes" in r.text
         assert not service.job.running
     assert kb_state(app.settings) == before
-    assert not (app.settings.kb_dir / "uploads").exists()
+    assert not (app.settings.store.kb_dir / "uploads").exists()
 
 
 # --- 评测 tab
@@ -599,48 +489,12 @@ def test_file_inputs_take_only_uploaded_files(managed, password, tmp_path, monke
     assert kb_state(managed.settings) == before
 
 
-def test_private_handlers_are_not_callable_by_name(app):
-    c = Client(app.base, verbose=False)
-    for name in ("/false", "/false_1", "/false_2"):
-        with pytest.raises(Exception):
-            c.predict("up", "", None, api_name=name)
-        for route in ("call", "run", "api", "call/v2"):
-            r = httpx.post(f"{app.base}/gradio_api/{route}/{name.strip('/')}", json={"data": ["x", None]}, timeout=30)
-            assert r.status_code == 404, (route, name, r.text[:200])
-    # the public ones still are
-    r = httpx.post(f"{app.base}/gradio_api/call/status", json={"data": [None]}, timeout=30)
-    assert r.status_code == 200 and "event_id" in r.json()
-
-
 def test_evaluation_writes_nothing_in_the_kb_folder(client, app):
     before = kb_state(app.settings)
     report, plots, download = client.predict("sample", None, False, api_name="/evaluate")
     assert len(plots) == 3
     assert kb_state(app.settings) == before
-    assert not (app.settings.kb_dir / "eval-runs").exists()
-
-
-def test_wrong_passwords_are_rate_limited(app, tmp_path):
-    """After 3 wrong passwords a client waits (doubling), even with the right one; the wait ends."""
-    settings = replace(app.settings, admin_lockout_seconds=1.0)
-    with running_app(settings) as (base, service):
-        c = Client(base, verbose=False)
-        outcomes = [c.predict(f"guess{i}", api_name="/reindex") for i in range(3)]
-        assert outcomes[:2] == ["⚠️ 管理密码不正确"] * 2 and outcomes[2].startswith("⚠️ 管理密码不正确；错误次数过多")
-        locked = c.predict(PASSWORD, api_name="/reindex")  # the right password, too soon
-        assert "密码错误次数过多，请" in locked and "秒后再试" in locked
-        assert "密码错误次数过多" in c.predict("guess", api_name="/reindex")
-        assert not service.job.running
-        (failures, until), = service._failures.values()
-        assert failures == 3
-        time.sleep(max(0.0, until - time.monotonic()) + 0.05)  # the wait is over: one more guess, and a longer wait
-        assert c.predict("again-wrong", api_name="/reindex").startswith("⚠️ 管理密码不正确；错误次数过多")
-        assert "请 2 秒后再试" in c.predict(PASSWORD, api_name="/reindex")
-        (failures, until), = service._failures.values()
-        time.sleep(max(0.0, until - time.monotonic()) + 0.05)
-        assert c.predict(PASSWORD, api_name="/reindex") in ("已开始重建索引。", "索引正在建立中，请稍候。")
-        wait_idle(service)
-        assert service._failures == {}
+    assert not (app.settings.store.kb_dir / "eval-runs").exists()
 
 
 def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(managed, tmp_path, monkeypatch):
@@ -648,12 +502,12 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
     /delete_failed; /cancel stops a running ingestion between pages."""
     from test_limits import write_blank_pdf
 
-    service, uploads = managed.service, managed.settings.kb_dir / "uploads"
+    service, uploads = managed.service, managed.settings.store.kb_dir / "uploads"
     c = Client(managed.base, verbose=False)
     before = [d.file_name for d in service.documents()]  # the management test before may have deleted the letter
     empty = tmp_path / "空白.pdf"
     write_blank_pdf(empty, 2)
-    monkeypatch.setattr(service, "settings", replace(service.settings, ocr=False))
+    monkeypatch.setattr(service.jobs, "settings", service.jobs.settings.replace(ocr=False))
     assert c.predict(PASSWORD, [handle_file(str(empty))], api_name="/upload").startswith("已上传 1 个文件：空白.pdf")
     text, *_ = poll_status(c, service)
     assert "空白.pdf" in text and "未能建立索引的上传文件（可删除）：空白.pdf" in text
@@ -663,7 +517,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
 
     # cancel: a build whose loading waits for the cancel
     assert c.predict(PASSWORD, api_name="/cancel") == "没有正在进行的索引任务。"
-    real_build = web.service.build
+    real_build = service.jobs.build
 
     def waiting_build(*args, should_stop, **kwargs):
         deadline = time.time() + 30
@@ -671,7 +525,7 @@ def test_failed_upload_is_set_aside_listed_and_deletable_and_cancel_works(manage
             time.sleep(0.05)
         return real_build(*args, should_stop=should_stop, **kwargs)
 
-    monkeypatch.setattr(web.service, "build", waiting_build)
+    monkeypatch.setattr(service.jobs, "build", waiting_build)
     assert c.predict(PASSWORD, api_name="/reindex") == "已开始重建索引。"
     assert c.predict(PASSWORD, api_name="/cancel") == "已请求取消：当前文件在下一页前停止。"
     job = wait_idle(service, timeout=20)

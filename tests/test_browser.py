@@ -58,8 +58,8 @@ def browser_app(tmp_path_factory, letter_settings, copy_kb):
 
     planted = tmp_path_factory.mktemp("planted")
     (planted / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
-    settings = copy_kb(letter_settings, admin_password=PASSWORD, corpus=[*letter_settings.corpus, planted])
-    assert not build(settings.corpus, settings, progress=False).failed  # adds the planted document
+    settings = copy_kb(letter_settings, admin_password=PASSWORD, corpus=[*letter_settings.ingest.corpus, planted])
+    assert not build(settings.ingest.corpus, settings, progress=False).failed  # adds the planted document
     with running_app(settings) as (base, service), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _settings(tmp_path: Path, **kw) -> Settings:
-    return replace(Settings(), kb_dir=tmp_path / "kb", **kw)
+    return Settings().replace(kb_dir=tmp_path / "kb", **kw)
 
 
 def _statuses(report) -> dict[str, str]:
@@ -44,7 +43,7 @@ def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_tex
 
     first = build([corpus], settings, progress=False)
     assert _statuses(first) == {"答复.txt": "ok", "b.md": "ok"}
-    kb = open_kb(settings.kb_dir)
+    kb = open_kb(settings.store.kb_dir)
     assert kb.count()[0] == 2
 
     second = build([corpus], settings, progress=False)
@@ -55,13 +54,13 @@ def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_tex
     (corpus / "答复.txt").unlink()
     third = build([corpus], settings, progress=False)
     assert _statuses(third) == {"b.md": "ok", "答复.txt": "removed"}
-    kb = open_kb(settings.kb_dir)
+    kb = open_kb(settings.store.kb_dir)
     docs = kb.documents()
     assert [d.file_name for d in docs] == ["b.md"]
     texts = [c.text for c in kb.chunks()]
     assert any("被侵权保险" in t for t in texts) and not any("风险池" in t for t in texts)
     # the old knowledge base that was open before keeps serving
-    assert open_kb(settings.kb_dir).count() == (1, len(texts))
+    assert open_kb(settings.store.kb_dir).count() == (1, len(texts))
 
 
 @pytest.mark.slow
@@ -73,7 +72,7 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corp
     (corpus / "gbk 文件.txt").write_bytes("关于专利质押融资风险池基金的通知。\n一、风险池基金承担坏账。".encode("gbk"))
     settings = _settings(tmp_path, max_file_mb=30, embed_cache=embed_cache)
     assert _statuses(build([corpus], settings, progress=False)) == {good.name: "ok", "gbk 文件.txt": "ok"}
-    gbk = next(d for d in open_kb(settings.kb_dir).documents() if d.file_name == "gbk 文件.txt")
+    gbk = next(d for d in open_kb(settings.store.kb_dir).documents() if d.file_name == "gbk 文件.txt")
     assert gbk.encoding == "gb18030" and "风险池基金" in gbk.text
 
     real_pdf = (shared_corpus / "pdf" / "anhui-2024-budget-report-excerpt.pdf").read_bytes()
@@ -100,7 +99,7 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corp
     assert "too large" in reasons["huge.txt"] and "IPKB_MAX_FILE_MB" in reasons["huge.txt"]
     assert reasons[good.name].endswith("(previous version kept)")
     assert all("\n" not in r for r in reasons.values())
-    assert {d.file_name for d in open_kb(settings.kb_dir).documents()} == {good.name, "gbk 文件.txt"}
+    assert {d.file_name for d in open_kb(settings.store.kb_dir).documents()} == {good.name, "gbk 文件.txt"}
     assert "FAILED" in report.summary() and "encrypted PDF" in report.summary()
 
 
@@ -133,7 +132,7 @@ def test_settings_from_file_and_environment(tmp_path):
     config = tmp_path / "ipkb.toml"
     config.write_text('kb_dir = "/srv/kb"\nmax_file_mb = 10\nocr = false\n', encoding="utf-8")
     s = load_settings(env={"IPKB_CONFIG": str(config), "IPKB_MAX_FILE_MB": "12.5"})
-    assert s.kb_dir == Path("/srv/kb") and s.max_file_mb == 12.5 and s.ocr is False
+    assert s.store.kb_dir == Path("/srv/kb") and s.ingest.max_file_mb == 12.5 and s.ingest.ocr is False
     config.write_text('kb_dri = "x"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="unknown setting"):
         load_settings(env={"IPKB_CONFIG": str(config)})
@@ -202,7 +201,7 @@ def test_sigkill_midway_leaves_previous_kb_intact(store, tmp_path, shared_corpus
     if store == "milvus":  # the killed build's collection is gone; the replaced one stays until the next build
         from kb.store.milvus import MilvusStore
 
-        milvus = MilvusStore(replace(Settings(), kb_dir=kb_dir, store="milvus"))
+        milvus = MilvusStore(Settings().replace(kb_dir=kb_dir, store="milvus"))
         assert len(milvus._ours()) == 2 and milvus.current() == current_generation(kb_dir)
         milvus.close()
         assert {p["source"] for p in _search_in_process(kb_dir)} != {"a.txt"}  # the new collection answers
@@ -211,7 +210,7 @@ def test_sigkill_midway_leaves_previous_kb_intact(store, tmp_path, shared_corpus
 def _search_in_process(kb_dir: Path) -> list:
     from kb.search.generation import Generation
 
-    generation = Generation.open(replace(Settings(), kb_dir=kb_dir, store="milvus"))
+    generation = Generation.open(Settings().replace(kb_dir=kb_dir, store="milvus"))
     try:
         return [p.to_json() for p in generation.retriever.search("专利权质押登记", k=5)]
     finally:
@@ -232,13 +231,13 @@ def test_a_knowledge_base_of_an_older_format_is_rebuilt_not_fatal(tmp_path, repl
     settings = _settings(tmp_path, embed_cache=embed_cache)
     build([corpus], settings, progress=False)
     # as format 2 wrote it: no sentence spans stored with the chunks
-    with sqlite3.connect(current_generation(settings.kb_dir) / DATABASE) as db:
+    with sqlite3.connect(current_generation(settings.store.kb_dir) / DATABASE) as db:
         db.execute("ALTER TABLE chunks DROP COLUMN sentences")
-    manifest = current_generation(settings.kb_dir) / MANIFEST
+    manifest = current_generation(settings.store.kb_dir) / MANIFEST
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": FORMAT_VERSION - 1}))
     with pytest.raises(KbError, match="rebuild with `python -m ingest --rebuild`"):
-        open_kb(settings.kb_dir)
+        open_kb(settings.store.kb_dir)
     report = build([corpus], settings, progress=False)
     assert report.count("ok") == 1 and "building a new one" in report.summary()
-    assert open_kb(settings.kb_dir).count() == (1, 15)
-    assert all(chunk.sentences for chunk in open_kb(settings.kb_dir).chunks())
+    assert open_kb(settings.store.kb_dir).count() == (1, 15)
+    assert all(chunk.sentences for chunk in open_kb(settings.store.kb_dir).chunks())

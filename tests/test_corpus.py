@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,10 @@ PDF_PAGES = {
 
 @pytest.fixture(scope="module")
 def corpus_kb(tmp_path_factory, shared_corpus, embed_cache, ocr_once):
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     report = build([REPLY_LETTER, shared_corpus / "pdf"], settings, progress=False)
     assert not report.failed, report.summary()
-    return open_kb(settings.kb_dir)
+    return open_kb(settings.store.kb_dir)
 
 
 def _doc(kb, name):

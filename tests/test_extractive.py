@@ -201,7 +201,7 @@ def test_a_place_named_anywhere_in_the_document_counts(tokenizer):
 
 
 def test_only_answer_passages_are_read(tokenizer):
-    """passages_used (settings.answer_passages): the deadline is in the third passage."""
+    """passages_used (settings.answer.answer_passages): the deadline is in the third passage."""
     question = "什么时候提交申请？"
     assert not ask(make(tokenizer), question).refused
     narrow = ExtractiveAnswerer(tokenizer, lambda term: 1.0, passages_used=2)

@@ -1,4 +1,4 @@
-"""The dependency rule (README, "What is here"), read from the imports of every module:
+"""The dependency rule (docs/architecture.md), read from the imports of every module:
 
     kb.core  <-  kb.store, kb.models  <-  kb.search  <-  kb.answer  <-  web  <-  app.py
                  ingest (reads files; writes the store through kb.store and kb.models)
@@ -116,3 +116,64 @@ def test_the_rule_catches_an_upward_import(tmp_path):
 def test_no_source_module_is_over_400_lines(module):
     lines = MODULES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= 400, f"{module} has {lines} lines"
+
+
+# --- one door: the web layer reaches answers and search only through its service (web/service/)
+BEHIND_THE_DOOR = ("kb.answer", "kb.search")
+
+
+def is_service(module: str) -> bool:
+    return module == "web.service" or module.startswith("web.service.")
+
+
+def past_the_door() -> list[str]:
+    """Imports of kb.answer or kb.search (at any depth, local imports too) by a web module outside the service."""
+    return [f"{module} imports {imported}" for module, path in sorted(MODULES.items())
+            if layer_of(module) == "web" and not is_service(module)
+            for imported in sorted(imports_of(path))
+            if any(imported == layer or imported.startswith(f"{layer}.") for layer in BEHIND_THE_DOOR)]
+
+
+def test_the_web_layer_has_one_door():
+    assert any(is_service(m) for m in MODULES) and len([m for m in MODULES if layer_of(m) == "web"]) > 5
+    assert past_the_door() == []
+
+
+def reaching_past() -> list[str]:
+    """`service.answerer.answer(…)` or `service.generation.…` in a web module outside the service: past what
+    the service adds (its notices)."""
+    return [f"{module} uses .{node.attr}" for module, path in sorted(MODULES.items())
+            if layer_of(module) == "web" and not is_service(module)
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and node.attr in ("answerer", "generation", "generations")]
+
+
+def test_the_web_layer_does_not_reach_past_the_service_to_its_answerer(tmp_path):
+    assert reaching_past() == []
+    bad = tmp_path / "bad.py"
+    bad.write_text("def ask(service, q):\n    return service.answerer.answer(q)\n", encoding="utf-8")
+    MODULES["web.bad"] = bad
+    try:
+        assert reaching_past() == ["web.bad uses .answerer"]
+    finally:
+        del MODULES["web.bad"]
+
+
+@pytest.mark.parametrize("source, found", [
+    ("from kb.search.filters import Filters\n", "kb.search.filters"),
+    ("def f():\n    import kb.answer.answerer\n", "kb.answer.answerer"),
+    ("from kb import search\n", None),  # caught through the name it imports
+])
+def test_the_door_check_catches_a_way_around_it(tmp_path, source, found):
+    bad = tmp_path / "bad.py"
+    bad.write_text(source, encoding="utf-8")
+    MODULES["web.bad"] = bad
+    try:
+        assert past_the_door()[:1] == [f"web.bad imports {found or 'kb.search'}"]
+    finally:
+        del MODULES["web.bad"]
+    MODULES["web.service.ok"] = bad  # inside the service it is allowed
+    try:
+        assert past_the_door() == []
+    finally:
+        del MODULES["web.service.ok"]

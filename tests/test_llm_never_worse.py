@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 from fake_openai import FakeOpenAI
@@ -50,7 +49,7 @@ def letter(letter_settings) -> Settings:
 
 def _settings(letter: Settings, server: FakeOpenAI, **changes) -> Settings:
     base = {"llm_base_url": server.base_url, "llm_model": "fake-model", "llm_timeout": TIMEOUT, "llm_structured": "off"}
-    return replace(letter, **{**base, **changes})
+    return letter.replace(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -249,10 +248,10 @@ def test_a_slow_first_token_times_out_on_its_own_deadline(letter, server, extrac
 
 
 def test_the_first_token_deadline_never_exceeds_the_whole_answer_deadline():
-    client = LlmClient(replace(Settings(), llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
+    client = LlmClient(Settings().replace(llm_base_url="http://127.0.0.1:9/v1", llm_model="m",
                                llm_timeout=5.0, llm_first_token_timeout=120.0))
     assert client.first_token_timeout == 5.0
-    assert Settings().llm_first_token_timeout == 120.0 and Settings().llm_timeout >= 120.0
+    assert Settings().llm.llm_first_token_timeout == 120.0 and Settings().llm.llm_timeout >= 120.0
 
 
 # --- structured answers

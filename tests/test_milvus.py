@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,10 +37,10 @@ FILTERS = [
 
 
 def test_settings_choose_and_check_the_store():
-    assert Settings().store == "local" and Settings().milvus_address == str(Path(".kb") / "milvus.db")
+    assert Settings().store.store == "local" and Settings().store.milvus_address == str(Path(".kb") / "milvus.db")
     settings = load_settings(env={"IPKB_STORE": "milvus", "IPKB_MILVUS_URI": "http://10.0.0.5:19530",
                                   "IPKB_MILVUS_COLLECTION": "bureau_kb"}, config_file=Path("/nonexistent"))
-    assert settings.milvus_address == "http://10.0.0.5:19530" and settings.milvus_collection == "bureau_kb"
+    assert settings.store.milvus_address == "http://10.0.0.5:19530" and settings.store.milvus_collection == "bureau_kb"
     for env, message in [({"IPKB_STORE": "faiss"}, "setting store"), ({"IPKB_MILVUS_BM25": "bm42"}, "milvus_bm25"),
                          ({"IPKB_MILVUS_URI": "milvus.sqlite"}, "milvus_uri"),
                          ({"IPKB_MILVUS_COLLECTION": "ipkb-1"}, "milvus_collection")]:
@@ -120,11 +119,11 @@ def test_the_alias_is_the_commit_point_and_old_collections_go(tmp_path, embed_ca
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache, store="milvus")
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache, store="milvus")
     first = _build(corpus, settings).generation
     store = MilvusStore(settings)
     reader = Generation.open(settings)  # opened on the first collection
-    assert store.current() == first == kb.store.generations.current_generation(settings.kb_dir)
+    assert store.current() == first == kb.store.generations.current_generation(settings.store.kb_dir)
 
     (corpus / "补贴细则.txt").write_text(SUBSIDY_POLICY, encoding="utf-8")
     second = _build(corpus, settings).generation
@@ -146,7 +145,7 @@ def test_the_alias_is_the_commit_point_and_old_collections_go(tmp_path, embed_ca
         with pytest.raises(OSError):
             build([corpus], settings, progress=False)
     third = store.current()
-    assert third not in (second, None) and kb.store.generations.current_generation(settings.kb_dir) == second
+    assert third not in (second, None) and kb.store.generations.current_generation(settings.store.kb_dir) == second
     found = Generation.open(settings, reader.models).retriever.search(SUBSIDY_QUESTION, k=5)
     assert "15万元" in "".join(p.text for p in found)
     leftover = store.client().create_schema()  # as a killed build leaves it: newer, never aliased
@@ -154,9 +153,9 @@ def test_the_alias_is_the_commit_point_and_old_collections_go(tmp_path, embed_ca
     leftover.add_field("dense", DataType.FLOAT_VECTOR, dim=4)
     store.client().create_collection("ipkb_gen_29991231_000000_abcdef", schema=leftover)
     assert _build(corpus, settings).generation is None  # nothing changed
-    assert kb.store.generations.current_generation(settings.kb_dir) == third
+    assert kb.store.generations.current_generation(settings.store.kb_dir) == third
     assert sorted(store._ours()) == [store.collection(second), store.collection(third)]  # until the next publish
-    assert sorted(settings.kb_dir.glob("gen-*")) == [third]
+    assert sorted(settings.store.kb_dir.glob("gen-*")) == [third]
     store.close()
 
 
@@ -165,9 +164,9 @@ def test_milvus_lite_serves_one_process(tmp_path, embed_cache):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(REPLY_LETTER, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path / "kb", embed_cache=embed_cache, store="milvus")
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache, store="milvus")
     _build(corpus, settings)  # this process now holds the milvus-lite files
-    out = subprocess.run([sys.executable, "-m", "kb", "search", "风险池基金", "--kb", str(settings.kb_dir)],
+    out = subprocess.run([sys.executable, "-m", "kb", "search", "风险池基金", "--kb", str(settings.store.kb_dir)],
                          cwd=REPO, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "IPKB_STORE": "milvus", "IPKB_EMBED_CACHE": str(embed_cache)})
     assert out.returncode == 2 and "milvus-lite serves one process" in out.stderr and "Traceback" not in out.stderr

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 from tests_support import REPO
@@ -54,7 +53,7 @@ def test_without_scope_awareness_the_place_is_ignored(policies_answerer):
     validity notices off: the same question then reaches Beijing's regulation and gets no notice."""
     from kb.answer.answerer import Answerer
 
-    settings = replace(policies_answerer.settings, scope_aware=False)
+    settings = policies_answerer.settings.replace(scope_aware=False)
     blind = Answerer(policies_answerer.generation, settings, policies_answerer.prompts, llm=None,
                      tuning=policies_answerer.tuning)
     question = "专利质押贷款有什么支持？"
@@ -135,7 +134,7 @@ def test_a_year_the_documents_do_not_cover_is_refused(policies_answerer):
 
 def test_cli_and_json_carry_the_profile_fields(policies_settings):
     out = subprocess.run([sys.executable, "-m", "kb", "search", "专利侵权赔偿", "--json", "--k", "3",
-                          "--kb", str(policies_settings.kb_dir), "--status", "现行有效", "--region", "宁波"],
+                          "--kb", str(policies_settings.store.kb_dir), "--status", "现行有效", "--region", "宁波"],
                          cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "IPKB_EMBED_CACHE": str(policies_settings.embed_cache_path)})
     assert out.returncode == 0, out.stderr

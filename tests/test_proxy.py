@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -45,7 +44,7 @@ def stand_in(index: int) -> Starlette:
 @pytest.fixture
 def pool(tmp_path):
     """Two stand-in workers served by uvicorn on Unix sockets, as the pool knows them."""
-    pool = WorkerPool(replace(Settings(), workers=2), tmp_path)
+    pool = WorkerPool(Settings().replace(workers=2), tmp_path)
     servers = []
     for worker in pool.workers:
         server = uvicorn.Server(uvicorn.Config(WorkerHeader(stand_in(worker.index), worker.index), uds=str(worker.socket),
@@ -64,7 +63,7 @@ def pool(tmp_path):
 
 
 def front(pool, **settings) -> httpx.AsyncClient:
-    proxy = Proxy(pool, replace(Settings(), **settings))
+    proxy = Proxy(pool, Settings().replace(**settings))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy, client=("203.0.113.7", 5555)),
                              base_url="http://ipkb.example:7860", timeout=20)
 
@@ -195,10 +194,10 @@ def test_shared_attempts_are_one_count_for_every_process(tmp_path):
 
 
 def test_workers_setting():
-    assert Settings().workers == 1
-    assert load_settings(env={"IPKB_WORKERS": "4"}, config_file=None).workers == 4
+    assert Settings().web.workers == 1
+    assert load_settings(env={"IPKB_WORKERS": "4"}, config_file=None).web.workers == 4
     for bad in ("0", "17", "-1"):
         with pytest.raises(SettingsError, match="workers"):
             load_settings(env={"IPKB_WORKERS": bad})
-    settings = replace(Settings(), workers=3, port=8000, corpus=[Settings().kb_dir / "x"], embed_cache=None)
+    settings = Settings().replace(workers=3, port=8000, corpus=[Settings().store.kb_dir / "x"], embed_cache=None)
     assert settings_from_values(settings_values(settings)) == settings

@@ -1,4 +1,4 @@
-"""kb/render.py: the HTML people see. Pure functions, no knowledge base needed."""
+"""web/render.py: the HTML people see. Pure functions, no knowledge base needed."""
 from __future__ import annotations
 
 import re

@@ -3,15 +3,14 @@ limits (web/requests.py, web/api.py's JsonBodies), without a knowledge base: fas
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from kb.core.filters import Filters
 from kb.core.settings import Settings, load_settings
-from kb.search.filters import Filters
 from web.requests import (
     BAD_UNICODE,
     AskRequest,
@@ -22,7 +21,7 @@ from web.requests import (
     request_models,
 )
 
-SMALL = replace(Settings(), max_question_chars=10, max_history_turns=3, max_history_chars=20)
+SMALL = Settings().replace(max_question_chars=10, max_history_turns=3, max_history_chars=20)
 Ask, Search = request_models(SMALL)
 
 
@@ -40,10 +39,10 @@ def user(text) -> dict:
 
 # --- the models
 def test_defaults_follow_the_settings():
-    assert Settings().max_history_turns == 20 and Settings().max_history_chars == 4000
+    assert Settings().answer.max_history_turns == 20 and Settings().answer.max_history_chars == 4000
     env = {"IPKB_MAX_HISTORY_TURNS": "6", "IPKB_MAX_HISTORY_CHARS": "900"}
     settings = load_settings(env, config_file=None)
-    assert (settings.max_history_turns, settings.max_history_chars) == (6, 900)
+    assert (settings.answer.max_history_turns, settings.answer.max_history_chars) == (6, 900)
     assert AskRequest.model_fields["history"].metadata[-2].max_length == 20  # the module's models: default limits
     body = Ask.model_validate({"question": "保险", "history": [user("专利质押？"), {"role": "assistant", "content": [
         {"type": "text", "text": "风险池。"}]}], "filters": {"doc_types": "答复", "date_from": "2019"}})
@@ -119,6 +118,8 @@ def test_iso_dates_and_prefixes_are_accepted(date):
     ({"date_to": "2018"}, False),
 ])
 def test_a_date_or_its_prefix_filters_documents_by_their_date(boxes, admitted):
+    from dataclasses import replace
+
     from kb.core.records import Document, DocumentMeta
 
     meta = DocumentMeta(title="关于第130号提案的答复", doc_number="甬市监函〔2019〕25号", issuer="宁波市市场监督管理局",

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 from tests_support import LITE_ONE_PROCESS, REPLY_LETTER, REPO, STORES
@@ -31,7 +30,7 @@ def kb(request, tmp_path_factory, shared_corpus, embed_cache):
     shutil.copy(REPLY_LETTER, corpus)
     for name in HONGZE:
         shutil.copy(shared_corpus / "pdf" / name, corpus)
-    settings = replace(Settings(), kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache, store=request.param)
     report = build([corpus], settings, progress=False)
     assert not report.failed, report.summary()
     generation = Generation.open(settings)
@@ -42,9 +41,9 @@ def kb(request, tmp_path_factory, shared_corpus, embed_cache):
 def test_indexes_are_written_to_the_generation_without_pickle(kb):
     generation = Generation.open(kb.settings)
     folder = generation.path
-    files = (ROWS, VECTORS, BM25) if kb.settings.store == "local" else (ROWS, LEXICON)  # and a collection
+    files = (ROWS, VECTORS, BM25) if kb.settings.store.store == "local" else (ROWS, LEXICON)  # and a collection
     assert sorted(p.name for p in folder.iterdir()) == sorted((*files, "kb.sqlite", "manifest.json"))
-    assert generation.manifest.store == kb.settings.store
+    assert generation.manifest.store == kb.settings.store.store
     for name in files:
         assert (folder / name).is_file()
         assert not (folder / name).read_bytes().startswith(b"\x80"), f"{name} looks like a pickle"
@@ -128,16 +127,16 @@ def _search_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProc
 
 
 def test_search_command_json_and_text(kb, capsys):
-    if kb.settings.store == "milvus":
+    if kb.settings.store.store == "milvus":
         pytest.skip(LITE_ONE_PROCESS)  # the CLI over Milvus: test_build's SIGKILL test
-    out = _search_cli("发明专利被侵权保险", "--k", "3", "--json", "--kb", str(kb.settings.kb_dir))  # as a user runs it
+    out = _search_cli("发明专利被侵权保险", "--k", "3", "--json", "--kb", str(kb.settings.store.kb_dir))  # as a user runs it
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["query"] == "发明专利被侵权保险" and len(data["passages"]) == 3
     assert data["passages"][0]["rank"] == 1 and "被侵权保险" in data["passages"][0]["text"]
     from kb.__main__ import main  # the text output in this process: a process costs seconds of imports
 
-    assert main(["search", "风险池基金", "--k", "2", "--type", "答复", "--kb", str(kb.settings.kb_dir)]) == 0
+    assert main(["search", "风险池基金", "--k", "2", "--type", "答复", "--kb", str(kb.settings.store.kb_dir)]) == 0
     assert "《关于市政协十五届三次会议第130号提案的答复》（甬市监函〔2019〕25号）" in capsys.readouterr().out
 
 

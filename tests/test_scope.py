@@ -1,5 +1,5 @@
 """Which documents a question is about (kb/answer/scope.py) and the profile filters
-(kb/search/filters.py), over a hand-made catalogue: no e5, no knowledge base on disk."""
+(kb/core/filters.py), over a hand-made catalogue: no e5, no knowledge base on disk."""
 from __future__ import annotations
 
 from dataclasses import replace

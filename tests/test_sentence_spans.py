@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 
 import pytest
 from tests_support import REPO
@@ -20,7 +19,7 @@ from kb.store.generations import DATABASE, current_generation, open_kb
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory, letter_settings) -> Settings:
     """The sample letter with an empty embedding cache of its own: no sentence vector is there yet."""
-    return replace(letter_settings, embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
+    return letter_settings.replace(embed_cache=tmp_path_factory.mktemp("fresh-cache") / "embed-cache.sqlite")
 
 
 def test_every_sentence_end_is_said_in_one_place():
@@ -38,12 +37,12 @@ def test_every_sentence_end_is_said_in_one_place():
 
 @pytest.mark.slow
 def test_the_spans_stored_in_kb_sqlite_are_the_splitters(settings):
-    with sqlite3.connect(current_generation(settings.kb_dir) / DATABASE) as db:
+    with sqlite3.connect(current_generation(settings.store.kb_dir) / DATABASE) as db:
         rows = db.execute("SELECT text, sentences FROM chunks ORDER BY doc_id, ordinal").fetchall()
     assert len(rows) == 15
     for text, stored in rows:
         assert [tuple(span) for span in json.loads(stored)] == sentence_spans(text)
-    kb = open_kb(settings.kb_dir)
+    kb = open_kb(settings.store.kb_dir)
     try:  # read back as records: the chunk's and its passage's spans are the stored ones
         chunks = kb.chunks()
         catalogue = Catalogue(kb.documents(), chunks)

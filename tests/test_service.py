@@ -1,21 +1,20 @@
-"""KnowledgeService directly (no HTTP): admin rules, uploads, the background re-index and the swap."""
+"""KnowledgeService directly (no HTTP) over a real knowledge base: the background re-index and the swap.
+The admin rules, the upload folder and each collaborator on its own run over fakes in test_service_parts.py."""
 from __future__ import annotations
 
 import json
 import shutil
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from tests_support import REPLY_LETTER, STORES, SUBSIDY_POLICY, SUBSIDY_QUESTION, wait_idle
 
-import web.service
 from ingest.build import build
-from kb.core.errors import AdminError, KbError, UploadError
+from kb.core.errors import KbError, UploadError
 from kb.store.generations import current_generation
-from web.service import Job, KnowledgeService, safe_file_name
+from web.service import EXCLUDED, KnowledgeService, safe_file_name
 
 PASSWORD = "s3cret"
 ON_EACH_STORE = pytest.mark.parametrize("service", STORES, indirect=True)  # the re-index and swap tests
@@ -27,7 +26,7 @@ ON_EACH_STORE = pytest.mark.parametrize("service", STORES, indirect=True)  # the
 def service(request, copy_kb):
     built = request.getfixturevalue("letter_milvus_settings" if request.param == "milvus" else "letter_settings")
     settings = copy_kb(built, admin_password=PASSWORD,
-                       admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_app)
+                       admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_service_parts.py, test_web.py)
     svc = KnowledgeService(settings)
     yield svc
     wait_idle(svc)
@@ -41,7 +40,7 @@ def clean_uploads(service):
     wait_idle(service)
     if service.uploads.is_dir():
         shutil.rmtree(service.uploads)
-    (service.kb_dir / web.service.EXCLUDED).unlink(missing_ok=True)
+    (service.kb_dir / EXCLUDED).unlink(missing_ok=True)
     if sorted(d.file_name for d in service.documents()) != [REPLY_LETTER.name]:
         assert service.reindex(PASSWORD)
         wait_idle(service)
@@ -53,50 +52,6 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def snapshot(service: KnowledgeService) -> tuple:
-    """What management could change: files in the KB folder, the generation, the answerer, the job."""
-    files = sorted(str(p.relative_to(service.kb_dir)) for p in service.kb_dir.rglob("*")
-                   if "feedback" not in p.name and "build.lock" not in p.name)
-    return files, current_generation(service.kb_dir), id(service.answerer), service.job
-
-
-# --- admin rules
-@pytest.mark.slow
-def test_check_admin_rules(service, monkeypatch):
-    service.check_admin(PASSWORD)
-    for wrong in (None, "", "S3CRET", "s3cret ", " s3cret", "s3cre", "s3cret\n", "s3cret" * 2):
-        with pytest.raises(AdminError, match="管理密码不正确"):
-            service.check_admin(wrong)
-    assert service.management_enabled
-    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password=""))
-    assert not service.management_enabled
-    for any_password in (None, "", PASSWORD):  # with none configured, not even the empty password opens it
-        with pytest.raises(AdminError, match="管理未启用"):
-            service.check_admin(any_password)
-
-
-@pytest.mark.slow
-def test_check_admin_accepts_non_ascii_passwords(service, monkeypatch):
-    monkeypatch.setattr(service, "settings", replace(service.settings, admin_password="知识产权2019"))
-    service.check_admin("知识产权2019")
-    with pytest.raises(AdminError, match="不正确"):
-        service.check_admin("知识产权2018")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("password", [None, "", "wrong"])
-def test_every_management_action_needs_the_password(service, tmp_path, password):
-    before = snapshot(service)
-    upload = write(tmp_path, "new.txt", SUBSIDY_POLICY)
-    doc_id = service.documents()[0].doc_id
-    for action in (lambda: service.upload(password, [("new.txt", upload)]),
-                   lambda: service.delete(password, doc_id),
-                   lambda: service.reindex(password)):
-        with pytest.raises(AdminError, match="管理密码不正确"):
-            action()
-    assert snapshot(service) == before  # no file written (uploads, excluded.json), no build, same answerer
 
 
 # --- upload names and sizes
@@ -137,42 +92,9 @@ def test_safe_file_name_refuses(name, reason):
         safe_file_name(name)
 
 
-@pytest.mark.slow
-def test_upload_writes_only_into_the_uploads_folder(service, tmp_path, clean_uploads):
-    source = write(tmp_path / "tmp", "upload.tmp", SUBSIDY_POLICY)
-    outside = [service.kb_dir.parent / "passwd.txt", service.kb_dir / "passwd.txt", Path("/etc/passwd.txt"),
-               service.kb_dir.parent / "x.md", tmp_path / "evil.txt"]
-    kb_files = {p for p in service.kb_dir.rglob("*") if p.is_file()}
-    saved = service.upload(PASSWORD, [("../../passwd.txt", source), ("..\\..\\x.md", source),
-                                      ("\x00evil.txt", source), ("a/b/c.pdf.txt", source)])
-    assert saved == ["passwd.txt", "x.md", "evil.txt", "c.pdf.txt"]
-    assert sorted(p.name for p in service.uploads.iterdir()) == sorted(saved)
-    assert all(p.read_text(encoding="utf-8") == SUBSIDY_POLICY for p in service.uploads.iterdir())
-    assert not any(p.exists() for p in outside)
-    added = {p for p in service.kb_dir.rglob("*") if p.is_file()} - kb_files
-    assert added == set(service.uploads.iterdir()) | {service.kb_dir / "excluded.json"}
-
-
-@pytest.mark.slow
-def test_refused_uploads_leave_nothing_behind(service, tmp_path, monkeypatch, clean_uploads):
-    good = write(tmp_path, "good.txt", SUBSIDY_POLICY)
-    with pytest.raises(UploadError, match="不支持的文件类型"):
-        service.upload(PASSWORD, [("good.txt", good), ("evil.exe", good)])
-    with pytest.raises(UploadError, match="没有文件扩展名"):
-        service.upload(PASSWORD, [("good.txt", good), ("../../etc/passwd", good)])
-    monkeypatch.setattr(service, "settings", replace(service.settings, max_file_mb=0.001))
-    big = write(tmp_path, "big.txt", "专利保险" * 1000)
-    with pytest.raises(UploadError, match=r"“big\.txt”有 0\.0 MB，超过上限 0\.001 MB"):
-        service.upload(PASSWORD, [("good-but-first.txt", write(tmp_path, "s.txt", "短")), ("big.txt", big)])
-    # the whole batch is refused: not even the good first file was kept
-    assert not service.uploads.exists() or not any(service.uploads.iterdir())
-
-
 # --- the background re-index
 @pytest.mark.slow
 def test_job_lifecycle(service, clean_uploads):
-    assert Job().fraction == 1.0 and not Job().running and Job().message == "空闲"
-    assert Job(running=True).fraction == 0.0 and Job(running=True, done=1, total=4).fraction == 0.25
     answerer = service.answerer
     generation = current_generation(service.kb_dir)
     before = time.time()
@@ -205,7 +127,7 @@ def test_progress_counts_only_new_files_and_duplicates_are_reported(service, tmp
     """One new file next to the unchanged letter: progress is 1 file, not 2; a copy of the letter
     under another name is reported as skipped (with the file it duplicates) and leaves uploads/."""
     seen = []
-    real_build = web.service.build
+    real_build = service.jobs.build
 
     def recording_build(*args, on_file, **kwargs):
         def record(done, total, name):
@@ -213,7 +135,7 @@ def test_progress_counts_only_new_files_and_duplicates_are_reported(service, tmp
             on_file(done, total, name)
         return real_build(*args, on_file=record, **kwargs)
 
-    monkeypatch.setattr(web.service, "build", recording_build)
+    monkeypatch.setattr(service.jobs, "build", recording_build)
     service.upload(PASSWORD, [("new.txt", write(tmp_path, "new.txt", "关于海豚救护的通知\n\n第一条 海豚救护资金由市里安排。"))])
     assert service.reindex(PASSWORD)
     job = wait_idle(service)
@@ -237,7 +159,7 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
         raise KbError("磁盘已满")
 
     answerer = service.answerer
-    monkeypatch.setattr(web.service, "build", broken)
+    monkeypatch.setattr(service.jobs, "build", broken)
     assert service.reindex(PASSWORD)
     job = wait_idle(service)
     assert job.message == "失败：磁盘已满" and job.errors == ["磁盘已满"] and not job.running
@@ -249,14 +171,14 @@ def test_a_crashed_build_keeps_the_old_index(service, monkeypatch, clean_uploads
 @ON_EACH_STORE
 def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, monkeypatch, clean_uploads):
     gate, entered = threading.Event(), threading.Event()
-    real_build = web.service.build
+    real_build = service.jobs.build
 
     def slow_build(*args, **kwargs):
         entered.set()
         assert gate.wait(60)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(web.service, "build", slow_build)
+    monkeypatch.setattr(service.jobs, "build", slow_build)
     old = service.answerer
     before = old.answer(SUBSIDY_QUESTION)
     assert before.refused  # the letter does not state this amount
@@ -291,7 +213,7 @@ def test_rebuild_swaps_the_answerer_and_answers_meanwhile(service, tmp_path, mon
 def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatch, clean_uploads):
     """An upload while a build runs: that build has already listed the files, so it runs once more."""
     gate, entered = threading.Event(), threading.Event()
-    real_build = web.service.build
+    real_build = service.jobs.build
     calls = []
 
     def slow_build(*args, **kwargs):
@@ -300,7 +222,7 @@ def test_a_change_made_during_a_build_is_picked_up(service, tmp_path, monkeypatc
         assert gate.wait(60)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(web.service, "build", slow_build)
+    monkeypatch.setattr(service.jobs, "build", slow_build)
     assert service.reindex(PASSWORD)
     assert entered.wait(30)
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "b.txt", SUBSIDY_POLICY))])
@@ -357,7 +279,7 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert service.documents() == []
     restarted = KnowledgeService(service.settings)
     try:
-        assert restarted._excluded() == set(excluded)
+        assert restarted.folder.excluded() == set(excluded)
     finally:
         restarted.close()
 
@@ -369,24 +291,13 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert [d.file_name for d in service.documents()] == ["补贴细则.txt"]
 
 
-@pytest.mark.slow
-def test_lookup_is_not_padded_with_passages_far_below_the_best(service, monkeypatch):
-    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.0))
-    padded, _ = service.lookup("海豚救护专项资金", k=20)
-    monkeypatch.setattr(service, "settings", replace(service.settings, search_min_score_ratio=0.35))
-    cut, answer = service.lookup("海豚救护专项资金", k=20)
-    best = max(p.score for p in padded)
-    assert cut == [p for p in padded if p.score >= best * 0.35]
-    assert len(cut) < len(padded)  # a query the letter does not answer: not 20 passages of it
-
-
 # --- several processes on one knowledge base (python app.py --workers N, python -m ingest)
 @pytest.mark.slow
 def test_a_generation_built_by_another_process_is_swapped_in(service, clean_uploads):
     assert service.refresh() is False  # nothing new: no swap
     write(service.uploads, "补贴通知.txt", SUBSIDY_POLICY)
     # what another worker's re-index (or python -m ingest) does: build and move `current`
-    assert not build([*service.settings.corpus, service.uploads], service.settings, progress=False).failed
+    assert not build([*service.settings.ingest.corpus, service.uploads], service.settings, progress=False).failed
     old = service.answerer
     assert service.refresh() is True and service.answerer is not old
     assert sorted(d.file_name for d in service.documents()) == sorted([REPLY_LETTER.name, "补贴通知.txt"])
@@ -398,7 +309,7 @@ def test_a_generation_built_by_another_process_is_swapped_in(service, clean_uplo
 def test_a_reindex_waits_while_another_process_builds(service, monkeypatch, clean_uploads):
     from kb.store.generations import build_lock
 
-    monkeypatch.setattr(web.service, "BUILD_WAIT_S", 0.05)
+    monkeypatch.setattr(service.jobs, "wait_s", 0.05)
     with build_lock(service.kb_dir):  # another open file: an flock conflict, as with another process
         assert service.reindex(PASSWORD)
         deadline = time.time() + 30

@@ -1,4 +1,4 @@
-"""Citation checking (kb/validation.py) and the instruction guard (kb/guard.py), on hand-made passages."""
+"""Citation checking (kb/answer/validation.py) and the instruction guard (kb/core/guard.py), on hand-made passages."""
 from __future__ import annotations
 
 import pytest

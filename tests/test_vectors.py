@@ -146,11 +146,11 @@ def test_write_and_load_indexes_use_the_threshold(data, tmp_path):
 def test_the_settings_default_above_todays_sizes_and_read_from_the_environment(tmp_path):
     none = tmp_path / "ipkb.toml"
     settings = load_settings(env={}, config_file=none)
-    assert settings.ann_threshold >= 100_000  # the bundled corpus: 1,263 chunks, searched exactly
-    assert settings.ann_nprobe == vectors.IVF_NPROBE
+    assert settings.store.ann_threshold >= 100_000  # the bundled corpus: 1,263 chunks, searched exactly
+    assert settings.store.ann_nprobe == vectors.IVF_NPROBE
     env = {"IPKB_ANN_THRESHOLD": "0", "IPKB_ANN_NPROBE": "64"}
     changed = load_settings(env=env, config_file=none)
-    assert (changed.ann_threshold, changed.ann_nprobe) == (0, 64)
+    assert (changed.store.ann_threshold, changed.store.ann_nprobe) == (0, 64)
 
 
 def test_nprobe_is_the_lists_scanned(data, saved, tmp_path):

@@ -60,8 +60,8 @@ def health(base: str) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory, embed_cache, letter_settings, copy_kb):
-    kb_dir = copy_kb(letter_settings).kb_dir
-    (corpus,) = letter_settings.corpus
+    kb_dir = copy_kb(letter_settings).store.kb_dir
+    (corpus,) = letter_settings.ingest.corpus
     config = tmp_path_factory.mktemp("config") / "ipkb.toml"
     config.write_text("", encoding="utf-8")
     port = free_port()

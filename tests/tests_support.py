@@ -7,7 +7,7 @@ from kb.core.records import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The stores the search index can live in (settings.store). The fixtures of the retrieval, answers,
+# The stores the search index can live in (settings.store.store). The fixtures of the retrieval, answers,
 # policies, API and re-index tests are parametrised over them, so `make test` runs those on both.
 STORES = ("local", "milvus")
 LITE_ONE_PROCESS = "milvus-lite serves one process: this test process holds the knowledge base open"

@@ -50,7 +50,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     # Swagger UI from the fastapi-offline package's own copy: no CDN (FastAPI's default page loads one)
     api = FastAPIOffline(title="IPKB", description=DESCRIPTION, version="1", docs_url="/docs", redoc_url=None,
                          static_url="/docs-static", swagger_ui_parameters={"validatorUrl": None})
-    api.add_middleware(JsonBodies, limit_kb=settings.max_body_kb)
+    api.add_middleware(JsonBodies, limit_kb=settings.web.max_body_kb)
     AskRequest, SearchRequest = request_models(settings)
 
     @api.exception_handler(RequestValidationError)
@@ -62,7 +62,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
                                      **ERRORS}, summary="问答：带出处的答案")
     async def api_ask(body: AskRequest):
         history = history_from([m.model_dump() for m in body.history])
-        places = service.generation.models.places
+        places = service.places
         try:
             filters = body.filters.to_filters(places) if body.filters else None
             if body.region and not places.normalise(body.region):
@@ -70,11 +70,9 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         try:
-            answer = await _in_thread(service.answerer.answer, body.question, history, filters, body.region or "")
+            answer = await _in_thread(service.ask, body.question, history, filters, body.region or "")
         except (KbError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        if notice := service.building_notice():
-            answer.notices.append(notice)
         return answer.to_json()
 
     @api.post("/api/search", responses={200: {"description": '{"query", "passages": [{rank, score, text, title, '
@@ -82,7 +80,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
               summary="检索：排好序的段落")
     async def api_search(body: SearchRequest):
         try:
-            filters = body.filters.to_filters(service.generation.models.places) if body.filters else None
+            filters = body.filters.to_filters(service.places) if body.filters else None
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         passages = await _in_thread(service.search, body.query, body.k, filters)
@@ -93,7 +91,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         docs = service.documents()
         worker = getattr(api.state, "worker", None)  # under `--workers`: which worker answered (web/worker.py)
         return {"status": "ok", "documents": len(docs), "chunks": sum(service.chunk_counts().values()),
-                "generation": str(current_generation(settings.kb_dir).name),
+                "generation": str(current_generation(settings.store.kb_dir).name),
                 **({"worker": worker} if worker is not None else {})}
 
     @api.get("/files/{doc_id}")
@@ -124,7 +122,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     api.add_middleware(ChinesePage)
     api.state.service = service
     app = gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
-                              max_file_size=settings.max_file_bytes, show_error=False)
+                              max_file_size=settings.ingest.max_file_bytes, show_error=False)
     ui.has_launched = True  # mounted, Gradio skips its "was this file uploaded?" check unless this is set
     return app
 

@@ -1,4 +1,4 @@
-"""Wrong admin passwords per client, for the rate limit of `KnowledgeService.check_admin`.
+"""Wrong admin passwords per client, for the rate limit of `AdminGate` (web/service/admin.py).
 
 One process keeps them in memory (`Attempts`). The app's worker processes (`--workers`) share one
 file (`SharedAttempts`), so a client gets no more guesses by reaching several workers: the proxy

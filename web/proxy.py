@@ -38,7 +38,7 @@ class _TooLarge(Exception):
 class Proxy:
     def __init__(self, pool: WorkerPool, settings: Settings):
         self.pool = pool
-        self.limit_kb = settings.max_body_kb
+        self.limit_kb = settings.web.max_body_kb
         self._clients: dict[int, httpx.AsyncClient] = {}
 
     def _client(self, worker: Worker) -> httpx.AsyncClient:

@@ -216,11 +216,24 @@ def eval_report(metrics: dict, limits: dict, testset: str, documents: int, chunk
     return "\n".join(head + rows + tail)
 
 
-def document_rows(documents: list[Document], chunk_counts: dict[str, int]) -> list[list[object]]:
+def document_rows(documents: list[Document], chunk_counts: dict[str, int],
+                  suspicious: dict[str, list[str]] | None = None) -> list[list[object]]:
+    """The 知识库 table; a document with sentences kept from answers (suspicious) comes first."""
+    suspicious = suspicious or {}
     return [[d.meta.title, d.meta.doc_number or "", d.meta.issuer or "", d.meta.date or "", d.meta.doc_type,
              d.profile.level, "".join(d.profile.region) or "未知", d.profile.status, d.profile.effective_from or "",
-             d.profile.effective_until or "", d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0), d.file_name, d.doc_id]
-            for d in sorted(documents, key=lambda d: d.file_name)]
+             d.profile.effective_until or "", d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0),
+             suspicious_text(suspicious.get(d.doc_id, [])), d.file_name, d.doc_id]
+            for d in sorted(documents, key=lambda d: (d.doc_id not in suspicious, d.file_name))]
 
 
-DOCUMENT_HEADERS = ["标题", "发文字号", "发文机关", "成文日期", "类型", "层级", "适用地区", "状态", "施行日期", "有效期至", "页数", "OCR页", "分块数", "文件", "ID"]
+def suspicious_text(sentences: list[str], shown: int = 60) -> str:
+    """A cell: how many sentences of the document read as instructions or payment demands, and the first."""
+    if not sentences:
+        return "无"
+    first = sentences[0] if len(sentences[0]) <= shown else sentences[0][:shown] + "…"
+    return f"⚠️ {len(sentences)} 句（已排除出答案）：{first}"
+
+
+DOCUMENT_HEADERS = ["标题", "发文字号", "发文机关", "成文日期", "类型", "层级", "适用地区", "状态", "施行日期", "有效期至", "页数", "OCR页", "分块数",
+                    "可疑文本", "文件", "ID"]

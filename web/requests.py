@@ -22,7 +22,7 @@ from kb.core.places import Places
 from kb.core.profile import LEVELS, STATUSES
 from kb.core.settings import Settings
 from kb.core.text import message_text
-from kb.search.filters import Filters
+from kb.core.filters import Filters
 
 K_ERROR = "k 应为 1 到 50 的整数"
 ASK_EXAMPLE, SEARCH_EXAMPLE = "发明专利被侵权有保险吗？", "风险池基金"
@@ -140,9 +140,9 @@ def _history(turns: int, chars: int, question_chars: int):
                                       f"（max_question_chars）"), AfterValidator(_history_limits(chars, question_chars))]
 
 
-Question = _question("问题", _DEFAULTS.max_question_chars, ASK_EXAMPLE)
-Query = _question("检索内容", _DEFAULTS.max_question_chars, SEARCH_EXAMPLE)
-History = _history(_DEFAULTS.max_history_turns, _DEFAULTS.max_history_chars, _DEFAULTS.max_question_chars)
+Question = _question("问题", _DEFAULTS.answer.max_question_chars, ASK_EXAMPLE)
+Query = _question("检索内容", _DEFAULTS.answer.max_question_chars, SEARCH_EXAMPLE)
+History = _history(_DEFAULTS.answer.max_history_turns, _DEFAULTS.answer.max_history_chars, _DEFAULTS.answer.max_question_chars)
 
 
 class AskRequest(BaseModel):
@@ -165,10 +165,10 @@ class SearchRequest(BaseModel):
 
 def request_models(settings: Settings) -> tuple[type[AskRequest], type[SearchRequest]]:
     """AskRequest and SearchRequest with the limits of these settings."""
-    limit = settings.max_question_chars
+    limit = settings.answer.max_question_chars
     ask = create_model("AskRequest", __base__=AskRequest, __doc__=AskRequest.__doc__,
                        question=(_question("问题", limit, ASK_EXAMPLE), ...),
-                       history=(_history(settings.max_history_turns, settings.max_history_chars, limit), []))
+                       history=(_history(settings.answer.max_history_turns, settings.answer.max_history_chars, limit), []))
     search = create_model("SearchRequest", __base__=SearchRequest, __doc__=SearchRequest.__doc__,
                           query=(_question("检索内容", limit, SEARCH_EXAMPLE), ...))
     return ask, search

@@ -1,5 +1,6 @@
 """The Gradio UI: 咨询 (chat), 检索 (hotline lookup), 知识库 (management), 评测 (evaluation).
-Thin over web/service.py; every text shown is escaped by web/render.py."""
+Thin over KnowledgeService (web/service/), its one door into the knowledge base; every text shown is
+escaped by web/render.py."""
 from __future__ import annotations
 
 import functools
@@ -71,7 +72,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     def issuer_names() -> dict[str, list[str]]:
         """One choice per issuer, whatever the names it goes by (render.issuer_groups)."""
-        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.generation.models.places)
+        return render.issuer_groups([d.meta.issuer for d in service.documents()], service.places)
 
     def issuer_choices() -> list[str]:
         return list(issuer_names())
@@ -88,21 +89,19 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             yield "", chat, gr.skip(), state
             return
         # the API's limits, applied by keeping the most recent messages within them
-        history = recent_history(history_from(chat), settings.max_history_turns, settings.max_history_chars,
-                                 settings.max_question_chars)
+        history = recent_history(history_from(chat), settings.answer.max_history_turns, settings.answer.max_history_chars,
+                                 settings.answer.max_question_chars)
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
         yield "", chat, "", state
         written = ""
         place = "" if not region or region == ANY_PLACE else region
-        for event in service.answerer.stream(message, history, region=place):
+        for event in service.stream(message, history, region=place):
             if isinstance(event, str):
                 written += event
                 chat[-1] = {"role": "assistant", "content": render.e(written)}
                 yield "", chat, gr.skip(), state
             else:
                 answer: Answer = event
-                if notice := service.building_notice():
-                    answer.notices.append(notice)
                 chat[-1] = {"role": "assistant", "content": render.chat_text(answer)}
                 yield "", chat, render.answer_panel(answer), answer.to_json()
 
@@ -120,15 +119,15 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         query = (query or "").strip()
         if not query:
             return render.search_results([]), ""
-        if len(query) > settings.max_question_chars:
-            return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.max_question_chars}字以内。</div>', ""
+        if len(query) > settings.answer.max_question_chars:
+            return f'<div class="ipkb-refused">检索内容过长（{len(query)}字），请精简到{settings.answer.max_question_chars}字以内。</div>', ""
         try:
             names = issuer_names()
             issuers = [n for i in issuers or [] for n in names.get(i, [i])]  # every name of the chosen issuers
             filters = filters_from({"doc_types": types, "issuers": issuers, "date_from": date_from, "date_to": date_to,
                                     "levels": levels or None, "statuses": statuses or None,
                                     "region": None if not region or region == ANY_PLACE else region},
-                                   service.generation.models.places)
+                                   service.places)
         except ValidationError:
             return ('<div class="ipkb-refused">成文日期应为 YYYY-MM-DD（或 YYYY、YYYY-MM），'
                     '例如 2019-01-01。</div>'), ""
@@ -183,11 +182,11 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             f'<div class="ipkb-failed">未能建立索引的上传文件（可删除）：{render.e("、".join(failed))}</div>' if failed else "")
         outcome = (render.job_outcome(job.message, job.added, job.skipped, job.errors, job.unchanged)
                    if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
-        generation = str(service.generation.path)
+        generation = str(service.generation_path)
         if generation == seen:
             return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
         docs, counts = service.documents(), service.chunk_counts()
-        return (text, render.document_rows(docs, counts), gr.update(choices=doc_choices()), overview_text(),
+        return (text, render.document_rows(docs, counts, service.suspicious()), gr.update(choices=doc_choices()), overview_text(),
                 gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
 
     def overview_text() -> str:
@@ -195,8 +194,6 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
 
     # 评测
     def evaluate(choice: str, uploaded, ablation: bool, progress=gr.Progress()):
-        from eval.runner import evaluate as run_evaluation  # matplotlib and all: only when asked
-
         try:
             testset = SAMPLE_TESTSET if choice == "sample" or not uploaded else uploaded_path(uploaded)
         except UploadError as exc:
@@ -209,25 +206,22 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 shutil.rmtree(old, ignore_errors=True)
             EVAL_RUNS.mkdir(parents=True, exist_ok=True)
             out = Path(tempfile.mkdtemp(prefix="run-", dir=EVAL_RUNS))
-            answerer = service.answerer  # the knowledge base the run is against, named in the report
-            generation = answerer.generation
-            run_evaluation(answerer, testset, out, ablation=ablation, show_bar=False,
-                                     progress=lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
+            documents, chunks = service.evaluate(  # the knowledge base the run is against, named in the report
+                testset, out, ablation, lambda done, total, label: progress(done / total, desc=f"{label} {done}/{total}"))
         except BadTestSetError as exc:  # name the file as the user knows it, not its temporary path
             return f"⚠️ {str(exc).replace(str(testset), testset.name)}", None, None
         finally:
             eval_lock.release()
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         limits = tomllib.loads(FLOORS.read_text(encoding="utf-8"))
-        report = render.eval_report(metrics, limits, testset.name, len(generation.catalogue.documents),
-                                    sum(generation.catalogue.chunk_counts().values()))
+        report = render.eval_report(metrics, limits, testset.name, documents, chunks)
         images = [(str(out / name), caption) for name, caption in
                   (("metrics.png", "各项指标"), ("latency.png", "延迟"), ("hardest.png", "最难的问题"))]
         return report, images, str(out / "report.html")
 
     docs = service.documents()
     with gr.Blocks(title="IPKB 知识产权政策知识库") as ui:
-        contact = render.contact_line(settings.bureau_name, settings.hotline)
+        contact = render.contact_line(settings.answer.bureau_name, settings.answer.hotline)
         gr.Markdown("# IPKB 知识产权政策知识库\n依据本局政策文件作答，每条答案注明出处（标题、文号、页码、条款）。"
                     + (f"\n\n{contact}" if contact else ""), elem_id="ipkb-header")
         overview = gr.Markdown(overview_text(), elem_id="ipkb-overview")
@@ -237,7 +231,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                                  elem_id="ipkb-chat")
             with gr.Row():
                 message = gr.Textbox(placeholder="请输入问题，例如：专利质押贷款出了坏账谁兜底？", show_label=False,
-                                     scale=8, max_length=settings.max_question_chars, elem_id="ipkb-question")
+                                     scale=8, max_length=settings.answer.max_question_chars, elem_id="ipkb-question")
                 send = gr.Button("提问", variant="primary", scale=1, elem_id="ipkb-send")
                 stop = gr.Button("停止", variant="stop", scale=1, elem_id="ipkb-stop")
                 clear = gr.Button("清空对话", scale=1, elem_id="ipkb-clear")
@@ -249,7 +243,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 down = gr.Button("👎 没帮助", size="sm")
                 comment = gr.Textbox(placeholder="可选：补充说明", show_label=False, scale=4)
             thanks = gr.Markdown(elem_id="ipkb-thanks")
-            asker_place = gr.Dropdown(region_choices(), value=settings.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
+            asker_place = gr.Dropdown(region_choices(), value=settings.answer.region or ANY_PLACE, label="所在地区（问题未提地名时按此选用适用的文件）",
                                       allow_custom_value=True, elem_id="ipkb-region")
             asked = send.click(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last], api_name="ask")
             submitted = message.submit(ask, [message, chatbot, last, asker_place], [message, chatbot, cited, last],
@@ -290,7 +284,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                 gr.Markdown("⚠️ 知识库管理未启用：在配置中设置 `admin_password`（或环境变量 `IPKB_ADMIN_PASSWORD`）后可上传、删除、重建索引。咨询与检索不受影响。")
             password = gr.Textbox(label="管理密码", type="password", interactive=service.management_enabled)
             job = gr.HTML(elem_id="ipkb-job")
-            table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts()),
+            table = gr.Dataframe(value=render.document_rows(docs, service.chunk_counts(), service.suspicious()),
                                  headers=render.DOCUMENT_HEADERS, interactive=False, label="文件列表")
             with gr.Row():
                 files = gr.File(file_count="multiple", label="上传文件（PDF、DOCX、TXT、MD、HTML）",
@@ -311,7 +305,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
         # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
-        seen = gr.State(str(service.generation.path))
+        seen = gr.State(str(service.generation_path))
         gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
                            api_name="status")
         with gr.Tab("评测"):

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from kb.core.settings import Settings, settings_values
+from web.serving import forwarded_options
 from web.worker import SETTINGS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ class Worker:
 class WorkerPool:
     def __init__(self, settings: Settings, run_dir: Path, build: bool = False):
         self.settings, self.run_dir = settings, run_dir
-        self.workers = [Worker(i, run_dir / f"worker-{i}.sock") for i in range(settings.workers)]
+        self.workers = [Worker(i, run_dir / f"worker-{i}.sock") for i in range(settings.web.workers)]
         self._build = build  # the background build of `--build` (or of a new knowledge base): worker 0, once
         self._turn = 0
         self._stopping = threading.Event()
@@ -157,7 +158,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def serve(settings: Settings, build: bool = False) -> int:
-    """Run the front on settings.host:port and `settings.workers` workers until Ctrl-C or SIGTERM."""
+    """Run the front on settings.web.host:port and `settings.web.workers` workers until Ctrl-C or SIGTERM."""
     import uvicorn
 
     from web.proxy import Proxy
@@ -170,13 +171,14 @@ def serve(settings: Settings, build: bool = False) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         pool.start()
-        print(f"IPKB starting {settings.workers} workers…", file=sys.stderr)
+        print(f"IPKB starting {settings.web.workers} workers…", file=sys.stderr)
         if not pool.wait_ready():
-            print(f"ipkb: only {len(pool.ready())} of {settings.workers} workers answer; serving with those",
+            print(f"ipkb: only {len(pool.ready())} of {settings.web.workers} workers answer; serving with those",
                   file=sys.stderr)
-        server = uvicorn.Server(uvicorn.Config(Proxy(pool, settings), host=settings.host, port=settings.port,
-                                               log_level="warning", timeout_graceful_shutdown=3))
-        print(f"IPKB ready: http://{settings.host}:{settings.port} ({settings.workers} workers)", file=sys.stderr)
+        server = uvicorn.Server(uvicorn.Config(Proxy(pool, settings), host=settings.web.host, port=settings.web.port,
+                                               log_level="warning", timeout_graceful_shutdown=3,
+                                               **forwarded_options(settings.web)))
+        print(f"IPKB ready: http://{settings.web.host}:{settings.web.port} ({settings.web.workers} workers)", file=sys.stderr)
         server.run()
     except KeyboardInterrupt:
         pass

@@ -71,10 +71,10 @@ class Answerer:
         models, retriever = generation.models, generation.retriever
         # sentence vectors come from the embedding cache (ingestion fills it), else are embedded once
         self._sentence_cache = CachedEmbedder(settings.embed_cache_path, models.embedder.id,
-                                              lambda: models.embedder, settings.embed_batch)
+                                              lambda: models.embedder, settings.models.embed_batch)
         self.extractive = ExtractiveAnswerer(
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
-            embed_sentences=self._sentence_cache.embed, passages_used=settings.answer_passages,
+            embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
         )
         # the words of the documents' titles: what a question names when it has a topic of its own
@@ -86,9 +86,9 @@ class Answerer:
 
     @classmethod
     def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
-        prompts = Prompts.load(settings.prompts_dir, settings.bureau_name, settings.hotline)
+        prompts = Prompts.load(settings.answer.prompts_dir, settings.answer.bureau_name, settings.answer.hotline)
         generation = Generation.open(settings, models)
-        llm = LlmClient(settings) if settings.llm_gguf or (settings.llm_base_url and settings.llm_model) else None
+        llm = LlmClient(settings) if settings.llm.llm_gguf or (settings.llm.llm_base_url and settings.llm.llm_model) else None
         return cls(generation, settings, prompts, llm, tuning)
 
     def _sections(self, doc_id: str) -> list[list[Passage]]:
@@ -123,9 +123,9 @@ class Answerer:
         `retrieve`), no search is run."""
         start = time.perf_counter()
         question = (question or "").strip()
-        if not question or len(question) > self.settings.max_question_chars:
+        if not question or len(question) > self.settings.answer.max_question_chars:
             notice = NOTICE_EMPTY if not question else NOTICE_TOO_LONG.format(
-                n=len(question), limit=self.settings.max_question_chars)
+                n=len(question), limit=self.settings.answer.max_question_chars)
             yield Answer(question=question[:200], body=notice, refused=True, citations=[], passages=[],
                          notices=[notice], timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0})
             return
@@ -135,8 +135,8 @@ class Answerer:
         standalone = self._standalone(question, history, notices, flags)
         condensed = time.perf_counter()
         catalogue = self.generation.catalogue
-        region = region or self.settings.region
-        aware = self.settings.scope_aware
+        region = region or self.settings.answer.region
+        aware = self.settings.answer.scope_aware
         conversation = self._conversation_documents(question, history, filters, region) \
             if aware and standalone != question else ()
         scope = question_scope(standalone, history, filters, region, catalogue, self.generation.models.places,
@@ -164,7 +164,7 @@ class Answerer:
             if by == "extractive" and own is not passages:
                 passages = own
         if not draft.refused:
-            missing = unmentioned_terms(question, passages[: self.settings.answer_passages],
+            missing = unmentioned_terms(question, passages[: self.settings.answer.answer_passages],
                                         self.generation.models.tokenizer, self.generation.models.places)
             if missing:  # "商标质押可以吗？" answered with what the documents say, saying they never name it
                 draft.text = NOTICE_UNMENTIONED.format(terms="、".join(f"“{t}”" for t in missing)) + draft.text
@@ -181,16 +181,16 @@ class Answerer:
     def retrieve(self, question: str, filters: Filters | None = None, k: int = 0, region: str = "") -> list[Passage]:
         """The passages an answer to `question` reads: the search `stream` runs, in the question's scope
         (kb/answer/scope.py), at least `tuning.min_retrieved` of them, or `k`."""
-        if not self.settings.scope_aware:
+        if not self.settings.answer.scope_aware:
             return self._search(question, filters, k)
-        scope = question_scope(question, None, filters, region or self.settings.region, self.generation.catalogue,
+        scope = question_scope(question, None, filters, region or self.settings.answer.region, self.generation.catalogue,
                                self.generation.models.places, tuning=self.tuning)
         passages = [] if scope.refusal else self._search(question, scope.filters, k)
         return off_year(question, passages, self.generation.catalogue)[0]
 
     def _search(self, text: str, filters: Filters | None, k: int = 0) -> list[Passage]:
-        return self.retriever.search(text, k=max(k, self.tuning.min_retrieved, self.settings.top_k), filters=filters,
-                                     mode=self.settings.retrieval_mode)
+        return self.retriever.search(text, k=max(k, self.tuning.min_retrieved, self.settings.answer.top_k), filters=filters,
+                                     mode=self.settings.answer.retrieval_mode)
 
     # --- steps
     def _standalone(self, question: str, history: list[dict] | None, notices: list[str], flags: list[str]) -> str:
@@ -250,7 +250,7 @@ class Answerer:
             return extractive, "extractive"
         started = time.perf_counter()
         try:
-            draft = yield from self.llm.draft(standalone, passages[: self.settings.answer_passages], timings)
+            draft = yield from self.llm.draft(standalone, passages[: self.settings.answer.answer_passages], timings)
         except LlmError as exc:
             log.warning("LLM failed, falling back to extractive: %s", exc)
             _notice_llm_failed(notices, exc)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Tuning:
     # --- Retrieval for answering (kb/answer/answerer.py) ---------------------------------------
-    # At least this many passages are retrieved for an answer (max(this, settings.top_k)): the
-    # answerers read the first settings.answer_passages; the rest are shown to staff with a
+    # At least this many passages are retrieved for an answer (max(this, settings.answer.top_k)): the
+    # answerers read the first settings.answer.answer_passages; the rest are shown to staff with a
     # refusal and let the place check (extractive) skip passages about another place. Not a
     # calibrated value: the number of closest passages a refusal offers.
     min_retrieved: int = 10

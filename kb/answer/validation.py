@@ -20,7 +20,7 @@ A passage supports an answer sentence when it contains the sentence outright, or
   - every number the sentence states (50%, 3家, 2018年) is a number the passage states, and
   - every place the sentence names (杭州, 宁波市) is named by the passage or its document.
 Several cited passages may support a sentence together. A sentence of a passage that talks to
-the assistant (kb/guard.py) supports nothing: a model that repeats a planted "忽略以上所有指令，
+the assistant (kb/core/guard.py) supports nothing: a model that repeats a planted "忽略以上所有指令，
 回答：……" is not backed by the passage that planted it.
 """
 from __future__ import annotations

@@ -15,6 +15,10 @@ class KbError(IpkbError, RuntimeError):
     """The knowledge base is missing, busy or unreadable; the message says what to do."""
 
 
+class Cancelled(KbError):
+    """A build stopped by its cancel button, between pages, files or embedding batches."""
+
+
 class BuildBusyError(KbError):
     """Another build holds the knowledge base's build lock (another process, or another thread)."""
 

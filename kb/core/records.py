@@ -129,7 +129,7 @@ class Citation:
     section: list[str]
     source: str
     chunk_id: str
-    sentences: list[int]  # which of the passage's sentences (kb/sentences.py) the answer rests on
+    sentences: list[int]  # which of the passage's sentences (kb/core/sentences.py) the answer rests on
     spans: list[tuple[int, int]] = field(default_factory=list)  # their offsets in `text`, for highlighting
     doc_id: str = ""
     profile: DocumentProfile = field(default_factory=DocumentProfile)

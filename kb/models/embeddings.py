@@ -25,7 +25,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from kb.core.errors import EmbeddingError
+from kb.core.errors import Cancelled, EmbeddingError
 from kb.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,24 +158,21 @@ def sentence_transformers_id(model: str, query_prefix: str, passage_prefix: str)
 
 def embedder_id(settings: Settings) -> str:
     """The name of the vector space the settings select, without loading anything."""
-    if settings.embedder == "e5":
+    if settings.models.embedder == "e5":
         return E5Embeddings.id
-    if settings.embedder == "sentence-transformers":
-        return sentence_transformers_id(settings.embed_model, settings.embed_query_prefix, settings.embed_passage_prefix)
-    if settings.embedder == "openai":
-        return f"openai:{settings.embed_model}@{settings.embed_base_url.rstrip('/')}"
-    raise EmbeddingError(f"unknown embedder {settings.embedder!r}: use e5, sentence-transformers or openai")
+    if settings.models.embedder == "sentence-transformers":
+        return sentence_transformers_id(settings.models.embed_model, settings.models.embed_query_prefix, settings.models.embed_passage_prefix)
+    return f"openai:{settings.models.embed_model}@{settings.models.embed_base_url.rstrip('/')}"  # embedder == "openai"
 
 
 def make_embedder(settings: Settings) -> KbEmbeddings:
-    embedder_id(settings)  # validates the name
-    if settings.embedder == "e5":
+    if settings.models.embedder == "e5":
         return E5Embeddings()
-    if settings.embedder == "sentence-transformers":
-        return SentenceTransformerEmbeddings(settings.embed_model, settings.embed_query_prefix,
-                                             settings.embed_passage_prefix)
-    return OpenAICompatibleEmbeddings(settings.embed_base_url, settings.embed_model, settings.embed_api_key,
-                                      settings.embed_timeout)
+    if settings.models.embedder == "sentence-transformers":
+        return SentenceTransformerEmbeddings(settings.models.embed_model, settings.models.embed_query_prefix,
+                                             settings.models.embed_passage_prefix)
+    return OpenAICompatibleEmbeddings(settings.models.embed_base_url, settings.models.embed_model, settings.models.embed_api_key,
+                                      settings.models.embed_timeout)
 
 
 class QueryEncoder:
@@ -263,12 +260,14 @@ class CachedEmbedder:
             found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
         return found
 
-    def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Vectors for the texts, in order: from the cache, else embedded in batches and stored."""
+    def embed(self, texts: list[str], progress: bool = False,
+              should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """Vectors for the texts, in order: from the cache, else embedded in batches and stored.
+        `should_stop()` true raises Cancelled between batches (what was embedded stays cached)."""
         with self._lock:
-            return self._embed(texts, progress)
+            return self._embed(texts, progress, should_stop)
 
-    def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
+    def _embed(self, texts: list[str], progress: bool, should_stop: Callable[[], bool] | None) -> np.ndarray:
         hashes = [text_hash(t) for t in texts]
         known = self._lookup(sorted(set(hashes)))
         missing = list(dict.fromkeys(t for t, h in zip(texts, hashes) if h not in known))
@@ -276,6 +275,8 @@ class CachedEmbedder:
         with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not (progress and missing),
                   file=sys.stderr) as bar:
             for i in range(0, len(missing), self.batch):
+                if should_stop is not None and should_stop():
+                    raise Cancelled(f"cancelled after embedding {i} of {len(missing)} chunks")
                 part = missing[i:i + self.batch]
                 vectors = self.model.encode_passages(part)
                 rows = [(self.model_id, text_hash(t), v.astype(np.float32).tobytes()) for t, v in zip(part, vectors)]

@@ -39,23 +39,21 @@ class LlmClient:
     def __init__(self, settings: Settings):
         import openai
 
-        base_url, model = settings.llm_base_url, settings.llm_model
-        if settings.llm_gguf:
+        base_url, model = settings.llm.llm_base_url, settings.llm.llm_model
+        if settings.llm.llm_gguf:
             from kb.models.local_llm import local_server
 
             server = local_server(settings)
             base_url, model = server.base_url, model or server.model
         self.base_url, self.model = base_url, model
-        self.structured = settings.llm_structured
-        if self.structured not in {"auto", "json_schema", "off"}:
-            raise LlmError("配置错误", f"llm_structured must be auto, json_schema or off, not {self.structured!r}")
-        self.temperature = settings.llm_temperature
-        self.max_tokens = settings.llm_max_tokens
-        self.timeout = settings.llm_timeout
-        self.first_token_timeout = min(settings.llm_first_token_timeout, settings.llm_timeout)
+        self.structured = settings.llm.llm_structured  # one of LlmStructured: checked when the settings were read
+        self.temperature = settings.llm.llm_temperature
+        self.max_tokens = settings.llm.llm_max_tokens
+        self.timeout = settings.llm.llm_timeout
+        self.first_token_timeout = min(settings.llm.llm_first_token_timeout, settings.llm.llm_timeout)
         # the read timeout bounds each wait for bytes: the first one is the wait for the first token
         self._client = openai.OpenAI(
-            base_url=base_url, api_key=settings.llm_api_key or "none", max_retries=0,
+            base_url=base_url, api_key=settings.llm.llm_api_key or "none", max_retries=0,
             # openai's own Timeout: the HTTP library under openai changes between releases (httpx, httpx2)
             timeout=openai.Timeout(self.first_token_timeout, connect=min(10.0, self.first_token_timeout)),
         )

@@ -34,10 +34,10 @@ class LocalServer:
 
 
 def local_server(settings: Settings) -> LocalServer:
-    """The in-process llama.cpp server for `settings.llm_gguf`, started on first use."""
-    path = Path(settings.llm_gguf).expanduser().resolve()
-    threads = settings.llm_gguf_threads or max(1, os.cpu_count() or 1)
-    key = (str(path), settings.llm_gguf_ctx, threads)
+    """The in-process llama.cpp server for `settings.llm.llm_gguf`, started on first use."""
+    path = Path(settings.llm.llm_gguf).expanduser().resolve()
+    threads = settings.llm.llm_gguf_threads or max(1, os.cpu_count() or 1)
+    key = (str(path), settings.llm.llm_gguf_ctx, threads)
     with _LOCK:
         if key in _SERVERS:
             return _SERVERS[key]
@@ -49,12 +49,12 @@ def local_server(settings: Settings) -> LocalServer:
             raise LlmError("未安装本地模型支持", 'llm_gguf needs xllamacpp: pip install -e ".[local-llm]"') from None
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = settings.llm_gguf_ctx
+        params.n_ctx = settings.llm.llm_gguf_ctx
         params.n_parallel = 1  # one answer at a time on a CPU; others queue
         params.port = 0  # a free port
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
-        log.info("starting llama.cpp for %s (%d threads, context %d)", path, threads, settings.llm_gguf_ctx)
+        log.info("starting llama.cpp for %s (%d threads, context %d)", path, threads, settings.llm.llm_gguf_ctx)
         try:
             handle = xllamacpp.Server(params)
         except Exception as exc:  # a bad file, too little memory

@@ -46,15 +46,15 @@ class Generation:
 
     @classmethod
     def open(cls, settings: Settings, models: SearchModels | None = None) -> Generation:
-        """The current generation of settings.kb_dir, checked against the configured embedder.
+        """The current generation of settings.store.kb_dir, checked against the configured embedder.
         Raises KbError saying what to do when it is missing, of another embedder, or damaged."""
         store = open_store(settings)
         try:
             generation = store.current()
             if generation is None and store.kind != "local":
-                raise KbError(f"no knowledge base in {settings.kb_dir} for the {store.kind} store: "
-                              f"build one with `python -m ingest --kb {settings.kb_dir}`")
-            kb = open_kb(settings.kb_dir, generation)
+                raise KbError(f"no knowledge base in {settings.store.kb_dir} for the {store.kind} store: "
+                              f"build one with `python -m ingest --kb {settings.store.kb_dir}`")
+            kb = open_kb(settings.store.kb_dir, generation)
         except BaseException:
             store.close()
             raise
@@ -63,23 +63,23 @@ class Generation:
             configured = models.embedder.id if models else embedder_id(settings)
             if kb.manifest.embedder != configured:
                 raise KbError(
-                    f"the knowledge base in {settings.kb_dir} was built with embedder {kb.manifest.embedder}, "
-                    f"but {configured} is configured. Either run `python -m ingest --kb {settings.kb_dir}` to "
+                    f"the knowledge base in {settings.store.kb_dir} was built with embedder {kb.manifest.embedder}, "
+                    f"but {configured} is configured. Either run `python -m ingest --kb {settings.store.kb_dir}` to "
                     f"re-embed it with {configured}, or set IPKB_EMBEDDER (and IPKB_EMBED_MODEL) back to what built it."
                 )
-            if kb.manifest.store != settings.store:
-                raise KbError(f"the knowledge base in {settings.kb_dir} keeps its indexes in the {kb.manifest.store} "
-                              f"store, but store = {settings.store} is configured: run `python -m ingest --kb "
-                              f"{settings.kb_dir}` to index it there, or set IPKB_STORE back")
+            if kb.manifest.store != settings.store.store:
+                raise KbError(f"the knowledge base in {settings.store.kb_dir} keeps its indexes in the {kb.manifest.store} "
+                              f"store, but store = {settings.store.store} is configured: run `python -m ingest --kb "
+                              f"{settings.store.kb_dir}` to index it there, or set IPKB_STORE back")
             try:
                 index = store.open(kb.path)
             except (OSError, ValueError, KeyError) as exc:
                 raise KbError(f"the indexes in {kb.path} are unreadable ({exc}): "
-                              f"rebuild with `python -m ingest --rebuild --kb {settings.kb_dir}`") from None
+                              f"rebuild with `python -m ingest --rebuild --kb {settings.store.kb_dir}`") from None
             if index.dim and index.dim != kb.manifest.dimension:
                 raise KbError(f"vector index in {kb.path} has dimension {index.dim}, manifest says "
                               f"{kb.manifest.dimension}: rebuild with `python -m ingest --rebuild`")
-            catalogue = Catalogue.load(kb, index.chunk_ids, settings.status_date)
+            catalogue = Catalogue.load(kb, index.chunk_ids, settings.answer.status_date)
         except BaseException:
             (index or store).close()
             raise

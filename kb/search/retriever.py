@@ -81,12 +81,12 @@ class Retriever:
         """The k best passages for the query, best first."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        k = k or self.settings.top_k
+        k = k or self.settings.answer.top_k
         query = query.strip()
         if not query or not self._chunks:
             return []
         allowed = self._allowed(filters)
-        n = max(self.settings.candidates, 3 * k)
+        n = max(self.settings.answer.candidates, 3 * k)
         dense = self.dense_ranking(query, n, allowed) if mode != "bm25" else []
         lexical = self.bm25_ranking(query, n, allowed) if mode != "dense" else []
         if mode == "hybrid":
@@ -108,16 +108,16 @@ class Retriever:
         """Weighted RRF. Ties (e.g. ranks 1+2 against 2+1) go to the better BM25 rank: in policy text
         the exact term usually decides, and the dense ranking of near-paraphrases is the noisier one."""
         fused: dict[int, float] = {}
-        for weight, ranking in ((self.settings.dense_weight, dense), (self.settings.bm25_weight, lexical)):
+        for weight, ranking in ((self.settings.answer.dense_weight, dense), (self.settings.answer.bm25_weight, lexical)):
             for rank, (row, _) in enumerate(ranking, start=1):
-                fused[row] = fused.get(row, 0.0) + weight / (self.settings.rrf_k + rank)
+                fused[row] = fused.get(row, 0.0) + weight / (self.settings.answer.rrf_k + rank)
         lexical_rank = {row: rank for rank, (row, _) in enumerate(lexical)}
         return sorted(fused.items(), key=lambda item: (-round(item[1], 12), lexical_rank.get(item[0], len(lexical))))
 
     def _annexes_last(self, order: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """An annex (附件: forms, templates, tables) repeats its document's terms without stating its
         rules: its score counts `annex_weight` of itself, so the body's section ranks first."""
-        weight = self.settings.annex_weight
+        weight = self.settings.answer.annex_weight
         if weight == 1.0:
             return order
         weighted = [(row, score * weight if self._is_annex[row] else score) for row, score in order]

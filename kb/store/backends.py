@@ -1,4 +1,4 @@
-"""Where a generation's search index lives, chosen by `settings.store`.
+"""Where a generation's search index lives, chosen by `settings.store.store`.
 
 A store writes a generation's index during a build, publishes it when the generation folder
 is complete (its commit point), says which generation readers should open, and opens it as
@@ -71,8 +71,8 @@ class LocalStore:
 
 
 def open_store(settings: Settings) -> Store:
-    if settings.store == "milvus":
+    if settings.store.store == "milvus":
         from kb.store.milvus import MilvusStore  # pymilvus is an optional extra
 
         return MilvusStore(settings)
-    return LocalStore(settings.kb_dir, settings.ann_threshold, settings.ann_nprobe)
+    return LocalStore(settings.store.kb_dir, settings.store.ann_threshold, settings.store.ann_nprobe)

@@ -67,7 +67,7 @@ class FileEntry:
 @dataclass
 class Manifest:
     format_version: int = FORMAT_VERSION
-    embedder: str = ""  # id of the vector space (kb/embeddings.py: embedder_id)
+    embedder: str = ""  # id of the vector space (kb/models/embeddings.py: embedder_id)
     dimension: int = 0
     store: str = "local"  # where its search indexes are: "local" files or "milvus"
     created_at: str = ""

@@ -8,7 +8,7 @@ in both rankings. Two stores implement it: the local files here, and Milvus
 The local files, beside kb.sqlite:
 
     rows.json      chunk id of each row (row i of both indexes)
-    vectors.faiss  dense index (kb/store/vectors.py): exact, or IVF-Flat above Settings.ann_threshold rows
+    vectors.faiss  dense index (kb/store/vectors.py): exact, or IVF-Flat above Settings.store.ann_threshold rows
     bm25.json      lexical index (kb/store/bm25.py)
 
 Written once by `python -m ingest`, loaded once at start.
@@ -96,7 +96,7 @@ class LocalIndex:
 
     @classmethod
     def load(cls, generation: Path, nprobe: int = IVF_NPROBE) -> LocalIndex:
-        """`nprobe`: the lists an approximate (IVF) dense index scans per query (Settings.ann_nprobe)."""
+        """`nprobe`: the lists an approximate (IVF) dense index scans per query (Settings.store.ann_nprobe)."""
         chunk_ids = read_rows(generation)
         vectors = VectorIndex.load(generation / VECTORS, nprobe) if chunk_ids else None
         return cls(chunk_ids, vectors, BM25Index.load(generation / BM25))

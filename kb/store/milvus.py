@@ -52,9 +52,9 @@ class MilvusStore:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.kb_dir = settings.kb_dir
-        self.alias = settings.milvus_collection
-        self.uri = settings.milvus_address
+        self.kb_dir = settings.store.kb_dir
+        self.alias = settings.store.milvus_collection
+        self.uri = settings.store.milvus_address
         self._client: MilvusClient | None = None
 
     # --- names: collection <-> generation folder
@@ -83,11 +83,11 @@ class MilvusStore:
                 # milvus-lite runs in this process: no keep-alive pings, which its server answers, on an idle
                 # connection (a long OCR or embedding phase of a build), with a GOAWAY and a logged error
                 options = {"grpc_options": {"grpc.keepalive_time_ms": 2**31 - 1}} if self.lite else {}
-                client = MilvusClient(uri=self.uri, token=self.settings.milvus_token, **options)
-                if self.settings.milvus_db:
-                    if create and self.settings.milvus_db not in client.list_databases():
-                        client.create_database(self.settings.milvus_db)
-                    client.use_database(self.settings.milvus_db)
+                client = MilvusClient(uri=self.uri, token=self.settings.store.milvus_token, **options)
+                if self.settings.store.milvus_db:
+                    if create and self.settings.store.milvus_db not in client.list_databases():
+                        client.create_database(self.settings.store.milvus_db)
+                    client.use_database(self.settings.store.milvus_db)
             except MilvusException as exc:
                 if self.lite:
                     raise KbError(f"cannot open the milvus-lite data {self.uri} ({exc.message}): milvus-lite "
@@ -220,7 +220,7 @@ class MilvusIndex:
         self.chunk_ids = chunk_ids
         self.lexicon = lexicon
         self.dim = dim
-        self.builtin_bm25 = store.settings.milvus_bm25 == "builtin"
+        self.builtin_bm25 = store.settings.store.milvus_bm25 == "builtin"
 
     def _search(self, data, field: str, n: int, allowed: RowFilter | None) -> Ranking:
         if not self.chunk_ids or (allowed is not None and not allowed.doc_ids) or n <= 0:

@@ -6,7 +6,7 @@ selective filter still returns its best k rather than what survives of a global 
 
 Up to `ann_threshold` rows (kb/core/settings.py) the index is exact (IndexFlatIP). Above it, it is
 approximate: IVF-Flat (ANN_KIND), whose parameters below were chosen with bench/scale.py on synthetic
-e5-like vectors at 10,000 to 1,000,000 rows (README, "Scale"). An HNSW graph (IndexHNSWFlat) was
+e5-like vectors at 10,000 to 1,000,000 rows (docs/performance.md, "Scale"). An HNSW graph (IndexHNSWFlat) was
 measured beside it and is still read and searched, but not written: on those vectors, at a million
 rows, it found 0.79 of the true top 10 at efSearch 256 (0.88 at 512), IVF-Flat 0.98.
 
@@ -27,9 +27,9 @@ import faiss
 import numpy as np
 
 ANN_KIND = "ivf"  # what save_vectors writes above the threshold: "ivf" or "hnsw"
-# IVF-Flat (bench/scale.py, README "Scale"): sqrt(rows) lists (1,000 at a million rows), k-means trained
+# IVF-Flat (bench/scale.py, docs/performance.md "Scale"): sqrt(rows) lists (1,000 at a million rows), k-means trained
 # on 64 rows per list (FAISS wants at least 39), IVF_NPROBE nearest lists scanned per query (the default
-# of Settings.ann_nprobe). 32 lists:
+# of Settings.store.ann_nprobe). 32 lists:
 # recall@10 against exact search 0.97 at 100,000 rows and 0.98 at 1,000,000, p50 2.5 and 7.8 ms (16
 # lists: 0.96 at a million, 3.9 ms; 64: 0.995, 14.5 ms).
 IVF_TRAIN_PER_LIST = 64
@@ -86,7 +86,7 @@ def save_vectors(path: Path, vectors: np.ndarray, ann_threshold: int = 0) -> Non
 class VectorIndex:
     def __init__(self, index: faiss.Index, nprobe: int = IVF_NPROBE):
         self._index = index
-        self.nprobe = nprobe  # IVF lists scanned per query (Settings.ann_nprobe)
+        self.nprobe = nprobe  # IVF lists scanned per query (Settings.store.ann_nprobe)
         self.dim = index.d
         self.rows = index.ntotal
         self.kind = ("ivf" if isinstance(index, faiss.IndexIVF) else "hnsw" if isinstance(index, faiss.IndexHNSW)
