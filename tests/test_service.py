@@ -248,7 +248,7 @@ def test_documents_of_a_removed_uploads_folder_go_at_the_next_reindex(service, t
 
 
 @pytest.mark.slow
-def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_path, clean_uploads):
+def test_delete_removes_uploads_and_excludes_corpus_files(service, letter_corpus, tmp_path, clean_uploads):
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "c.txt", SUBSIDY_POLICY))])
     assert service.reindex(PASSWORD)
     wait_idle(service)
@@ -263,7 +263,7 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert service.delete(PASSWORD, uploaded.doc_id) == "补贴细则.txt"
     assert not (service.uploads / "补贴细则.txt").exists()  # an upload is deleted
     assert service.delete(PASSWORD, letter.doc_id) == REPLY_LETTER.name
-    assert (corpus / REPLY_LETTER.name).read_bytes() == REPLY_LETTER.read_bytes()  # a corpus file is only excluded
+    assert (letter_corpus / REPLY_LETTER.name).read_bytes() == REPLY_LETTER.read_bytes()  # a corpus file is only excluded
     excluded = json.loads((service.kb_dir / "excluded.json").read_text(encoding="utf-8"))
     assert letter.source_path in excluded and uploaded.source_path in excluded
     assert len(service.documents()) == 2  # applied at the next re-index, not before
