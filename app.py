@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     # a build made elsewhere (`python -m ingest`, another machine sharing kb_dir and a Milvus server) is
     # picked up within a second, as workers do
     app.state.service.watch_generations(1.0)
-    if needs_build or args.build:  # serve now; answers come once the build swaps the new generation in
+    # serve now; answers come once the build swaps the new generation in. Uploads a killed build left
+    # un-indexed are built too, rather than wait while the status says 空闲.
+    if needs_build or args.build or app.state.service.unindexed_uploads():
         app.state.service.build_corpus()
     print(f"IPKB ready: http://{settings.web.host}:{settings.web.port}", file=sys.stderr)
     from web.serving import forwarded_options

@@ -238,3 +238,19 @@ def test_eval_report_in_chinese_with_limits_and_the_knowledge_base():
     assert "| 平均倒数排名（前10） | 0.500 | ≥ 0.85 | ❌ 未通过 |" in report
     assert "| 误拒率 | 0.500 | ≤ 0.05 | ❌ 未通过 |" in report
     assert "| 引用准确率 | — | — | — |" in report and "中位数 30 毫秒" in report
+
+
+def test_eval_report_says_not_applicable_for_a_metric_over_no_question(tmp_path):
+    from eval.gate import check
+
+    metrics = {"questions": 2, "answerable": 2, "unanswerable": 0, "settings": {},
+               "retrieval": {"hit@5": 1.0, "MRR@10": 1.0}, "answers": {"keypoint_recall": 1.0},
+               "refusals": {"refusal_recall": 0.0, "false_refusal_rate": 0.0}}
+    limits = {"floors": {"refusals.refusal_recall": 0.8, "retrieval.hit@5": 0.9}}
+    report = render.eval_report(metrics, limits, "mine.jsonl", 1, 10)
+    assert report.startswith("### 评测结果：全部达标")
+    assert "| 拒答召回率 | — | — | 不适用 |" in report and "❌" not in report
+    floors = tmp_path / "floors.toml"
+    floors.write_text('[floors]\n"refusals.refusal_recall" = 0.8\n"retrieval.hit@5" = 0.9\n', encoding="utf-8")
+    assert check(metrics, floors) == []
+    assert check({**metrics, "unanswerable": 1}, floors) == ["refusals.refusal_recall = 0.000, below its floor 0.8"]

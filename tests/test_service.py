@@ -66,6 +66,8 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("\x00evil.txt", "evil.txt"),
     ("ev\x1fil\x7f.txt", "evil.txt"),
     (".hidden.txt", "hidden.txt"),  # a leading dot would hide the file from the build
+    ("....txt", "未命名.txt"),  # a file with no name of its own is still a file: not a refused batch
+    (".txt", "未命名.txt"),
     ("．．／．．／fullwidth.txt", "fullwidth.txt"),  # NFKC first, then the folders are dropped
     ("a<b>|c:d*e?.txt", "a_b__c_d_e_.txt"),
     ("通知（2020）第1号—补贴.md", "通知(2020)第1号—补贴.md"),  # NFKC: full-width brackets become ASCII
@@ -81,7 +83,6 @@ def test_safe_file_name(name, safe):
     ("..", "没有文件扩展名"),
     ("../", "没有文件扩展名"),
     ("", "没有文件扩展名"),
-    (".txt", "没有文件扩展名"),
     ("evil.exe", "不支持的文件类型"),
     ("evil.txt.exe", "不支持的文件类型"),
     ("../../bin/sh", "没有文件扩展名"),
@@ -117,7 +118,7 @@ def test_a_failed_file_is_reported_and_the_rest_goes_on(service, tmp_path, clean
     assert service.reindex(PASSWORD)
     job = wait_idle(service)
     assert job.message == "完成，1 个文件失败"
-    assert len(job.errors) == 1 and job.errors[0].startswith("空文件.txt: ")
+    assert len(job.errors) == 1 and job.errors[0] == "空文件.txt：空文件（0 字节）"
     assert [d.file_name for d in service.documents()] == [REPLY_LETTER.name]
     assert service.answerer is answerer  # nothing new to serve
 

@@ -170,7 +170,7 @@ def test_a_build_reports_what_it_did_and_swaps_the_new_generation_in(tmp_path):
     uploads = tmp_path / "uploads"
     build = FakeBuild([FileResult(str(uploads / "new.txt"), "ok"), FileResult(str(corpus / "letter.txt"), "unchanged"),
                        FileResult(str(uploads / "副本.txt"), "skipped", f"same content as {corpus / 'letter.txt'}"),
-                       FileResult(str(uploads / "空.txt"), "failed", "no text")], generation=tmp_path / "gen-new")
+                       FileResult(str(uploads / "空.txt"), "failed", "no text found: the file contains only whitespace")], generation=tmp_path / "gen-new")
     jobs, swaps = jobs_over(tmp_path, build, [corpus, tmp_path / "gone"])
     before = time.time()
     assert jobs.start() is True
@@ -178,7 +178,7 @@ def test_a_build_reports_what_it_did_and_swaps_the_new_generation_in(tmp_path):
     job = wait_idle(jobs)
     assert job is started and job.started >= before and job.finished >= job.started
     assert build.calls == [{"paths": [corpus, uploads], "exclude": set()}]  # missing corpus folders are left out
-    assert job.message == "完成，1 个文件失败" and job.errors == ["空.txt: no text"]
+    assert job.message == "完成，1 个文件失败" and job.errors == ["空.txt：未找到文字：文件内容为空"]
     assert job.added == ["new.txt"] and job.skipped == ["副本.txt（与已有文件 letter.txt 内容相同）"]
     assert job.done == job.total == 1 and "1 ok, 1 unchanged, 1 skipped, 1 failed" in job.summary
     assert swaps == [1]
@@ -432,5 +432,31 @@ def test_suspicious_sentences_are_listed_per_document_once_per_generation(tmp_pa
         cells = [dict(zip(render.DOCUMENT_HEADERS, row)) for row in rows]
         assert [c["ID"] for c in cells] == ["planted", "clean"]  # flagged first
         assert cells[0]["可疑文本"].startswith("⚠️ 1 句") and cells[1]["可疑文本"] == "无"
+    finally:
+        svc.close()
+
+
+def test_uploads_a_killed_build_left_are_found_for_a_build_at_start(tmp_path):
+    """A build killed mid-way leaves uploads/ files the knowledge base does not hold: the app builds them
+    at start (app.py, web/worker.py) instead of showing 空闲 while they wait."""
+    from ingest.pipeline import source_key
+    import sqlite3
+
+    from kb.store.generations import _SCHEMA, DATABASE, MANIFEST, FileEntry, Manifest
+
+    settings = Settings().replace(kb_dir=tmp_path / "kb")
+    indexed = write(tmp_path / "kb" / "uploads", "indexed.txt", "答复")
+    waiting = write(tmp_path / "kb" / "uploads", "waiting.txt", "答复")
+    write(tmp_path / "kb" / "uploads" / ".failed", "broken.txt", "")  # set aside: not waiting
+    generation = tmp_path / "kb" / "gen-1"
+    generation.mkdir()
+    manifest = Manifest(files={source_key(indexed): FileEntry("d1", "h", 6)})
+    (generation / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    with sqlite3.connect(generation / DATABASE) as db:
+        db.executescript(_SCHEMA)
+    (tmp_path / "kb" / "current").symlink_to("gen-1")
+    svc = KnowledgeService(settings, answerer_factory=FakeAnswerers([]), build=FakeBuild())
+    try:
+        assert svc.unindexed_uploads() == [waiting]
     finally:
         svc.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 from types import SimpleNamespace
 
 import pytest
@@ -118,16 +119,14 @@ def test_api_ask_says_the_knowledge_base_is_being_built(http, web, monkeypatch):
     monkeypatch.setattr(web.factory, "documents", [])
     monkeypatch.setattr(web.service.generations, "_answerer", None)  # reopened: an empty knowledge base
     monkeypatch.setattr(web.service.jobs.job, "running", True)
-    monkeypatch.setattr("web.api.current_generation", lambda kb_dir: kb_dir / "gen-0001")
     data = http.post("/api/ask", json={"question": QUESTION}).json()
     assert data["notices"] == ["知识库正在建立中（已处理 0/… 个文件），请稍候再问。"]
     assert http.get("/api/health").json()["documents"] == 0
 
 
-def test_api_health(http, web, monkeypatch):
-    monkeypatch.setattr("web.api.current_generation", lambda kb_dir: kb_dir / "gen-0001")
+def test_api_health(http, web):
     data = http.get("/api/health").json()
-    assert data == {"status": "ok", "documents": 1, "chunks": 3, "generation": "gen-0001"}
+    assert data == {"status": "ok", "documents": 1, "chunks": 3, "generation": web.service.generation_path.name}
 
 
 # --- 422s that used to be 500s or silently nothing
@@ -341,6 +340,16 @@ def test_file_route_serves_a_document_inline_as_plain_text(http, web):
     assert r.headers["content-disposition"].startswith("inline") and r.text == "关于专利保险的答复"
 
 
+def test_file_route_serves_a_gbk_text_file_as_utf8(http, web, tmp_path, monkeypatch):
+    letter = tmp_path / "答复.txt"
+    letter.write_bytes("关于专利质押融资风险池基金的答复".encode("gbk"))
+    monkeypatch.setattr(web.service, "source_file", lambda doc_id: letter)
+    r = http.get("/files/anything")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.text == "关于专利质押融资风险池基金的答复"
+    assert "答复.txt" in unquote(r.headers["content-disposition"])
+
+
 def test_file_route_renders_an_html_document_sanitised(http, web, tmp_path, monkeypatch):
     page = tmp_path / "通知.html"
     page.write_text('<html><head><script>alert(1)</script></head><body><h1 onclick="x()">关于专利的通知</h1>'
@@ -447,3 +456,107 @@ def test_wrong_passwords_are_rate_limited(http, web, monkeypatch):
     now[0] += 4
     assert call(http, "reindex", PASSWORD)[0] in ("已开始重建索引。", "索引正在建立中，请稍候。")
     assert dict(web.service.admin.attempts) == {} and web.service.jobs.build.calls
+
+
+# --- hardening: security headers, Chinese errors, history parts that name server files
+def test_every_page_and_api_response_carries_the_security_headers(http):
+    for response in (http.get("/"), http.get("/api/health"), http.post("/api/ask", json={"question": QUESTION})):
+        assert response.headers["x-frame-options"] == "SAMEORIGIN", response.request.url
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
+
+
+def test_unknown_api_routes_and_methods_answer_in_chinese(http):
+    for method in ("GET", "PUT", "DELETE"):
+        r = http.request(method, "/api/ask")
+        assert r.status_code == 405 and r.json() == {"error": "此接口不支持该请求方法（问答与检索请用 POST）"}, method
+    r = http.get("/api/nope")
+    assert r.status_code == 404 and r.json() == {"error": "没有这个接口"}
+
+
+def test_queue_join_with_an_unknown_handler_is_a_404(http):
+    r = http.post("/gradio_api/queue/join", json={"data": [], "fn_index": 9999, "session_hash": "abc"})
+    assert r.status_code == 404 and "没有这个处理函数" in r.json()["error"]
+
+
+def test_a_history_part_naming_a_server_file_is_refused(http, tmp_path):
+    """A "component" part in the chat history would make Gradio copy the file it names into its cache."""
+    big = tmp_path / "server-side.bin"
+    big.write_bytes(b"\0" * 1024)
+    from gradio.utils import get_upload_folder
+
+    cached_before = sum(1 for _ in Path(get_upload_folder()).rglob("server-side.bin"))
+    parts = [
+        {"type": "component", "component": "file", "value": {"path": str(big)}},
+        {"type": "file", "file": {"path": str(big)}},
+    ]
+    for part in parts:
+        history = [{"role": "user", "content": [part]}]
+        reply = call(http, "ask", "那保险呢？", history, None, "不限")
+        assert reply == 'HTTP 400 {"error":"对话记录只接受文字消息"}', part
+    assert sum(1 for _ in Path(get_upload_folder()).rglob("server-side.bin")) == cached_before
+
+
+def test_the_upload_route_has_a_budget_per_client_and_old_uploads_are_swept(tmp_path):
+    """Anyone may upload before a password is asked: so much an hour per client, and nothing kept for ever."""
+    import asyncio
+    import os
+
+    from web.middleware import UploadBudget
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    now = [1_000_000.0]
+    budget = UploadBudget(app, mb_per_hour=1, keep_minutes=60, folder=tmp_path, clock=lambda: now[0])
+
+    def post(client: str, length: int | None) -> int:
+        headers = [] if length is None else [(b"content-length", str(length).encode())]
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/upload", "headers": headers,
+                 "client": (client, 1)}
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(budget(scope, receive, send))
+        return sent[0]["status"]
+
+    mb = 1024 * 1024
+    assert post("198.51.100.1", mb // 2) == 200 and post("198.51.100.1", mb // 2) == 200
+    assert post("198.51.100.1", 1) == 429  # the hour's megabyte is spent
+    assert post("198.51.100.2", mb // 2) == 200  # another client has its own
+    assert post("198.51.100.1", None) == 411
+    now[0] += 3601
+    assert post("198.51.100.1", mb // 2) == 200  # a new hour
+
+    old, fresh = tmp_path / "a1" / "old.pdf", tmp_path / "b2" / "fresh.pdf"
+    for path in (old, fresh):
+        path.parent.mkdir()
+        path.write_bytes(b"%PDF")
+    os.utime(old, (now[0] - 3700, now[0] - 3700))
+    os.utime(fresh, (now[0] - 60, now[0] - 60))
+    assert budget.sweep() == 1 and not old.parent.exists() and fresh.is_file()
+
+
+def test_the_status_timer_brings_the_places_of_a_new_generation(http, web, monkeypatch):
+    """After a first build the place boxes (所在地区, 适用地区) offer the new documents' places at once."""
+    unchanged = call(http, "status", None, "")
+    assert unchanged[8:] == [{"__type__": "update"}] * 2  # the page's generation: nothing to refresh
+    monkeypatch.setattr(type(web.service), "generation_path", property(lambda self: Path("gen-after-a-build")))
+    outputs = call(http, "status", None, "")
+    for box in outputs[8:]:
+        assert [c[0] if isinstance(c, list) else c for c in box["choices"]] == ["不限", "浙江省宁波市"], box
+
+
+def test_a_place_typed_in_the_chat_that_does_not_exist_is_said_not_ignored(http, web):
+    calls = len(web.service.answerer.calls)
+    _, chat, _, _ = call(http, "ask", "专利质押贷款出了坏账谁兜底？", [], None, "火星市")
+    assert "无法识别所在地区“火星市”" in str(chat[-1]["content"])
+    assert len(web.service.answerer.calls) == calls  # nothing was answered for a place that is not one
+    _, chat, _, _ = call(http, "ask", "专利质押贷款出了坏账谁兜底？", [], None, "宁波")
+    assert "无法识别" not in str(chat[-1]["content"]) and web.service.answerer.calls[-1][3] == "宁波"

@@ -2,23 +2,21 @@
 with the Gradio UI mounted at /.
 (No `from __future__ import annotations` here: FastAPI reads the request models from the endpoints'
 annotations, and those models are made per app, with its settings' limits.)"""
-import json
 import mimetypes
-import re
+from urllib.parse import quote
 from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from gradio.utils import get_upload_folder
 
-from kb.core.errors import KbError
+from kb.core.errors import KbError, LoadError
 from kb.core.settings import Settings
-from kb.store.generations import current_generation
 from web import render
-from web.requests import ApiError, JsonBodies, error_message, history_from, replayed, request_models
+from web.middleware import ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget, UploadedFilesOnly
+from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
 from web.sanitize import html_page
 from web.service import KnowledgeService
 from web.ui import THEME, build_ui
@@ -44,6 +42,16 @@ def _decoded(path: Path) -> str:
 
         best = from_bytes(data).best()
         return str(best) if best is not None else data.decode("utf-8", errors="replace")
+
+def _text_of(path: Path) -> str:
+    """A text file decoded as ingestion decodes it (BOM, UTF-8, GB18030, else charset-normalizer)."""
+    from ingest.loaders import decode_text
+
+    try:
+        return decode_text(path.read_bytes())[0]
+    except LoadError:
+        return path.read_bytes().decode("utf-8", errors="replace")
+
 
 def create_app(settings: Settings, service: KnowledgeService | None = None) -> FastAPI:
     service = service or KnowledgeService(settings)
@@ -91,7 +99,7 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         docs = service.documents()
         worker = getattr(api.state, "worker", None)  # under `--workers`: which worker answered (web/worker.py)
         return {"status": "ok", "documents": len(docs), "chunks": sum(service.chunk_counts().values()),
-                "generation": str(current_generation(settings.store.kb_dir).name),
+                "generation": service.generation_path.name,
                 **({"worker": worker} if worker is not None else {})}
 
     @api.get("/files/{doc_id}")
@@ -103,6 +111,11 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
             page = html_page(await _in_thread(_decoded, path), path.name)
             return HTMLResponse(page, headers={"X-Content-Type-Options": "nosniff",
                                                "Content-Security-Policy": "sandbox; default-src 'none'"})
+        if path.suffix.lower() in (".txt", ".md"):  # served as UTF-8 whatever the file's own encoding (GBK…)
+            text = await _in_thread(_text_of, path)
+            return Response(text, media_type="text/plain; charset=utf-8",
+                            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+                                     "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.name)}"})
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind != "application/pdf":  # never let a source HTML file run in our origin
             kind = "text/plain; charset=utf-8" if path.suffix.lower() in (".txt", ".md", ".html", ".htm") else kind
@@ -118,135 +131,17 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     api.add_middleware(GradioEndpointsByName, public=frozenset(public))
     # File values must name files uploaded to Gradio's upload folder: checked here, before Gradio copies
     # them into its cache, and by Gradio itself (its check runs only for a Blocks that has "launched")
-    api.add_middleware(UploadedFilesOnly)
+    api.add_middleware(UploadedFilesOnly, fn_indices=frozenset(ui.fns))
+    api.add_middleware(UploadBudget, mb_per_hour=settings.web.upload_mb_per_hour,
+                       keep_minutes=settings.web.upload_keep_minutes)
     api.add_middleware(ChinesePage)
+    api.add_middleware(SecurityHeaders, methods={r.path: frozenset(r.methods) for r in api.routes
+                                                 if r.path.startswith("/api/") and getattr(r, "methods", None)})
     api.state.service = service
     app = gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
                               max_file_size=settings.ingest.max_file_bytes, show_error=False)
     ui.has_launched = True  # mounted, Gradio skips its "was this file uploaded?" check unless this is set
     return app
-
-
-class ChinesePage:
-    """Gradio's own strings ("Drop File Here", "Error") in Chinese in every browser. Gradio 6 takes
-    their language from `navigator.language` when its page loads, before `head` scripts run, and has no
-    server setting; so the page itself gets, first in <head>, a script that makes the browser say zh-CN."""
-
-    SCRIPT = (b"<script>(function(){var d=function(k,v){try{Object.defineProperty(navigator,k,{get:function()"
-              b"{return v},configurable:true})}catch(e){}};d('language','zh-CN');d('languages',['zh-CN','zh'])})();"
-              b"</script>")
-    _PAGES = re.compile(r"^/(?:\?.*)?$")  # the UI's page (Gradio is mounted at /)
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if not (scope["type"] == "http" and scope.get("method") == "GET" and self._PAGES.match(scope.get("path", ""))):
-            await self.app(scope, receive, send)
-            return
-        start, body = None, []
-
-        async def rewrite(message):
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers") or [])
-                if not headers.get(b"content-type", b"").startswith(b"text/html"):
-                    await send(message)
-                    return
-                start = message
-                return
-            if start is None:
-                await send(message)
-                return
-            body.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            page = b"".join(body).replace(b"<head>", b"<head>" + self.SCRIPT, 1)
-            headers = [(k, v) for k, v in start.get("headers") or [] if k != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(page)).encode())]})
-            await send({"type": "http.response.body", "body": page})
-
-        await self.app(scope, receive, rewrite)
-
-
-class GradioEndpointsByName:
-    """Refuses a Gradio call by name (/gradio_api/call|run|api/{name}) unless the name is a public
-    endpoint: /false, /false_1 … (handlers registered with api_name=False) answer 404."""
-
-    _CALL = re.compile(r"^/gradio_api/(?:call/v2|call|run|api)/([^/]+)/?$")
-
-    def __init__(self, app, public: frozenset[str]):
-        self.app, self.public = app, public
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("method") == "POST":
-            match = self._CALL.match(scope.get("path", ""))
-            if match and match[1] not in self.public:
-                response = JSONResponse({"error": f"没有这个接口：/{match[1]}"}, status_code=404)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class UploadedFilesOnly:
-    """Refuses (400) a Gradio call whose data names a file outside Gradio's upload folder:
-    `{"path": "/etc/passwd"}` or a URL given as the value of a file input."""
-
-    _CALLS = re.compile(r"^/gradio_api/(?:queue/join|call/v2/[^/]+|call/[^/]+|run/[^/]+|api/[^/]+)/?$")
-    MAX_SCANNED = 4 * 1024 * 1024  # bodies this large are not Gradio calls of this app: refused
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if not (scope["type"] == "http" and scope.get("method") == "POST" and self._CALLS.match(scope.get("path", ""))):
-            await self.app(scope, receive, send)
-            return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.MAX_SCANNED:
-                await JSONResponse({"error": "请求体过大"}, status_code=413)(scope, receive, send)
-                return
-        body = b"".join(chunks)
-        try:
-            bad = _foreign_file(json.loads(body or b"null"))
-        except ValueError:
-            bad = None  # not JSON: Gradio answers it
-        if bad is not None:
-            name = str(bad).replace("\\", "/").rsplit("/", 1)[-1]
-            await JSONResponse({"error": f"只接受通过本页面上传的文件（{name} 不是上传的文件）"},
-                               status_code=400)(scope, receive, send)
-            return
-        await self.app(scope, replayed(body, receive), send)
-
-
-def _foreign_file(value, depth: int = 0):
-    """The first file path in a Gradio payload that is not inside Gradio's upload folder, or None."""
-    if depth > 20:
-        return None
-    if isinstance(value, dict):
-        path = value.get("path")
-        if isinstance(path, str) and (value.get("meta") or "orig_name" in value or "url" in value):
-            resolved = Path(path).resolve() if "://" not in path else None
-            if resolved is None or Path(get_upload_folder()).resolve() not in resolved.parents:
-                return path
-        for item in value.values():
-            found = _foreign_file(item, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = _foreign_file(item, depth + 1)
-            if found is not None:
-                return found
-    return None
 
 
 async def _in_thread(fn, *args):

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from eval.gate import applies
 from kb.core.citations import pages_text, profile_text
 from kb.core.profile import DocumentProfile
 from kb.core.records import Answer, Citation, Document, Passage
@@ -194,6 +195,9 @@ def eval_report(metrics: dict, limits: dict, testset: str, documents: int, chunk
     rows, failed = [], 0
     for key, name, meaning in EVAL_METRICS:
         v = value(key)
+        if not applies(metrics, key):  # e.g. refusal recall of a set with no unanswerable question
+            rows.append(f"| {name} | — | — | 不适用 | {meaning}（本测试集没有这类问题） |")
+            continue
         if key in floors:
             limit, ok = f"≥ {floors[key]}", v is not None and v >= floors[key]
         elif key in ceilings:

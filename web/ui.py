@@ -92,9 +92,14 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         history = recent_history(history_from(chat), settings.answer.max_history_turns, settings.answer.max_history_chars,
                                  settings.answer.max_question_chars)
         chat = list(chat or []) + [{"role": "user", "content": render.e(message)}, {"role": "assistant", "content": "…"}]
+        place = "" if not region or region == ANY_PLACE else region.strip()
+        if place and not service.places.normalise(place):  # typed into 所在地区: said, never silently dropped
+            chat[-1] = {"role": "assistant", "content": render.e(
+                f"无法识别所在地区“{place}”：请从列表中选择，或输入省、市、区县的名称（例如 宁波市）。")}
+            yield "", chat, "", state
+            return
         yield "", chat, "", state
         written = ""
-        place = "" if not region or region == ANY_PLACE else region
         for event in service.stream(message, history, region=place):
             if isinstance(event, str):
                 written += event
@@ -184,10 +189,12 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
                    if not job.running and job.finished and any(w in (said or "") for w in IN_PROGRESS) else gr.skip())
         generation = str(service.generation_path)
         if generation == seen:
-            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen
+            return text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), outcome, seen, gr.skip(), gr.skip()
         docs, counts = service.documents(), service.chunk_counts()
+        places = region_choices()  # a first build brings the places: the two place boxes must offer them
         return (text, render.document_rows(docs, counts, service.suspicious()), gr.update(choices=doc_choices()), overview_text(),
-                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation)
+                gr.update(choices=type_choices()), gr.update(choices=issuer_choices()), outcome, generation,
+                gr.update(choices=places), gr.update(choices=places))
 
     def overview_text() -> str:
         return f"知识库：{len(service.documents())} 份文件，{sum(service.chunk_counts().values())} 个分块。"
@@ -306,8 +313,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
         # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
         seen = gr.State(str(service.generation_path))
-        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen],
-                           api_name="status")
+        gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen,
+                                                     asker_place, search_place], api_name="status")
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     service.watch_generations(1.0)
     app = create_app(settings, service)
     app.state.worker = args.index
-    if args.build:
+    if args.build or (args.index == 0 and service.unindexed_uploads()):  # worker 0 builds for all
         service.build_corpus()
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn raises the signal again once it has stopped: `finally` runs
     try:

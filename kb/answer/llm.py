@@ -2,7 +2,8 @@
 prompt files; its answer is validated (kb/answer/validation.py) before anyone sees it.
 
 `condense` rewrites a follow-up into a standalone question; `draft` streams the answer and
-returns a Draft (LlmError propagates: the Answerer falls back to the extractive answer).
+returns a Draft (LlmError propagates: the draft stage falls back to the extractive answer);
+`events` is the same stream with a `FirstToken` event when the model's reply starts.
 
 The answer is asked for as JSON of `answer_schema` — {"sentences": [{"text", "passage"}],
 "refused"} — through the server's structured output when it has it (kb/models/llm.py), else as
@@ -18,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 
 from kb.answer.compose import Draft, refusal
 from kb.answer.prompts import Prompts
@@ -199,6 +201,13 @@ def _strip_markers(text: str) -> str:
     return re.sub(r"\s*(?:\[\s*[\d,，、\-\s]*\]|【\s*[\d,，、\-\s]*】)", "", text)
 
 
+@dataclass(frozen=True)
+class FirstToken:
+    """The model's reply started, `ms` after it was asked (`LlmStrategy.events`)."""
+
+    ms: float
+
+
 class LlmStrategy:
     def __init__(self, client: LlmClient, prompts: Prompts, tokenizer: Tokenizer, tuning: Tuning = Tuning()):
         self.client = client
@@ -222,10 +231,23 @@ class LlmStrategy:
         return not squeezed or refusal_text[: t.refusal_prefix_chars] in squeezed or (
             len(squeezed) >= t.refusal_min_chars and squeezed.rstrip("。.") in refusal_text)
 
-    def draft(self, question: str, passages: list[Passage],
-              timings: dict[str, float] | None = None) -> Generator[str, None, Draft]:
+    def draft(self, question: str, passages: list[Passage]) -> Generator[str, None, Draft]:
         """Streams the sentences that hold, each once validated; returns the Draft of them. A reply
         with none is withheld (a refused Draft with `withheld` set); LlmError propagates."""
+        events = self.events(question, passages)
+        try:
+            while True:
+                try:
+                    event = next(events)
+                except StopIteration as done:
+                    return done.value
+                if isinstance(event, str):
+                    yield event
+        finally:
+            events.close()  # the caller stopped reading: close the model's stream too
+
+    def events(self, question: str, passages: list[Passage]) -> Generator[str | FirstToken, None, Draft]:
+        """`draft`'s stream, with one `FirstToken` when the model's reply starts."""
         structured = bool(getattr(self.client, "uses_schema", lambda: False)())
         system = self.prompts.system.replace("{refusal}", self.prompts.refusal)
         numbered = format_passages(passages)
@@ -238,8 +260,8 @@ class LlmStrategy:
         pieces = self.client.stream(system, user, answer_schema(len(passages)), text_user) if structured else \
             self.client.stream(system, user)
         for piece in pieces:
-            if not reply and timings is not None:
-                timings["llm_first_token"] = (time.perf_counter() - started) * 1000
+            if not reply:
+                yield FirstToken((time.perf_counter() - started) * 1000)
             reply += piece
             for checked in checker.feed(reply):
                 yield checked.text

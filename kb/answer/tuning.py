@@ -135,7 +135,7 @@ class Tuning:
     # for prompts/refusal.txt, not calibrated on a test set.
     refusal_min_chars: int = 6
 
-    # --- Never worse than extractive (kb/answer/answerer.py, Answerer._better) -----------------
+    # --- Never worse than extractive (kb/answer/stages.py, ChooseStage) ------------------------
     # With an LLM configured the extractive answer is computed too (about 20 ms) and the user gets
     # the better of the two. The LLM's answer is set aside for the extractive one when, the
     # extractive answerer having answered, the LLM refused or none of its sentences held, or:

@@ -59,6 +59,10 @@ class WebSettings(_Group):
     # ("127.0.0.1", "10.1.0.0/16"), or "*". Empty = none: the peer's own address is the client, so nobody
     # escapes the password lockout by sending the header (uvicorn would trust it from 127.0.0.1).
     forwarded_allow_ips: str = ""
+    # Gradio's upload route takes files before any password (web/middleware.py UploadBudget): what one client
+    # may send through it an hour, and how long an uploaded file not yet used is kept.
+    upload_mb_per_hour: float = Field(300.0, gt=0)
+    upload_keep_minutes: float = Field(60.0, gt=0)
 
 
 class IngestSettings(_Group):

@@ -193,6 +193,18 @@ class KnowledgeService:
         self.check_admin(password, client)
         return self.jobs.cancel()
 
+    def unindexed_uploads(self) -> list[Path]:
+        """Uploaded files the knowledge base does not hold: a build killed before it committed left them.
+        The app builds at start-up when there are any, instead of showing 空闲 while they wait."""
+        from ingest.pipeline import source_key
+        from kb.store.generations import read_manifest
+
+        try:
+            _, manifest = read_manifest(self.kb_dir)
+        except KbError:
+            return []  # not readable: the next build starts anew anyway
+        return [p for p in self.folder.files() if source_key(p) not in manifest.files]
+
     def failed_uploads(self) -> list[Path]:
         return self.folder.failed()
 

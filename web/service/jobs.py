@@ -12,6 +12,7 @@ from ingest.build import BuildReport, build
 from kb.core.errors import BuildBusyError, KbError
 from kb.core.settings import Settings
 from kb.store.generations import current_generation
+from web.reasons import failure_reason_zh
 from web.service.uploads import UploadFolder
 
 BUILD_WAIT_S = 1.0  # how often a re-index looks whether another process's build has ended
@@ -92,7 +93,7 @@ class BuildJobs:
             indexed_at = serving.stat().st_mtime if serving.exists() else time.time()
             report = self._build_when_free(paths, on_file, job)
             self.folder.set_aside(report)
-            job.errors = [f"{Path(r.path).name}: {r.reason}" for r in report.failed]
+            job.errors = [f"{Path(r.path).name}：{failure_reason_zh(r.reason)}" for r in report.failed]
             job.added = [Path(r.path).name for r in report.results if r.status == "ok"]
             job.skipped = [f"{Path(r.path).name}（与已有文件 {Path(r.reason.removeprefix('same content as ')).name} 内容相同）"
                            for r in report.results if r.status == "skipped"]

@@ -24,10 +24,11 @@ def safe_file_name(name: str) -> str:
     """A plain file name for an upload: no folders, no traversal, no control or odd characters."""
     name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
     name = re.sub(r"[\x00-\x1f\x7f]", "", name)
-    name = re.sub(r"[^\w\u4e00-\u9fff.()（）\-—，、 ]", "_", name).strip(" .")
+    name = re.sub(r"[^\w\u4e00-\u9fff.()（）\-—，、 ]", "_", name).strip(" ")
     stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
+    if not dot or not suffix:
         raise UploadError(f"“{name or '(空)'}”没有文件扩展名")
+    stem = stem.strip(" .") or "未命名"  # "....txt", ".txt": a file still, with no name of its own
     if f".{suffix.lower()}" not in SUPPORTED_SUFFIXES:
         raise UploadError(f"不支持的文件类型 .{suffix}（支持：{'、'.join(sorted(SUPPORTED_SUFFIXES))}）")
     return f"{stem[:100]}.{suffix.lower()}"
@@ -44,6 +45,10 @@ class UploadFolder:
 
     def holds(self, path: Path) -> bool:
         return path.parent.resolve() == self.path.resolve()
+
+    def files(self) -> list[Path]:
+        """The uploaded files waiting in uploads/ (not the failed ones set aside)."""
+        return sorted(p for p in self.path.iterdir() if p.is_file()) if self.path.is_dir() else []
 
     def save(self, files: list[tuple[str, Path]], max_bytes: int, max_mb: float) -> list[str]:
         """Copy uploaded files (original name, temporary path) in; their safe names. Every file is checked
