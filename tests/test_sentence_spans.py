@@ -65,8 +65,8 @@ def test_answering_embeds_a_few_stored_sentences_once(settings):
     misses: list[int] = []
     embed = cache._embed
 
-    def counting(texts, progress=False):
-        vectors = embed(texts, progress)
+    def counting(texts, *args):
+        vectors = embed(texts, *args)
         requested.append(list(texts))
         misses.append(cache.embedded)
         return vectors
