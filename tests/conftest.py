@@ -91,29 +91,6 @@ def places():
     return Places()
 
 
-@pytest.fixture(scope="session")
-def ocr_once():
-    """From first use on, each PDF page is OCR'd once per session, as the embedding cache embeds each text
-    once: rapidocr takes seconds a page, and the loader and corpus tests read the same scans. The text
-    is the engine's own; a process of its own (the CLI, the app) OCRs as usual."""
-    import hashlib
-
-    from ingest.ocr import OcrEngine
-
-    read = OcrEngine.read_pdf_page
-    done: dict[tuple[str, int, float], str] = {}
-
-    def read_once(engine, pdf_path, page_index):
-        key = (hashlib.sha256(Path(pdf_path).read_bytes()).hexdigest(), page_index, engine.scale)
-        if key not in done:
-            done[key] = read(engine, pdf_path, page_index)
-        return done[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(OcrEngine, "read_pdf_page", read_once)
-        yield
-
-
 def _build(paths: list[Path], settings):
     from ingest.build import build
 

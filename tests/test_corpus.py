@@ -23,7 +23,7 @@ PDF_PAGES = {
 
 
 @pytest.fixture(scope="module")
-def corpus_kb(tmp_path_factory, shared_corpus, embed_cache, ocr_once):
+def corpus_kb(tmp_path_factory, shared_corpus, embed_cache):
     settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
     report = build([REPLY_LETTER, shared_corpus / "pdf"], settings, progress=False)
     assert not report.failed, report.summary()

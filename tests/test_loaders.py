@@ -73,7 +73,7 @@ def test_pdf_without_text_layer_and_no_ocr(shared_corpus: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def guangdong_ocr(shared_corpus: Path, ocr_once):
+def guangdong_ocr(shared_corpus: Path):
     progress: list[tuple[int, int]] = []
     started = time.perf_counter()
     doc = load(shared_corpus / "pdf" / GUANGDONG, max_bytes=LIMIT, ocr=OcrEngine(),
