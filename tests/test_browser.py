@@ -17,7 +17,6 @@ from app_server import running_app
 from tests_support import REPLY_LETTER, REPO, SUBSIDY_POLICY
 
 from ingest.build import build
-from kb.core.settings import Settings
 
 pytestmark = pytest.mark.slow  # starts the app and chromium
 
@@ -50,19 +49,17 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def browser_app(tmp_path_factory, embed_cache):
+def browser_app(tmp_path_factory, letter_settings, copy_kb):
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("chromium missing in CI: `make test` installs it (target `browser`, apt-get)")
         pytest.skip("chromium not installed (apt-get install chromium fonts-noto-cjk)")
     from playwright.sync_api import sync_playwright
 
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    (corpus / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
-    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
-                       admin_password=PASSWORD, corpus=[corpus])
-    assert not build([corpus], settings, progress=False).failed
+    planted = tmp_path_factory.mktemp("planted")
+    (planted / "planted-haitun.txt").write_text(PLANTED, encoding="utf-8")
+    settings = copy_kb(letter_settings, admin_password=PASSWORD, corpus=[*letter_settings.ingest.corpus, planted])
+    assert not build(settings.ingest.corpus, settings, progress=False).failed  # adds the planted document
     with running_app(settings) as (base, service), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

@@ -34,12 +34,12 @@ def _run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subproces
 
 
 @pytest.mark.slow
-def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_text):
+def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_text, embed_cache):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "答复.txt").write_text(reply_letter_text, encoding="utf-8")
     (corpus / "b.md").write_text("# 说明\n\n一、专利质押融资。风险池基金承担部分坏账损失。", encoding="utf-8")
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, embed_cache=embed_cache)
 
     first = build([corpus], settings, progress=False)
     assert _statuses(first) == {"答复.txt": "ok", "b.md": "ok"}
@@ -64,13 +64,13 @@ def test_incremental_build_skips_replaces_and_deletes(tmp_path, reply_letter_tex
 
 
 @pytest.mark.slow
-def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corpus, reply_letter_text):
+def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corpus, reply_letter_text, embed_cache):
     corpus = tmp_path / "in"
     corpus.mkdir()
     good = corpus / "宁波 答复 第130号.txt"  # Chinese characters and spaces in the name
     good.write_text(reply_letter_text, encoding="utf-8")
     (corpus / "gbk 文件.txt").write_bytes("关于专利质押融资风险池基金的通知。\n一、风险池基金承担坏账。".encode("gbk"))
-    settings = _settings(tmp_path, max_file_mb=30)
+    settings = _settings(tmp_path, max_file_mb=30, embed_cache=embed_cache)
     assert _statuses(build([corpus], settings, progress=False)) == {good.name: "ok", "gbk 文件.txt": "ok"}
     gbk = next(d for d in open_kb(settings.store.kb_dir).documents() if d.file_name == "gbk 文件.txt")
     assert gbk.encoding == "gb18030" and "风险池基金" in gbk.text
@@ -104,13 +104,13 @@ def test_bad_inputs_are_reported_per_file_and_lose_nothing(tmp_path, shared_corp
 
 
 @pytest.mark.slow
-def test_cli_summary_and_exit_codes(tmp_path, reply_letter_text):
+def test_cli_summary_and_exit_codes(tmp_path, reply_letter_text, embed_cache):
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "a.txt").write_text(reply_letter_text, encoding="utf-8")
     (corpus / "copy.txt").write_text(reply_letter_text, encoding="utf-8")
     (corpus / "bad.doc").write_bytes(b"\xd0\xcf\x11\xe0")
-    result = _run_cli(str(corpus), env={"IPKB_KB_DIR": str(tmp_path / "kb")})
+    result = _run_cli(str(corpus), env={"IPKB_KB_DIR": str(tmp_path / "kb"), "IPKB_EMBED_CACHE": str(embed_cache)})
     assert result.returncode == 1, result.stderr
     assert "1 ok, 0 unchanged, 1 skipped, 1 failed, 0 removed" in result.stdout
     assert "bad.doc: unsupported file type '.doc'" in result.stdout
@@ -148,14 +148,14 @@ def _search(kb_dir: Path, query: str, env: dict) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store", STORES)
-def test_sigkill_midway_leaves_previous_kb_intact(store, tmp_path, shared_corpus, reply_letter_text, request):
+def test_sigkill_midway_leaves_previous_kb_intact(store, tmp_path, shared_corpus, reply_letter_text, embed_cache):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text(reply_letter_text, encoding="utf-8")
     kb_dir = tmp_path / "kb"
     env = {"IPKB_KB_DIR": str(kb_dir), "IPKB_STORE": store}
-    if store == "milvus":  # the bundled corpus, embedded once for the session: what makes its collection
-        env["IPKB_EMBED_CACHE"] = str(request.getfixturevalue("policies_settings").embed_cache_path)
+    if store == "milvus":  # the session's cache holds the bundled corpus's vectors: what keeps it busy is writing them
+        env["IPKB_EMBED_CACHE"] = str(embed_cache)
     assert _run_cli(str(corpus), env=env).returncode == 0
     before = open_kb(kb_dir)
     before_chunks = [c.text for c in before.chunks()]

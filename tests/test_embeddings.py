@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 from fake_openai import FakeOpenAI, fake_embedding
-from tests_support import REPLY_LETTER
+from tests_support import EMBED_SEED, REPLY_LETTER
 
 from ingest.build import build
 from kb.core.errors import EmbeddingError, KbError, SettingsError
@@ -80,36 +80,36 @@ def test_openai_compatible_endpoint(tmp_path, corpus):
 
 
 @pytest.mark.slow
-def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(tmp_path, corpus, embed_cache):
-    good = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache)
-    build([corpus], good, progress=False)
+def test_openai_endpoint_down_leaves_the_knowledge_base_as_it_was(letter_settings, copy_kb):
+    good = copy_kb(letter_settings)
     with FakeOpenAI() as server:
         url = server.base_url
     down = good.replace(embedder="openai", embed_model="m", embed_base_url=url, embed_timeout=2)
     with pytest.raises(KbError, match="embedding failed, knowledge base left as it was: .*unreachable"):
-        build([corpus], down, progress=False)
+        build(good.ingest.corpus, down, progress=False)
     assert Generation.open(good).retriever.search("风险池基金")  # still there, still e5
 
 
 @pytest.mark.slow
-def test_opening_with_another_embedder_says_how_to_rebuild(tmp_path, corpus, embed_cache):
-    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_cache=embed_cache)
-    build([corpus], settings, progress=False)
-    other = settings.replace(embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
+def test_opening_with_another_embedder_says_how_to_rebuild(letter_settings):
+    other = letter_settings.replace(embedder="sentence-transformers", embed_model="/models/bge-small-zh-v1.5")
     with pytest.raises(KbError) as err:
         Generation.open(other)
     message = str(err.value)
     assert "e5:multilingual-e5-small-q4" in message and "bge-small-zh-v1.5" in message
-    assert f"python -m ingest --kb {tmp_path / 'kb'}" in message
+    assert f"python -m ingest --kb {letter_settings.store.kb_dir}" in message
 
 
 @pytest.mark.slow
 def test_cache_second_build_embeds_nothing_and_an_edit_embeds_only_its_chunks(tmp_path, corpus):
     (corpus / "措施.md").write_text("# 若干措施\n\n一、专利保险\n\n对投保专利执行保险的企业给予保费补贴。\n\n"
                                    "二、质押融资\n\n对专利质押贷款给予贴息。", encoding="utf-8")
-    settings = Settings().replace(kb_dir=tmp_path / "kb")  # the cache lives in the KB folder by default
+    # the cache lives in the KB folder by default; the seed fills it with the letter's vectors
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
     first = build([corpus], settings, progress=False)
-    assert first.embedded > 15 and settings.embed_cache_path.is_file()
+    catalogue = Generation.open(settings).catalogue
+    measures = [c for c in catalogue.chunks if catalogue.documents[c.doc_id].file_name == "措施.md"]
+    assert first.embedded == len(measures) == 3 and settings.embed_cache_path.is_file()  # only 措施.md's chunks
     again = build([corpus], settings, rebuild=True, progress=False)
     assert again.generation is not None and again.embedded == 0
     text = (corpus / "措施.md").read_text(encoding="utf-8")
@@ -180,20 +180,25 @@ def test_a_seed_spares_embedding_its_texts_and_a_damaged_one_only_costs_time(tmp
 
 
 @pytest.mark.slow
-def test_the_bundled_seed_holds_every_chunk_of_the_bundled_corpus_as_e5_embeds_it(tmp_path, policies_settings):
-    """`make run` passes data/embed-seed.sqlite: a build of data/corpus then embeds nothing. Fails when the
-    corpus or the chunking changed without `make seed`; its vectors are e5's (the session's own cache)."""
+def test_the_bundled_seed_holds_every_chunk_of_the_bundled_corpus_as_e5_embeds_it(tmp_path):
+    """`make run` passes data/embed-seed.sqlite (and the tests' embedding cache starts as a copy of it): a
+    build of data/corpus then embeds nothing. Fails when the corpus or the chunking changed without
+    `make seed`. Its vectors are e5's: a sample of the chunks, embedded here, matches them."""
     import sqlite3
 
-    from tests_support import REPO
+    from tests_support import BUNDLED_CORPUS
 
-    seed = REPO / "data" / "embed-seed.sqlite"
-    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_seed=seed)
-    report = build([REPO / "data" / "corpus"], settings, progress=False)
+    from kb.models.embeddings import text_hash
+    from kb.store.generations import open_kb
+
+    settings = Settings().replace(kb_dir=tmp_path / "kb", embed_seed=EMBED_SEED)
+    report = build([BUNDLED_CORPUS], settings, progress=False)
     assert not report.failed and report.embedded == 0, f"run `make seed`: {report.summary()}"
-    theirs = dict(sqlite3.connect(seed).execute("SELECT text_hash, vector FROM vectors"))
-    ours = dict(sqlite3.connect(policies_settings.embed_cache_path).execute("SELECT text_hash, vector FROM vectors"))
-    common = sorted(set(theirs) & set(ours))[:200]
-    assert len(common) == 200
-    for h in common:
-        assert np.allclose(np.frombuffer(theirs[h], np.float32), np.frombuffer(ours[h], np.float32), atol=1e-5)
+    kb = open_kb(settings.store.kb_dir)
+    texts = [c.text for c in kb.chunks()]
+    kb.close()
+    sample = texts[::max(1, len(texts) // 40)]  # about 40 chunks, from every document
+    seed = dict(sqlite3.connect(EMBED_SEED).execute("SELECT text_hash, vector FROM vectors WHERE embedder = ?",
+                                                    (E5Embeddings.id,)))
+    seeded = np.stack([np.frombuffer(seed[text_hash(t)], np.float32) for t in sample])
+    assert np.allclose(seeded, E5Embeddings().encode_passages(sample), atol=1e-5)

@@ -9,16 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests_support import REPLY_LETTER, REPO
+from tests_support import REPO
 
 from eval.compare import compare
 from eval.gate import check
 from eval.metrics import citation_precision, first_hit, hit_at, keypoint_recall, percentile, reciprocal_rank, supports
 from eval.scoring import aggregate
 from eval.testset import Question, load_testset
-from ingest.build import build
 from kb.core.errors import BadTestSetError
-from kb.core.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -152,11 +150,8 @@ def test_gate_floors_and_ceilings(tmp_path):
 
 # --- the real run on the sample corpus: the CI gate
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory, embed_cache):
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
-    assert not build([corpus], settings, progress=False).failed
+def sample_run(tmp_path_factory, letter_settings):
+    settings = letter_settings
     out = tmp_path_factory.mktemp("eval") / "run"
     proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.store.kb_dir),
                      "--out", str(out), "--floors", str(REPO / "eval/floors.toml"), "-q")
@@ -184,10 +179,21 @@ def test_sample_set_meets_the_floors(sample_run):
 
 @pytest.mark.slow
 def test_a_floor_above_the_measured_value_fails_the_run(sample_run, tmp_path):
-    settings, _, _ = sample_run
+    """Four answerable questions (not the 64 again): their keypoint recall is known from the sample run,
+    and a floor just above it fails the run."""
+    import math
+
+    settings, out, _ = sample_run
+    lines = [line for line in (REPO / "eval/testsets/sample.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    four = [line for line in lines if json.loads(line)["answerable"]][:4]
+    recall = {row["id"]: row["scores"]["keypoint_recall"] for row in map(json.loads, (out / "results.jsonl").open())
+              if "keypoint_recall" in row["scores"]}
+    measured = sum(recall[json.loads(line)["id"]] for line in four) / len(four)
+    testset = tmp_path / "four.jsonl"
+    testset.write_text("\n".join(four) + "\n", encoding="utf-8")
     strict = tmp_path / "strict.toml"
-    strict.write_text('[floors]\n"answers.keypoint_recall" = 0.999\n')
-    proc = _eval_cli("run", "--testset", str(REPO / "eval/testsets/sample.jsonl"), "--kb", str(settings.store.kb_dir),
+    strict.write_text(f'[floors]\n"answers.keypoint_recall" = {math.nextafter(measured, math.inf)!r}\n')
+    proc = _eval_cli("run", "--testset", str(testset), "--kb", str(settings.store.kb_dir),
                      "--out", str(tmp_path / "run"), "--floors", str(strict), "--no-ablation", "-q")
     assert proc.returncode == 1 and "BELOW FLOOR: answers.keypoint_recall" in proc.stderr
 

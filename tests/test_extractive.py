@@ -346,12 +346,27 @@ def test_the_section_whose_heading_names_what_is_asked_is_quoted(tokenizer):
 
 def test_a_question_that_asks_no_list_gets_no_section(tokenizer):
     draft = ask_guide(tokenizer, "主管部门核查什么？")
+    assert not draft.refused, draft.reason
+    assert "主管部门核查申报材料。" in quoted(draft)  # the sentence that answers, not the procedure
     assert "\n" not in draft.text and "1.企业申报" not in draft.text
 
 
+COPIES = "以上材料一式三份，报送市知识产权局。"
+
+
 def test_a_figure_asked_about_a_list_gets_the_figure_not_the_list(tokenizer):
-    draft = ask_guide(tokenizer, "申请材料要交几份？")  # a count: the materials list does not say it
-    assert "2.营业执照" not in draft.text or draft.refused
+    """A count asked about the materials: the sentence stating it is quoted, the list is not."""
+    guide = [*GUIDE[:2], passage(3, COPIES, heading=("三、申请材料",)), *(replace(p, rank=p.rank + 1) for p in GUIDE[2:])]
+    answerer = ExtractiveAnswerer(tokenizer, lambda term: 1.0, sections=sections_of(guide))
+    draft = answerer.answer("申请材料要交几份？", analyse("申请材料要交几份？"), guide)
+    assert not draft.refused, draft.reason
+    assert COPIES in quoted(draft) and "一式三份" in draft.text
+    assert "2.营业执照" not in draft.text and "1.申请表" not in draft.text
+
+
+def test_a_figure_no_passage_states_is_refused_not_answered_with_the_list(tokenizer):
+    draft = ask_guide(tokenizer, "申请材料要交几份？")  # the materials list does not say how many copies
+    assert draft.refused and draft.reason == "the passages never state the asked-for count"
 
 
 # --- a short article of a law is quoted whole (article_max_chars)
@@ -364,10 +379,13 @@ ARTICLE = ("第四十条 注册商标有效期满，需要继续使用的，应�
 def test_a_short_article_is_quoted_whole_within_article_max_chars(tokenizer, limit, whole):
     law = [passage(1, ARTICLE, heading=("第四章 续展", "第四十条"), title="中华人民共和国商标法")]
     draft = ask(make(tokenizer, Tuning(article_max_chars=limit)), "商标到期忘了续展怎么办？", law)
+    assert not draft.refused, draft.reason
+    assert "应当在期满前十二个月内办理续展手续" in draft.text  # the rule asked about, whole or not
     assert ("六个月的宽展期" in draft.text and "注销其注册商标" in draft.text) is whole
 
 
 def test_a_passage_that_is_not_an_article_is_not_quoted_whole(tokenizer):
     letter = [passage(1, ARTICLE.replace("第四十条 ", ""), heading=("二、续展",))]
     draft = ask(make(tokenizer, Tuning(article_max_chars=1000)), "商标到期忘了续展怎么办？", letter)
+    assert not draft.refused and "应当在期满前十二个月内办理续展手续" in draft.text, draft.reason
     assert not ("宽展期" in draft.text and "注销" in draft.text and "十二个月" in draft.text)

@@ -4,13 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb.core.tokenizer import Tokenizer
 from kb.store.bm25 import BM25Index
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer()
 
 
 @pytest.mark.parametrize("word", ["专利质押", "质押融资", "风险池基金", "被侵权保险", "高价值专利", "专利导航", "知识产权运营"])

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 from fake_openai import FakeOpenAI
-from tests_support import REPLY_LETTER
+from tests_support import passage
 
-from ingest.build import build
 from kb.answer.answerer import Answerer
 from kb.answer.llm import LlmStrategy, sanitise
 from kb.answer.tuning import Tuning
@@ -23,7 +21,6 @@ from kb.answer.validation import validate
 from kb.core.citations import source_line
 from kb.core.records import Answer, Passage
 from kb.core.settings import Settings
-from kb.core.tokenizer import Tokenizer
 from kb.models.llm import LlmClient
 
 QUESTION = "专利质押贷款出了坏账谁兜底？"
@@ -46,12 +43,8 @@ def fresh(server):
 
 
 @pytest.fixture(scope="module")
-def letter(tmp_path_factory, embed_cache) -> Settings:
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache)
-    assert not build([corpus], settings, progress=False).failed
-    return settings
+def letter(letter_settings) -> Settings:
+    return letter_settings
 
 
 def _settings(letter: Settings, server: FakeOpenAI, **changes) -> Settings:
@@ -191,27 +184,20 @@ def test_a_condensed_question_that_keeps_the_topic_is_used(answerer, server):
 
 
 def _passage(text: str, heading: list[str]) -> Passage:
-    from kb.core.sentences import sentence_spans
-
-    p = Passage(rank=1, score=1.0, chunk_id="c", doc_id="d", text=text, title="关于知识产权质押融资的答复",
-                doc_number=None, issuer="宁波市市场监督管理局", date=None, doc_type="答复", pages=[1],
-                heading_path=heading, source="x.txt", source_path="x.txt")
-    p.sentence_spans = sentence_spans(text)
-    return p
+    return passage(1, text, heading=heading, title="关于知识产权质押融资的答复", doc_number=None,
+                   issuer="宁波市市场监督管理局", date=None, doc_type="答复", source="x.txt")
 
 
 PASSAGE_TEXT = "我局制订出台了风险池基金管理办法。目前已有2家企业获得了银行贷款。保险机构开展了专利被侵权保险。"
 
 
-def test_an_unsupported_sentence_highlights_nothing():
-    tokenizer = Tokenizer()
+def test_an_unsupported_sentence_highlights_nothing(tokenizer):
     p = _passage(PASSAGE_TEXT, ["二是推动知识产权运用工作"])
     checked = validate("风险池基金对坏账给予50%补偿。[1]", [p], tokenizer)  # a figure the passage never states
     assert checked.supported == 0 and checked.cited == {}
 
 
-def test_a_sentence_restating_the_heading_supports_nothing_and_highlights_nothing():
-    tokenizer = Tokenizer()
+def test_a_sentence_restating_the_heading_supports_nothing_and_highlights_nothing(tokenizer):
     p = _passage(PASSAGE_TEXT, ["二是推动知识产权运用工作"])
     checked = validate("推动知识产权运用工作。[1]", [p], tokenizer)
     assert checked.supported == 0 and checked.cited == {}
@@ -326,7 +312,7 @@ def test_sanitise_drops_headers_frames_and_placeholders():
     assert sanitise(text, [p]) == "目前已有2家企业获得了银行贷款。[1]"
 
 
-def test_the_strategy_streams_each_sentence_once_it_holds():
+def test_the_strategy_streams_each_sentence_once_it_holds(tokenizer):
     """Pure: a stub client streaming two characters at a time; the first sentence is yielded
     before the reply ends, the unsupported second never."""
     p = _passage(PASSAGE_TEXT, ["二是推动知识产权运用工作"])
@@ -343,7 +329,7 @@ def test_the_strategy_streams_each_sentence_once_it_holds():
 
     from kb.answer.prompts import Prompts
 
-    strategy = LlmStrategy(Stub(), Prompts.load(REPO / "prompts"), Tokenizer(), Tuning())
+    strategy = LlmStrategy(Stub(), Prompts.load(REPO / "prompts"), tokenizer, Tuning())
     stream = strategy.draft("有几家企业获得贷款？", [p])
     first = next(stream)
     assert first == "目前已有2家企业获得了银行贷款。[1]" and seen[-1] < len(reply) - 2

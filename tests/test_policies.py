@@ -69,16 +69,11 @@ def test_a_national_law_is_cited_for_any_place(policies_answerer):
         assert "natl-patent-law-2020.md" in _sources(answer), (place, answer.answer)
 
 
-def test_a_place_no_document_applies_to_is_refused_naming_it(tmp_path, policies_settings):
+def test_a_place_no_document_applies_to_is_refused_naming_it(letter_settings):
     """With only the Ningbo letter, a Hangzhou question has no document that applies."""
-    from tests_support import REPLY_LETTER
-
-    from ingest.build import build
     from kb.answer.answerer import Answerer
 
-    settings = policies_settings.replace(kb_dir=tmp_path / "kb")
-    build([REPLY_LETTER], settings, progress=False)
-    answerer = Answerer.open(settings)
+    answerer = Answerer.open(letter_settings)
     answer = answerer.answer("杭州对专利质押贷款有没有贴息？")
     assert answer.refused and any("杭州市" in n for n in answer.notices)
     answerer.close()

@@ -128,11 +128,6 @@ def _read(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def places() -> Places:
-    return Places()
-
-
-@pytest.fixture(scope="session")
 def corpus_profiles(places) -> dict[str, tuple[str, DocumentProfile]]:
     if not POLICIES.is_dir():
         pytest.fail(f"../shared/corpus/policies not found in CI: {POLICIES}")  # skipif covers the non-CI case

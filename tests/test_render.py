@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from tests_support import LETTER_FACTS
+from tests_support import passage as make_passage
 
 from kb.core.records import Answer, Citation, Document, DocumentMeta, Passage
 from web import render
@@ -13,13 +15,10 @@ IMAGE = "![x](http://evil.example/a.png)"
 EVIL = f"保险补贴{SCRIPT}说明{IMAGE}<img src=x onerror=alert(2)>\"'&"
 
 
-def passage(rank: int = 1, *, text: str = "出台了扶持政策。", title: str = "关于第130号提案的答复",
-            source: str = "reply.txt", pages: list[int] | None = None, doc_id: str = "abc123",
-            section: list[str] | None = None, doc_number: str | None = "甬市监函〔2019〕25号") -> Passage:
-    return Passage(rank=rank, score=0.0321, chunk_id=f"{doc_id}-000{rank}", doc_id=doc_id, text=text, title=title,
-                   doc_number=doc_number, issuer="宁波市市场监督管理局", date="2019-07-22", doc_type="答复",
-                   pages=[1] if pages is None else pages, heading_path=section or ["三是提升知识产权运营服务能力"],
-                   source=source, source_path=f"/corpus/{source}")
+def passage(rank: int = 1, text: str = "出台了扶持政策。", **fields) -> Passage:
+    """A passage of the sample letter with a fixed score (shown as 相关度 0.032)."""
+    return make_passage(rank, text, **{**LETTER_FACTS, "title": "关于第130号提案的答复", "score": 0.0321, "doc_id": "abc123",
+                                       "source": "reply.txt", "heading": ["三是提升知识产权运营服务能力"], **fields})
 
 
 def citation(n: int = 1, *, text: str = "出台了扶持政策。", title: str = "关于第130号提案的答复",
@@ -47,17 +46,17 @@ def assert_inert(html: str) -> None:
     assert not re.search(r"<[a-z]+[^>]*\ssrc=", html) and IMAGE in html
 
 
-@pytest.mark.parametrize("field", ["text", "title", "section", "source", "doc_number"])
+@pytest.mark.parametrize("field", ["text", "title", "heading", "source", "doc_number"])
 def test_passage_card_escapes_every_document_field(field):
-    values = {"text": "正文", "title": "标题", "section": ["一、"], "source": "a.txt", "doc_number": "甬〔2019〕1号"}
-    values[field] = [EVIL] if field == "section" else EVIL
+    values = {"text": "正文", "title": "标题", "heading": ["一、"], "source": "a.txt", "doc_number": "甬〔2019〕1号"}
+    values[field] = [EVIL] if field == "heading" else EVIL
     html = render.passage_card(passage(**values))
     assert "<script" not in html.lower() and "<img" not in html.lower()
     assert "&lt;script&gt;" in html or field == "source"  # the file name is only used to decide on #page=
 
 
 def test_search_results_and_citation_cards_escape_text_titles_and_sections():
-    html = render.search_results([passage(text=EVIL, title=EVIL, section=[EVIL])])
+    html = render.search_results([passage(text=EVIL, title=EVIL, heading=[EVIL])])
     assert_inert(html)
     card = render.citation_card(citation(text=EVIL, title=EVIL, section=[EVIL], spans=[(0, 4)]), "abc123")
     assert_inert(card)
@@ -218,12 +217,9 @@ def test_read_aloud_names_each_document_once_without_markers():
     assert "[" not in spoken
 
 
-@pytest.mark.slow  # loads jionlp's division table
-def test_issuer_names_of_one_organ_are_one_choice():
-    from kb.core.places import Places
-
+def test_issuer_names_of_one_organ_are_one_choice(places):
     groups = render.issuer_groups(["洪泽区人民政府", "淮安市洪泽区人民政府", "宁波市人民政府", "宁波市知识产权局", ""],
-                                  Places())
+                                  places)
     assert groups == {"宁波市人民政府": ["宁波市人民政府"], "宁波市知识产权局": ["宁波市知识产权局"],
                       "洪泽区人民政府": ["洪泽区人民政府", "淮安市洪泽区人民政府"]}
 

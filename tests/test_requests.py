@@ -103,6 +103,33 @@ def test_iso_dates_and_prefixes_are_accepted(date):
     assert filters is None if not date else filters == Filters(date_from=date.strip(), date_to=date.strip())
 
 
+# The sample letter's date, 2019-07-22, against the date boxes: a prefix means the whole year or month.
+# (The one table of the date filter: the API, the UI and both stores apply this Filters.admits.)
+@pytest.mark.parametrize("boxes, admitted", [
+    ({"date_from": "2019"}, True),
+    ({"date_from": "2019-07", "date_to": "2019-07"}, True),
+    ({"date_to": "2019"}, True),
+    ({"date_from": "2019-07-22", "date_to": "2019-07-22"}, True),
+    ({"date_from": "2019-01-01", "date_to": "2019-12-31"}, True),
+    ({"date_from": "2019-07-23"}, False),
+    ({"date_from": "2019-08"}, False),
+    ({"date_from": "2020-01-01"}, False),
+    ({"date_to": "2019-07-21"}, False),
+    ({"date_to": "2018"}, False),
+])
+def test_a_date_or_its_prefix_filters_documents_by_their_date(boxes, admitted):
+    from dataclasses import replace
+
+    from kb.core.records import Document, DocumentMeta
+
+    meta = DocumentMeta(title="关于第130号提案的答复", doc_number="甬市监函〔2019〕25号", issuer="宁波市市场监督管理局",
+                        date="2019-07-22", doc_type="答复")
+    letter = Document(doc_id="letter", source_path="/corpus/letter.txt", file_name="letter.txt", kind="txt",
+                      content_hash="h", meta=meta, text="正文", page_count=1)
+    assert filters_from(boxes).admits(letter) is admitted
+    assert not filters_from(boxes).admits(replace(letter, meta=replace(meta, date=None)))  # an undated one never
+
+
 @pytest.mark.parametrize("body, expected", [
     ({"query": "q", "k": k}, (422, "k 应为 1 到 50 的整数")) for k in (0, 51, -1, "5", 2.5, True, None)
 ] + [

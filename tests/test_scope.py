@@ -16,7 +16,6 @@ from kb.answer.scope import (
     unmentioned_terms,
     validity_notices,
 )
-from kb.core.places import Places
 from kb.core.profile import DocumentProfile
 from kb.core.records import Citation, Document, DocumentMeta
 from kb.search.filters import Filters
@@ -46,11 +45,6 @@ DOCS = [
 @pytest.fixture(scope="module")
 def catalogue():
     return Catalogue(DOCS, [])
-
-
-@pytest.fixture(scope="module")
-def places():
-    return Places()
 
 
 def _admitted(scope, catalogue) -> set[str]:

@@ -13,7 +13,6 @@ from tests_support import REPLY_LETTER, STORES, SUBSIDY_POLICY, SUBSIDY_QUESTION
 
 from ingest.build import build
 from kb.core.errors import KbError, UploadError
-from kb.core.settings import Settings
 from kb.store.generations import current_generation
 from web.service import EXCLUDED, KnowledgeService, safe_file_name
 
@@ -23,19 +22,11 @@ ON_EACH_STORE = pytest.mark.parametrize("service", STORES, indirect=True)  # the
 
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, folder)
-    return folder
-
-
 @pytest.fixture(scope="module", params=["local"])
-def service(request, tmp_path_factory, embed_cache, corpus):
-    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("kb"), embed_cache=embed_cache,
-                       admin_password=PASSWORD, corpus=[corpus], store=request.param,
+def service(request, copy_kb):
+    built = request.getfixturevalue("letter_milvus_settings" if request.param == "milvus" else "letter_settings")
+    settings = copy_kb(built, admin_password=PASSWORD,
                        admin_max_failures=10**6)  # wrong passwords on purpose here: no lockout (tested in test_service_parts.py, test_web.py)
-    assert not build([corpus], settings, progress=False).failed
     svc = KnowledgeService(settings)
     yield svc
     wait_idle(svc)
@@ -258,7 +249,7 @@ def test_documents_of_a_removed_uploads_folder_go_at_the_next_reindex(service, t
 
 
 @pytest.mark.slow
-def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_path, clean_uploads):
+def test_delete_removes_uploads_and_excludes_corpus_files(service, letter_corpus, tmp_path, clean_uploads):
     service.upload(PASSWORD, [("补贴细则.txt", write(tmp_path, "c.txt", SUBSIDY_POLICY))])
     assert service.reindex(PASSWORD)
     wait_idle(service)
@@ -273,7 +264,7 @@ def test_delete_removes_uploads_and_excludes_corpus_files(service, corpus, tmp_p
     assert service.delete(PASSWORD, uploaded.doc_id) == "补贴细则.txt"
     assert not (service.uploads / "补贴细则.txt").exists()  # an upload is deleted
     assert service.delete(PASSWORD, letter.doc_id) == REPLY_LETTER.name
-    assert (corpus / REPLY_LETTER.name).read_bytes() == REPLY_LETTER.read_bytes()  # a corpus file is only excluded
+    assert (letter_corpus / REPLY_LETTER.name).read_bytes() == REPLY_LETTER.read_bytes()  # a corpus file is only excluded
     excluded = json.loads((service.kb_dir / "excluded.json").read_text(encoding="utf-8"))
     assert letter.source_path in excluded and uploaded.source_path in excluded
     assert len(service.documents()) == 2  # applied at the next re-index, not before

@@ -22,10 +22,8 @@ import httpx
 import pytest
 from app_server import free_port
 from gradio_client import Client, handle_file
-from tests_support import REPLY_LETTER, REPO, SUBSIDY_POLICY, SUBSIDY_QUESTION
+from tests_support import REPO, SUBSIDY_POLICY, SUBSIDY_QUESTION
 
-from ingest.build import build
-from kb.core.settings import Settings
 
 pytestmark = pytest.mark.slow  # starts the app: three processes, two of them load e5
 
@@ -63,12 +61,9 @@ def health(base: str) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def front(tmp_path_factory, embed_cache):
-    corpus = tmp_path_factory.mktemp("corpus")
-    shutil.copy(REPLY_LETTER, corpus)
-    kb_dir = tmp_path_factory.mktemp("kb")
-    settings = Settings().replace(kb_dir=kb_dir, embed_cache=embed_cache, corpus=[corpus])
-    assert not build([corpus], settings, progress=False).failed
+def front(tmp_path_factory, embed_cache, letter_settings, copy_kb):
+    kb_dir = copy_kb(letter_settings).store.kb_dir
+    (corpus,) = letter_settings.ingest.corpus
     config = tmp_path_factory.mktemp("config") / "ipkb.toml"
     config.write_text("", encoding="utf-8")
     port = free_port()

@@ -1,5 +1,6 @@
 """Paths, texts and helpers shared by test modules (fixtures live in conftest.py)."""
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from kb.core.records import Passage
@@ -10,7 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 # policies, API and re-index tests are parametrised over them, so `make test` runs those on both.
 STORES = ("local", "milvus")
 LITE_ONE_PROCESS = "milvus-lite serves one process: this test process holds the knowledge base open"
-REPLY_LETTER = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"
+BUNDLED_CORPUS = REPO / "data" / "corpus"
+REPLY_LETTER = BUNDLED_CORPUS / "nbamr-2019-25-reply-to-proposal-130.txt"
+EMBED_SEED = REPO / "data" / "embed-seed.sqlite"  # e5's vectors of the bundled corpus's chunks (`make seed`)
 
 # A new policy the management tests upload: a fact (12万元) the sample letter does not have.
 SUBSIDY_QUESTION = "宁波专利保险的保费补贴最高多少钱？"
@@ -38,9 +41,19 @@ def wait_idle(service, timeout: float = 120):
     return service.job
 
 
-def passage(rank: int, text: str, *, heading: tuple[str, ...] = (), title: str = "关于印发若干措施的通知",
-            issuer: str = "宁波市知识产权局", doc_id: str = "doc") -> Passage:
-    """A hand-made retrieved passage: the unit tests of the answer heuristics need no knowledge base."""
-    return Passage(rank=rank, score=1.0 / rank, chunk_id=f"{doc_id}-{rank:04d}", doc_id=doc_id, text=text,
-                   title=title, doc_number="甬知〔2024〕1号", issuer=issuer, date="2024-01-15", doc_type="通知",
-                   pages=[1], heading_path=list(heading), source=f"{doc_id}.txt", source_path=f"/corpus/{doc_id}.txt")
+# The sample letter's document facts, for hand-made passages that stand for its chunks.
+LETTER_FACTS = {"title": "关于市政协十五届三次会议第130号提案的答复", "doc_number": "甬市监函〔2019〕25号",
+                "issuer": "宁波市市场监督管理局", "date": "2019-07-22", "doc_type": "答复"}
+
+
+def passage(rank: int = 1, text: str = "出台了扶持政策。", *, heading: Sequence[str] = (), score: float | None = None,
+            title: str = "关于印发若干措施的通知", doc_number: str | None = "甬知〔2024〕1号",
+            issuer: str | None = "宁波市知识产权局", date: str | None = "2024-01-15", doc_type: str = "通知",
+            pages: Sequence[int] = (1,), doc_id: str = "doc", source: str | None = None) -> Passage:
+    """A hand-made retrieved passage (the only Passage factory of the tests): the unit tests of answering,
+    validation and rendering need no knowledge base. Its sentence spans are the splitter's, as stored."""
+    source = source or f"{doc_id}.txt"
+    return Passage(rank=rank, score=1.0 / rank if score is None else score, chunk_id=f"{doc_id}-{rank:04d}",
+                   doc_id=doc_id, text=text, title=title, doc_number=doc_number, issuer=issuer, date=date,
+                   doc_type=doc_type, pages=list(pages), heading_path=list(heading), source=source,
+                   source_path=f"/corpus/{source}")
