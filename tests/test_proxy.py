@@ -62,8 +62,8 @@ def pool(tmp_path):
         server.should_exit = True
 
 
-def front(pool, **settings) -> httpx.AsyncClient:
-    proxy = Proxy(pool, Settings().replace(**settings))
+def front(pool, wait_for_worker_s: float = 60.0, **settings) -> httpx.AsyncClient:
+    proxy = Proxy(pool, Settings().replace(**settings), wait_for_worker_s=wait_for_worker_s)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy, client=("203.0.113.7", 5555)),
                              base_url="http://ipkb.example:7860", timeout=20)
 
@@ -140,11 +140,26 @@ def test_no_worker_ready_is_a_503(pool):
         worker.ready = False
 
     async def go():
-        async with front(pool) as http:
+        async with front(pool, wait_for_worker_s=0.5) as http:
             return await http.post("/api/ask", json={"question": "问"}), await http.get("/")
 
+    started = time.monotonic()
     api, page = run(go())
     assert api.status_code == page.status_code == 503 and "请稍候" in api.json()["error"]
+    assert time.monotonic() - started >= 1.0  # each waited for a worker before giving up
+
+
+def test_a_request_waits_for_a_worker_that_comes_back(pool):
+    for worker in pool.workers:
+        worker.ready = False
+    threading.Timer(0.5, lambda: setattr(pool.workers[1], "ready", True)).start()  # restarted, serving again
+
+    async def go():
+        async with front(pool, wait_for_worker_s=10) as http:
+            return await http.post("/api/ask", json={"question": "问"})
+
+    answered = run(go())
+    assert answered.status_code == 200 and answered.headers["x-ipkb-worker"] == "1"
 
 
 def test_an_api_body_over_the_limit_is_refused_by_the_front(pool):

@@ -40,8 +40,9 @@ class _TooLarge(Exception):
 
 
 class Proxy:
-    def __init__(self, pool: WorkerPool, settings: Settings):
+    def __init__(self, pool: WorkerPool, settings: Settings, wait_for_worker_s: float = WAIT_FOR_WORKER_S):
         self.pool = pool
+        self.wait_for_worker_s = wait_for_worker_s
         self.limit_kb = settings.web.max_body_kb
         self._clients: dict[int, httpx.AsyncClient] = {}
 
@@ -113,8 +114,8 @@ class Proxy:
 
     async def _choose(self, request: Request, balanced: bool) -> tuple[Worker | None, int | None]:
         """A worker for the request; while none is ready (all restarting) the request waits for one, up to
-        WAIT_FOR_WORKER_S, instead of failing at once."""
-        deadline = time.monotonic() + WAIT_FOR_WORKER_S
+        wait_for_worker_s, instead of failing at once."""
+        deadline = time.monotonic() + self.wait_for_worker_s
         while True:
             worker, assign = (self.pool.least_busy(), None) if balanced else self._sticky(request)
             if worker is not None or time.monotonic() > deadline:
