@@ -35,9 +35,11 @@ def wait_until_serving(base: str, proc=None, timeout: float = 240) -> None:
 
 @contextmanager
 def running_app(settings: Settings) -> Iterator[tuple[str, object]]:
-    """Yields (base URL, the KnowledgeService behind the app)."""
+    """Yields (base URL, the KnowledgeService behind the app). Every test client is 127.0.0.1, asking as fast
+    as it can: the per-client budget of questions is lifted here (tests/test_web.py tests it)."""
     from web.api import create_app
 
+    settings = settings.replace(asks_per_minute=1_000_000)
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

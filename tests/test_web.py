@@ -503,6 +503,8 @@ def test_the_upload_route_has_a_budget_per_client_and_old_uploads_are_swept(tmp_
     """Anyone may upload before a password is asked: so much an hour per client, and nothing kept for ever."""
     import asyncio
     import os
+    import threading
+    import time
 
     from web.middleware import UploadBudget
 
@@ -510,8 +512,8 @@ def test_the_upload_route_has_a_budget_per_client_and_old_uploads_are_swept(tmp_
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    now = [1_000_000.0]
-    budget = UploadBudget(app, mb_per_hour=1, keep_minutes=60, folder=tmp_path, clock=lambda: now[0])
+    now = [time.time()]
+    budget = UploadBudget(app, mb_per_hour=1, keep_minutes=60, folder=tmp_path / "uploads", clock=lambda: now[0])
 
     def post(client: str, length: int | None) -> int:
         headers = [] if length is None else [(b"content-length", str(length).encode())]
@@ -536,13 +538,19 @@ def test_the_upload_route_has_a_budget_per_client_and_old_uploads_are_swept(tmp_
     now[0] += 3601
     assert post("198.51.100.1", mb // 2) == 200  # a new hour
 
-    old, fresh = tmp_path / "a1" / "old.pdf", tmp_path / "b2" / "fresh.pdf"
+    while any(t.name == "ipkb-upload-sweep" for t in threading.enumerate()):
+        time.sleep(0.01)  # the sweeps the posts started are done
+    old, fresh = tmp_path / "uploads" / "a1" / "old.pdf", tmp_path / "uploads" / "b2" / "fresh.pdf"
     for path in (old, fresh):
-        path.parent.mkdir()
+        path.parent.mkdir(parents=True)
         path.write_bytes(b"%PDF")
     os.utime(old, (now[0] - 3700, now[0] - 3700))
+    os.utime(old.parent, (now[0] - 3700, now[0] - 3700))
     os.utime(fresh, (now[0] - 60, now[0] - 60))
-    assert budget.sweep() == 1 and not old.parent.exists() and fresh.is_file()
+    empty = tmp_path / "uploads" / "c3"  # a folder Gradio just made for an upload still being written
+    empty.mkdir()
+    os.utime(empty, (now[0], now[0]))
+    assert budget.sweep() == 1 and not old.exists() and fresh.is_file() and empty.is_dir()
 
 
 def test_the_status_timer_brings_the_places_of_a_new_generation(http, web, monkeypatch):

@@ -336,7 +336,9 @@ class UploadBudget:
         cutoff, deleted = self.clock() - self.keep_s, 0
         for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
             try:
-                if path.is_file() and path.stat().st_mtime < cutoff:
+                if path.stat().st_mtime >= cutoff:
+                    continue  # recent, or a folder an upload is being written into right now
+                if path.is_file():
                     path.unlink()
                     deleted += 1
                 elif path.is_dir() and not any(path.iterdir()):
