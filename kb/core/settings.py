@@ -58,6 +58,11 @@ class Settings:
     # k passages). Not calibrated: 0.35 drops a passage found by the dense ranking alone (1/(rrf_k+rank)
     # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
     search_min_score_ratio: float = 0.35
+    # Hybrid order: "learned" (the LightGBM ranker of kb/search/ranker.py over both rankings' candidates,
+    # model kb/resources/ranker.txt, trained by `python -m eval train-ranker`; RRF when the file is absent)
+    # or "rrf" (the weighted fusion above). ranker_model: another model file (default: the packaged one).
+    ranker: str = "learned"  # or "rrf"
+    ranker_model: Path | None = None
     retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
     # Place and validity awareness (kb/answer/scope.py): place selection, the conversation's document,
     # the year check and validity notices. Off only for the evaluation's ablation ("no scope").
@@ -124,7 +129,7 @@ class Settings:
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise SettingsError(f"setting workers: expected a whole number from 1 to {MAX_WORKERS}, got {self.workers!r}")
-        choices = {"store": ("local", "milvus"), "milvus_bm25": ("ipkb", "builtin")}
+        choices = {"store": ("local", "milvus"), "milvus_bm25": ("ipkb", "builtin"), "ranker": ("learned", "rrf")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"setting {name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
