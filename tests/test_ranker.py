@@ -57,8 +57,8 @@ def test_features_on_hand_made_chunks(tokenizer):
     query = make_query(question, tokenizer.tokens(question), tokenizer.words(question), lambda t: idf.get(t, 0.0))
     assert {"money", "number"} <= query.asks and query.articles == {71} and "专利法" in query.laws
     # chunk 0 is first in BM25 and second in dense; chunk 1 only in dense; 2 and 3 only in BM25
-    cands = [Candidate(0, (1, 9.0), (2, 0.80), False), Candidate(1, None, (1, 0.82), False),
-             Candidate(2, (2, 3.0), None, False), Candidate(3, (3, 1.0), None, True)]
+    cands = [Candidate(0, "d0", (1, 9.0), (2, 0.80), False), Candidate(1, "d1", None, (1, 0.82), False),
+             Candidate(2, "d1", (2, 3.0), None, False), Candidate(3, "d3", (3, 1.0), None, True)]
     matrix = features(query, cands, facts.__getitem__, n=50)
     assert matrix.shape == (4, len(FEATURES))
     assert column(matrix, "bm25_rank") == [1, 51, 2, 3] and column(matrix, "bm25_norm")[:3] == [1.0, 0.0, 0.333]
@@ -74,6 +74,9 @@ def test_features_on_hand_made_chunks(tokenizer):
     assert column(matrix, "holds_list")[1] == 1 and column(matrix, "holds_steps")[1] == 1
     assert column(matrix, "title_only") == [0, 0, 1, 0]
     assert column(matrix, "annex") == [0, 0, 0, 1]
+    # rows 1 and 2 stand for two chunks of one document: both count it, both get its best fusion
+    assert column(matrix, "doc_candidates") == [1, 2, 2, 1] and column(matrix, "doc_rank") == [1, 2, 2, 3]
+    assert column(matrix, "char_bigrams")[0] > column(matrix, "char_bigrams")[3]
     assert column(matrix, "in_force") == [1, 0, 0, 0] and column(matrix, "level")[0] == 0
     # an article named in the title (one file per article) counts as the chunk's own
     other_question = "民法典第九百六十七条说的合伙合同是什么"
@@ -93,8 +96,8 @@ def test_packaged_model_ranks_a_clear_case(tokenizer):
     question = "专利侵权赔偿数额怎么确定，法院最多判赔多少？"
     query = make_query(question, tokenizer.tokens(question), tokenizer.words(question), lambda t: 2.0)
     # the answer is first in both rankings; the title-only chunk and an unrelated one trail
-    cands = [Candidate(2, (3, 2.0), (3, 0.78), False), Candidate(0, (1, 14.0), (1, 0.86), False),
-             Candidate(3, (10, 0.5), (20, 0.74), False)]
+    cands = [Candidate(2, "d2", (3, 2.0), (3, 0.78), False), Candidate(0, "d0", (1, 14.0), (1, 0.86), False),
+             Candidate(3, "d3", (10, 0.5), (20, 0.74), False)]
     scores = ranker.scores(features(query, cands, facts.__getitem__, n=50))
     assert int(np.argmax(scores)) == 1 and scores[1] > max(scores[0], scores[2])
 
@@ -181,6 +184,7 @@ def test_retriever_falls_back_to_rrf_without_a_model(tokenizer):
     switched_off = Retriever(catalogue, FakeIndex(), FakeQueries(), tokenizer, replace(settings, ranker="rrf"),
                              ranker=ConstantRanker())
     assert [p.chunk_id for p in switched_off.search("专利侵权赔偿", k=4)] == rrf
+    assert [p.chunk_id for p in learned.search("专利侵权赔偿", k=4, mode="rrf")] == rrf  # the ablation's mode
     assert [p.chunk_id for p in learned.search("专利侵权赔偿", k=4, mode="bm25")] == ["d0-0000", "d2-0000", "d1-0000"]
 
 

@@ -63,7 +63,7 @@ class Settings:
     # or "rrf" (the weighted fusion above). ranker_model: another model file (default: the packaged one).
     ranker: str = "learned"  # or "rrf"
     ranker_model: Path | None = None
-    retrieval_mode: str = "hybrid"  # or "dense", "bm25" (the evaluation's ablation uses these)
+    retrieval_mode: str = "hybrid"  # or "rrf" (hybrid without the learned ranker), "dense", "bm25" (the evaluation's ablation uses these)
     # Place and validity awareness (kb/answer/scope.py): place selection, the conversation's document,
     # the year check and validity notices. Off only for the evaluation's ablation ("no scope").
     scope_aware: bool = True

@@ -60,6 +60,7 @@ KINDS: tuple[str, ...] = tuple(_ASKS)
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _ARTICLE = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千]+)\s*条")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _LAW_SUFFIXES = ("法", "法典", "条例", "细则", "规定", "办法", "解释", "决定")
 _TITLE_ONLY_CHARS = 8  # a chunk whose text adds at most this much to its title holds no rule
 
@@ -70,7 +71,9 @@ FEATURES: tuple[str, ...] = (
     "rrf_equal", "rrf_today", "min_rank", "bm25_best", "dense_best",
     # the question's words in the chunk
     "cover_idf", "cover_idf_text", "cover_terms", "cover_words", "head_cover_idf", "bigram_share", "longest_phrase",
-    "proximity", "query_terms", "query_chars",
+    "proximity", "char_bigrams", "query_terms", "query_chars",
+    # the chunk's document among the candidates (a document that several candidates come from is on topic)
+    "doc_candidates", "doc_best_rrf", "doc_rank",
     # titles, law names, article numbers
     "asks_article", "article_match", "article_other", "asks_law", "law_match",
     # what the question asks for and what the chunk holds
@@ -101,6 +104,10 @@ def article_numbers(text: str) -> frozenset[int]:
     return frozenset(n for m in _ARTICLE.finditer(text) if (n := cn_number(m.group(1))) is not None)
 
 
+def char_bigrams(text: str) -> frozenset[str]:
+    return frozenset(run[i:i + 2] for run in _CJK_RUN.findall(text) for i in range(len(run) - 1))
+
+
 def _law_key(name: str) -> str:
     return name.replace("中华人民共和国", "").replace("《", "").replace("》", "")
 
@@ -113,6 +120,7 @@ class Query:
     terms: tuple[str, ...]  # search tokens (sub-words included), distinct
     idf: tuple[float, ...]
     words: tuple[str, ...]  # jieba words as written, distinct, in order
+    bigrams: frozenset[str]  # character bigrams of its CJK runs: matches that word segmentation misses
     asks: frozenset[str]
     articles: frozenset[int]
     laws: tuple[str, ...]  # law names the question names (民法典, 劳动合同法…), without 中华人民共和国
@@ -123,7 +131,7 @@ def make_query(text: str, tokens: list[str], words: list[str], idf: Callable[[st
     words_ = tuple(dict.fromkeys(words))
     laws = [_law_key(m) for m in re.findall(r"《([^》]{2,40})》", text)]
     laws += [_law_key(w) for w in words_ if len(w) >= 3 and w.endswith(_LAW_SUFFIXES)]
-    return Query(text, terms, tuple(idf(t) for t in terms), words_,
+    return Query(text, terms, tuple(idf(t) for t in terms), words_, char_bigrams(text),
                  frozenset(k for k, p in _ASKS.items() if p.search(text)), article_numbers(text),
                  tuple(dict.fromkeys(x for x in laws if len(x) >= 2)))
 
@@ -146,6 +154,12 @@ class ChunkFacts:
     status_unknown: bool
 
 
+def _lower(text: str) -> str:
+    """Lower-cased, the same object when nothing changes (Chinese text): facts are kept for every chunk."""
+    low = text.lower()
+    return text if low == text else low
+
+
 def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
     title = doc.meta.title
     head = " ".join([title, *chunk.heading_path])
@@ -157,7 +171,7 @@ def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
     first_line = text.lstrip()[:20]
     level = LEVELS.index(doc.profile.level) if doc.profile.level in LEVELS else len(LEVELS) - 1
     return ChunkFacts(
-        search=chunk.search_text.lower(), text=text.lower(), head=head.lower(), law=_law_key(title),
+        search=_lower(chunk.search_text), text=_lower(text), head=_lower(head), law=_law_key(title),
         articles=article_numbers(head) | article_numbers(first_line),
         holds=frozenset(k for k, p in _HOLDS.items() if p.search(text)), chars=len(body), title_only=title_only,
         depth=len(chunk.heading_path), level=level, in_force=doc.profile.status == STATUS_IN_FORCE,
@@ -167,18 +181,19 @@ def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
 @dataclass(frozen=True)
 class Candidate:
     row: int
+    doc_id: str
     bm25: tuple[int, float] | None  # (1-based rank, score) in the BM25 ranking, if there
     dense: tuple[int, float] | None
     annex: bool
 
 
 def candidates(dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
-               is_annex: Callable[[int], bool]) -> list[Candidate]:
+               is_annex: Callable[[int], bool], doc_of: Callable[[int], str]) -> list[Candidate]:
     """The union of both rankings, in BM25 order then dense order (a stable order for ties)."""
     bm25_of = {row: (rank, score) for rank, (row, score) in enumerate(lexical, start=1)}
     dense_of = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}
     rows = list(dict.fromkeys([r for r, _ in lexical] + [r for r, _ in dense]))
-    return [Candidate(r, bm25_of.get(r), dense_of.get(r), is_annex(r)) for r in rows]
+    return [Candidate(r, doc_of(r), bm25_of.get(r), dense_of.get(r), is_annex(r)) for r in rows]
 
 
 def _contains_share(haystack: str, terms: tuple[str, ...], weights: tuple[float, ...]) -> float:
@@ -201,6 +216,14 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
     trigrams = tuple(a + b + c for a, b, c in zip(query.words, query.words[1:], query.words[2:]))
     ones = (1.0,) * len(query.words)
     asks = [float(k in query.asks) for k in KINDS]
+    rrf_equal = [(1 / (RRF_K + c.bm25[0]) if c.bm25 else 0.0) + (1 / (RRF_K + c.dense[0]) if c.dense else 0.0)
+                 for c in cands]
+    doc_count: dict[str, int] = {}
+    doc_best: dict[str, float] = {}
+    for c, r in zip(cands, rrf_equal):
+        doc_count[c.doc_id] = doc_count.get(c.doc_id, 0) + 1
+        doc_best[c.doc_id] = max(doc_best.get(c.doc_id, 0.0), r)
+    doc_order = {d: i for i, d in enumerate(sorted(doc_best, key=lambda d: -doc_best[d]), start=1)}
     for i, c in enumerate(cands):
         f = facts(c.row)
         b_rank, b_score = c.bm25 or (miss, 0.0)
@@ -226,7 +249,9 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
             _contains_share(f.search, query.terms, (1.0,) * len(query.terms)),
             _contains_share(f.search, query.words, ones), _contains_share(f.head, query.terms, query.idf),
             sum(b in f.search for b in bigrams) / len(bigrams) if bigrams else 0.0, longest,
-            proximity, len(query.terms), len(query.text),
+            proximity, sum(b in f.search for b in query.bigrams) / len(query.bigrams) if query.bigrams else 0.0,
+            len(query.terms), len(query.text),
+            doc_count[c.doc_id], doc_best[c.doc_id], doc_order[c.doc_id],
             float(bool(query.articles)), float(article_match), float(bool(query.articles and f.articles)
                                                                      and not article_match),
             float(bool(query.laws)), float(any(law in f.law for law in query.laws)),

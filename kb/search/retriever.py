@@ -30,8 +30,10 @@ from kb.search.ranker import candidates as candidates_of
 from kb.store.catalogue import Catalogue
 from kb.store.indexes import RowFilter, SearchIndex
 
-Mode = Literal["hybrid", "dense", "bm25"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+# "hybrid": both rankings, ordered by the learned ranker when there is one (else RRF); "rrf": both,
+# always fused by weighted RRF (the ablation "no learned ranker"); "dense", "bm25": one ranking alone.
+Mode = Literal["hybrid", "dense", "bm25", "rrf"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25", "rrf")
 
 
 class Retriever:
@@ -92,8 +94,8 @@ class Retriever:
             return []
         n = self.depth(k)
         dense, lexical = self.rankings(query, n, filters, mode)
-        if mode == "hybrid":
-            learned = self.ranker is not None and self.settings.ranker == "learned"
+        if mode in ("hybrid", "rrf"):
+            learned = mode == "hybrid" and self.ranker is not None and self.settings.ranker == "learned"
             order = self.learned_order(query, dense, lexical, n) if learned else self._fuse(dense, lexical)
         else:
             order = dense or lexical
@@ -115,7 +117,7 @@ class Retriever:
                         n: int) -> tuple[list[Candidate], np.ndarray]:
         """The union of both rankings and the ranker's features of each (kb/search/ranker.py)."""
         q = make_query(query, self.tokenizer.tokens(query), self.tokenizer.words(query), self.index.idf)
-        cands = candidates_of(dense, lexical, self._is_annex.__getitem__)
+        cands = candidates_of(dense, lexical, self._is_annex.__getitem__, lambda row: self._chunks[row].doc_id)
         return cands, features(q, cands, self.facts, n)
 
     def facts(self, row: int) -> ChunkFacts:
