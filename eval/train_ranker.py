@@ -129,16 +129,24 @@ def collect(retriever: Retriever, items: list[tuple[str, str, tuple[str, ...]]],
 
 
 def cached_collect(cache: Path, retriever: Retriever, name: str, items, by_file: bool) -> list[Group]:
-    """The set's groups from the cache when the generation, features, questions and depth are the same."""
+    """The set's groups. Rankings and labels (the slow part: a query embedding each) come from the cache
+    when the generation, questions and depth are the same; features are always computed anew (about
+    10 ms a question), so a change of features needs no re-embedding."""
     key = hashlib.sha256(json.dumps([str(retriever.catalogue.chunks[0].chunk_id if retriever.size else ""),
-                                     retriever.size, FEATURES, items, retriever.depth(10)],
+                                     retriever.size, items, retriever.depth(10)],
                                     ensure_ascii=False).encode()).hexdigest()
     store: dict = pickle.loads(cache.read_bytes()) if cache.is_file() else {}
     if store.get(name, (None,))[0] == key:
-        return store[name][1]
+        groups = store[name][1]
+        n = retriever.depth(10)
+        for g in groups:
+            cands, g.features = retriever.candidate_table(g.question, g.dense, g.lexical, n)
+            assert [c.row for c in cands] == g.rows
+        return groups
     start = time.perf_counter()
     groups = collect(retriever, items, by_file)
-    print(f"  {name}: {len(groups)} questions, features in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    print(f"  {name}: {len(groups)} questions, rankings and features in {time.perf_counter() - start:.0f} s",
+          file=sys.stderr)
     store[name] = (key, groups)
     cache.write_bytes(pickle.dumps(store))
     return groups

@@ -78,6 +78,8 @@ FEATURES: tuple[str, ...] = (
     "asks_article", "article_match", "article_other", "asks_law", "law_match",
     # what the question asks for and what the chunk holds
     *(f"asks_{k}" for k in KINDS), *(f"holds_{k}" for k in KINDS), *(f"match_{k}" for k in KINDS),
+    # relative to the other candidates of the question (a tree splits on one threshold for all questions)
+    "dense_z", "bm25_z", "cover_gap", "cover_rank", "char_bigrams_gap", "char_bigrams_rank",
     # the chunk
     "chunk_chars", "title_only", "heading_depth", "annex", "level", "in_force", "status_unknown",
 )
@@ -256,11 +258,30 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
                                                                      and not article_match),
             float(bool(query.laws)), float(any(law in f.law for law in query.laws)),
             *asks, *(float(k in f.holds) for k in KINDS), *(a * float(k in f.holds) for a, k in zip(asks, KINDS)),
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0,  # the relative columns, filled below
             math.log1p(f.chars), float(f.title_only), f.depth, float(c.annex), f.level, float(f.in_force),
             float(f.status_unknown),
         ]
         out[i] = row
+    _relative(out)
     return out
+
+
+def _relative(out: np.ndarray) -> None:
+    """Fill the columns that compare a candidate with the question's other candidates."""
+    col = {name: FEATURES.index(name) for name in FEATURES}
+    for score, found, z in (("dense_score", "dense_found", "dense_z"), ("bm25_score", "bm25_found", "bm25_z")):
+        present = out[:, col[found]] > 0
+        if present.any():
+            values = out[present, col[score]]
+            spread = float(values.std()) or 1.0
+            out[:, col[z]] = np.where(present, (out[:, col[score]] - values.mean()) / spread,
+                                      (values.min() - values.mean()) / spread)
+    for name in ("cover", "char_bigrams"):
+        values = out[:, col["cover_idf" if name == "cover" else name]]
+        out[:, col[f"{name}_gap"]] = values - values.max()
+        # 1 for the best; ties share the better rank
+        out[:, col[f"{name}_rank"]] = 1 + (values[None, :] > values[:, None]).sum(axis=1)
 
 
 class LearnedRanker:
