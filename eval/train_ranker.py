@@ -38,7 +38,7 @@ from eval.metrics import supports
 from eval.testset import load_testset
 from kb.core.settings import Settings
 from kb.search.generation import Generation, SearchModels
-from kb.search.ranker import FEATURES, LearnedRanker, positive
+from kb.search.ranker import FEATURES, SCORE_DEPTH, LearnedRanker, positive
 from kb.search.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def collect(retriever: Retriever, items: list[tuple[str, str, tuple[str, ...]]],
     n = retriever.depth(10)
     groups = []
     for qid, question, gold in items:
-        dense, lexical = retriever.rankings(question, n)
+        dense, lexical = retriever.rankings(question, n * SCORE_DEPTH)
         cands, matrix = retriever.candidate_table(question, dense, lexical, n)
         rows = [c.row for c in cands]
         groups.append(Group(qid, question, dense, lexical, rows, matrix, labels_for(retriever, rows, gold, by_file),
@@ -133,7 +133,7 @@ def cached_collect(cache: Path, retriever: Retriever, name: str, items, by_file:
     when the generation, questions and depth are the same; features are always computed anew (about
     10 ms a question), so a change of features needs no re-embedding."""
     key = hashlib.sha256(json.dumps([str(retriever.catalogue.chunks[0].chunk_id if retriever.size else ""),
-                                     retriever.size, items, retriever.depth(10)],
+                                     retriever.size, items, retriever.depth(10), SCORE_DEPTH],
                                     ensure_ascii=False).encode()).hexdigest()
     store: dict = pickle.loads(cache.read_bytes()) if cache.is_file() else {}
     if store.get(name, (None,))[0] == key:
@@ -164,9 +164,11 @@ def rrf(dense, lexical, dense_weight: float, bm25_weight: float, k: int = 60) ->
     return sorted(fused.items(), key=lambda item: (-round(item[1], 12), lexical_rank.get(item[0], len(lexical))))
 
 
-def orders(group: Group, settings: Settings, learned: np.ndarray | None) -> dict[str, list[tuple[int, float]]]:
-    out = {"BM25": group.lexical, "dense": group.dense, "RRF 1:1": rrf(group.dense, group.lexical, 1.0, 1.0),
-           "RRF today": rrf(group.dense, group.lexical, settings.dense_weight, settings.bm25_weight, settings.rrf_k)}
+def orders(group: Group, settings: Settings, learned: np.ndarray | None, n: int) -> dict[str, list[tuple[int, float]]]:
+    """Each method's order; the fusions read the first n of each ranking, as Retriever.search does."""
+    dense, lexical = group.dense[:n], group.lexical[:n]
+    out = {"BM25": lexical, "dense": dense, "RRF 1:1": rrf(dense, lexical, 1.0, 1.0),
+           "RRF today": rrf(dense, lexical, settings.dense_weight, settings.bm25_weight, settings.rrf_k)}
     if learned is not None:
         scores = positive(learned)
         out["learned"] = sorted(zip(group.rows, scores.tolist()), key=lambda item: -item[1])
@@ -186,7 +188,8 @@ def score(retriever: Retriever, groups: list[Group], settings: Settings,
           predictions: list[np.ndarray] | None) -> dict[str, dict[str, float]]:
     ranks: dict[str, list[int | None]] = {}
     for i, group in enumerate(groups):
-        for method, order in orders(group, settings, None if predictions is None else predictions[i]).items():
+        learned = None if predictions is None else predictions[i]
+        for method, order in orders(group, settings, learned, retriever.depth(10)).items():
             ranks.setdefault(method, []).append(first_rank(retriever, group, order))
     n = max(len(groups), 1)
     return {m: {"hit@1": sum(r == 1 for r in rs) / n, "hit@5": sum(r is not None and r <= 5 for r in rs) / n,

@@ -61,7 +61,7 @@ def test_features_on_hand_made_chunks(tokenizer):
              Candidate(2, "d1", (2, 3.0), None, False), Candidate(3, "d3", (3, 1.0), None, True)]
     matrix = features(query, cands, facts.__getitem__, n=50)
     assert matrix.shape == (4, len(FEATURES))
-    assert column(matrix, "bm25_rank") == [1, 51, 2, 3] and column(matrix, "bm25_norm")[:3] == [1.0, 0.0, 0.333]
+    assert column(matrix, "bm25_rank") == [1, 51, 2, 3]  # not found: one past how deep the ranking was read and column(matrix, "bm25_norm")[:3] == [1.0, 0.0, 0.333]
     assert column(matrix, "dense_norm")[:2] == [0.976, 1.0] and column(matrix, "dense_found") == [1, 1, 0, 0]
     assert column(matrix, "rrf_equal")[0] == round(1 / 61 + 1 / 62, 3)
     assert column(matrix, "rrf_today")[2] == round(2 / 62, 3)
@@ -193,3 +193,15 @@ def test_settings_reject_an_unknown_ranker():
 
     with pytest.raises(SettingsError):
         Settings(ranker="bm25")
+
+
+def test_candidates_are_the_first_n_of_each_ranking_with_scores_from_deeper():
+    from kb.search.ranker import candidates
+
+    dense = [(5, 0.9), (6, 0.8), (7, 0.7), (1, 0.6)]
+    lexical = [(1, 9.0), (2, 8.0), (5, 7.0), (9, 1.0)]
+    cands = candidates(dense, lexical, lambda row: row == 2, str, n=2)
+    assert [c.row for c in cands] == [1, 2, 5, 6]  # BM25's first two, then dense's
+    by_row = {c.row: c for c in cands}
+    assert by_row[1].dense == (4, 0.6) and by_row[5].bm25 == (3, 7.0)  # found deeper than n
+    assert by_row[6].bm25 is None and by_row[2].annex and by_row[1].doc_id == "1"

@@ -28,6 +28,9 @@ from kb.core.records import Chunk, Document
 
 MODEL_RESOURCE = "ranker.txt"  # in kb/resources, versioned with the code that computes its features
 RRF_K = 60  # the fusions used as features are those of the default settings, whatever is configured
+# Each ranking is read this many times deeper than the candidates it gives, so that a candidate found by
+# one method alone still has the other's score and rank (an index search of 200 rows costs what one of 50 does)
+SCORE_DEPTH = 4
 
 # ---- what a question asks for (coarse; kb/answer/intent.py has the answerer's finer analysis)
 _NUM = r"[0-9０-９]+(?:\.[0-9]+)?|[一二三四五六七八九十百千万两半]+"
@@ -190,11 +193,12 @@ class Candidate:
 
 
 def candidates(dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
-               is_annex: Callable[[int], bool], doc_of: Callable[[int], str]) -> list[Candidate]:
-    """The union of both rankings, in BM25 order then dense order (a stable order for ties)."""
+               is_annex: Callable[[int], bool], doc_of: Callable[[int], str], n: int) -> list[Candidate]:
+    """The union of both rankings' first n, in BM25 order then dense order (a stable order for ties), each
+    with its rank and score in both rankings as deep as they go (SCORE_DEPTH × n)."""
     bm25_of = {row: (rank, score) for rank, (row, score) in enumerate(lexical, start=1)}
     dense_of = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}
-    rows = list(dict.fromkeys([r for r, _ in lexical] + [r for r, _ in dense]))
+    rows = list(dict.fromkeys([r for r, _ in lexical[:n]] + [r for r, _ in dense[:n]]))
     return [Candidate(r, doc_of(r), bm25_of.get(r), dense_of.get(r), is_annex(r)) for r in rows]
 
 
@@ -204,8 +208,8 @@ def _contains_share(haystack: str, terms: tuple[str, ...], weights: tuple[float,
 
 
 def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkFacts], n: int) -> np.ndarray:
-    """One row of FEATURES per candidate. `n` is how many each ranking was asked for (the rank given
-    to a candidate the other ranking did not find)."""
+    """One row of FEATURES per candidate. `n` is how deep each ranking was read (a candidate the other
+    ranking did not find gets rank n + 1)."""
     out = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
     if not cands:
         return out
@@ -311,7 +315,7 @@ class LearnedRanker:
     def from_string(cls, text: str, source: str = "<string>") -> LearnedRanker | None:
         import lightgbm
 
-        booster = lightgbm.Booster(model_str=text, params={"num_threads": 1})
+        booster = lightgbm.Booster(model_str=text)
         if tuple(booster.feature_name()) != FEATURES:
             return None
         return cls(booster, source)

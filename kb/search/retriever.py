@@ -25,7 +25,8 @@ from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import QueryEncoder
 from kb.search.filters import Filters
-from kb.search.ranker import Candidate, ChunkFacts, LearnedRanker, chunk_facts, features, make_query, positive
+from kb.search.ranker import (SCORE_DEPTH, Candidate, ChunkFacts, LearnedRanker, chunk_facts, features, make_query,
+                              positive)
 from kb.search.ranker import candidates as candidates_of
 from kb.store.catalogue import Catalogue
 from kb.store.indexes import RowFilter, SearchIndex
@@ -93,10 +94,12 @@ class Retriever:
         if not query or not self._chunks:
             return []
         n = self.depth(k)
-        dense, lexical = self.rankings(query, n, filters, mode)
-        if mode in ("hybrid", "rrf"):
-            learned = mode == "hybrid" and self.ranker is not None and self.settings.ranker == "learned"
-            order = self.learned_order(query, dense, lexical, n) if learned else self._fuse(dense, lexical)
+        learned = mode == "hybrid" and self.ranker is not None and self.settings.ranker == "learned"
+        dense, lexical = self.rankings(query, n * SCORE_DEPTH if learned else n, filters, mode)
+        if learned:
+            order = self.learned_order(query, dense, lexical, n)
+        elif mode in ("hybrid", "rrf"):
+            order = self._fuse(dense, lexical)
         else:
             order = dense or lexical
         return self.passages(order, k, dense, lexical)
@@ -115,10 +118,11 @@ class Retriever:
 
     def candidate_table(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
                         n: int) -> tuple[list[Candidate], np.ndarray]:
-        """The union of both rankings and the ranker's features of each (kb/search/ranker.py)."""
+        """The union of both rankings' first n and the ranker's features of each (kb/search/ranker.py); the
+        rankings are read SCORE_DEPTH × n deep (`rankings(query, n * SCORE_DEPTH)`)."""
         q = make_query(query, self.tokenizer.tokens(query), self.tokenizer.words(query), self.index.idf)
-        cands = candidates_of(dense, lexical, self._is_annex.__getitem__, lambda row: self._chunks[row].doc_id)
-        return cands, features(q, cands, self.facts, n)
+        cands = candidates_of(dense, lexical, self._is_annex.__getitem__, lambda row: self._chunks[row].doc_id, n)
+        return cands, features(q, cands, self.facts, n * SCORE_DEPTH)
 
     def facts(self, row: int) -> ChunkFacts:
         found = self._facts.get(row)
