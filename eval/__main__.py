@@ -2,6 +2,7 @@
 
     python -m eval run --testset FILE [--kb DIR] [--out DIR] [--no-ablation] [--floors eval/floors.toml]
     python -m eval compare OLD_DIR NEW_DIR
+    python -m eval train-ranker [--work DIR] [--out kb/resources/ranker.txt | --no-write] [--json FILE]
 
 `run` exits 1 when `--floors` is given and a metric is outside its limit; `compare` exits 1
 when the new run regresses.
@@ -9,6 +10,7 @@ when the new run regresses.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -59,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--no-ablation", action="store_true", help="only the configured pipeline")
     run_cmd.add_argument("--floors", type=Path, help="fail (exit 1) when a metric is outside these limits")
     run_cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rank_cmd = commands.add_parser("train-ranker", help="train the learned ranker, report it against the fusions "
+                                   "(cross-validated, train-on-one/test-on-another), write its model file")
+    rank_cmd.add_argument("--work", type=Path, default=Path(".ranker-work"),
+                          help="knowledge bases, embedding caches and features (reused by reruns)")
+    rank_cmd.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "kb" / "resources" / "ranker.txt",
+                          help="model file to write (default: the packaged kb/resources/ranker.txt)")
+    rank_cmd.add_argument("--no-write", action="store_true", help="report only")
+    rank_cmd.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     cmp_cmd = commands.add_parser("compare", help="differences between two runs, regressions marked")
     cmp_cmd.add_argument("old", type=Path)
     cmp_cmd.add_argument("new", type=Path)
@@ -68,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             lines, regressions = compare(args.old, args.new)
             print("\n".join(lines))
             return 1 if regressions else 0
+        if args.command == "train-ranker":
+            from eval.train_ranker import run_training
+
+            report = run_training(load_settings(), args.work, None if args.no_write else args.out)
+            if args.json:
+                args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+            return 0
         return _run(args)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)

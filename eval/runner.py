@@ -5,7 +5,8 @@
     out/report.md, out/report.html, out/*.png   (eval/report.py)
 
 The ablation answers every question again with BM25 only, dense only and hybrid retrieval
-(extractive answers), with hybrid retrieval and no place and validity awareness ("no scope":
+(extractive answers), with hybrid retrieval fused by RRF ("rrf": no learned ranker) when the learned
+ranker is in use, with hybrid retrieval and no place and validity awareness ("no scope":
 `scope_aware = false`), and, when an LLM is configured, the LLM answerer beside the extractive.
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
     main = "llm" if answerer.llm else answerer.settings.answer.retrieval_mode
     runs = {main: answerer}
     if ablation:
-        for mode in ("bm25", "dense", "hybrid"):
+        learned = answerer.generation.retriever.ranker is not None and answerer.settings.answer.ranker == "learned"
+        for mode in ("bm25", "dense", "hybrid", *(("rrf",) if learned else ())):  # rrf: no learned ranker
             if mode != main:
                 settings = answerer.settings.replace(retrieval_mode=mode)
                 runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,

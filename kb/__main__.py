@@ -1,6 +1,6 @@
 """Command line for hotline lookup and answers.
 
-    python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25] [filters]
+    python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25|rrf] [filters]
     python -m kb ask "问题" [--json] [--kb DIR] [filters]
 
 Filters: [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME].

@@ -21,10 +21,11 @@ NO_FILE = Path("/nonexistent/ipkb.toml")
 
 CHOICES = {  # every Literal setting: a bad value, and the allowed values the message must list
     "embedder": ("word2vec", "e5, sentence-transformers, openai"),
-    "retrieval_mode": ("bogus", "hybrid, dense, bm25"),
+    "retrieval_mode": ("bogus", "hybrid, rrf, dense, bm25"),
     "store": ("faiss", "local, milvus"),
     "milvus_bm25": ("bm42", "ipkb, builtin"),
     "llm_structured": ("yes", "auto, json_schema, off"),
+    "ranker": ("lightgbm", "rrf, learned"),
 }
 BAD = [  # (setting, value as written in the environment, what the message must say the setting may be)
     *[(name, bad, f"one of {allowed}") for name, (bad, allowed) in CHOICES.items()],
@@ -140,7 +141,7 @@ def test_the_app_stops_at_start_on_a_bad_setting():
     out = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "retrieval_mode" in out.stderr and "hybrid, dense, bm25" in out.stderr
+    assert "retrieval_mode" in out.stderr and "hybrid, rrf, dense, bm25" in out.stderr
     assert time.monotonic() - started < 30  # before any model is loaded
 
 

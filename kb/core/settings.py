@@ -28,7 +28,8 @@ from kb.core.errors import SettingsError
 MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
 
 Embedder = Literal["e5", "sentence-transformers", "openai"]
-RetrievalMode = Literal["hybrid", "dense", "bm25"]
+RetrievalMode = Literal["hybrid", "rrf", "dense", "bm25"]
+RankerKind = Literal["rrf", "learned"]
 StoreKind = Literal["local", "milvus"]
 MilvusBm25 = Literal["ipkb", "builtin"]
 LlmStructured = Literal["auto", "json_schema", "off"]
@@ -198,7 +199,14 @@ class AnswerSettings(_Group):
     # k passages). Not calibrated: 0.35 drops a passage found by the dense ranking alone (1/(rrf_k+rank)
     # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
     search_min_score_ratio: float = Field(0.35, ge=0, le=1)
-    retrieval_mode: RetrievalMode = "hybrid"  # "dense" and "bm25" are the evaluation's ablations
+    retrieval_mode: RetrievalMode = "hybrid"  # "rrf" (hybrid, never the learned ranker), "dense", "bm25": ablations
+    # Hybrid order: "rrf" (the weighted fusion above) or "learned" (the LightGBM ranker of kb/search/ranker.py
+    # over both rankings' candidates, trained by `python -m eval train-ranker`; docs/ranker.md). Off by default:
+    # cross-validated it beats equal-weight RRF on every set, but by less than asked on lecoqa, and
+    # search_min_score_ratio and the answer thresholds are not yet calibrated on its scores.
+    ranker: RankerKind = "rrf"
+    ranker_model: Path | None = None  # another model file (default: the packaged kb/resources/ranker.txt)
+    _no_model = field_validator("ranker_model", mode="before")(_optional_path)
     # Place and validity awareness (kb/answer/scope.py): place selection, the conversation's document,
     # the year check and validity notices. Off only for the evaluation's ablation ("no scope").
     scope_aware: bool = True

@@ -14,6 +14,7 @@ from kb.core.places import Places
 from kb.core.settings import Settings
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import KbEmbeddings, QueryEncoder, embedder_id, make_embedder
+from kb.search.ranker import LearnedRanker
 from kb.search.retriever import Retriever
 from kb.store.backends import open_store
 from kb.store.catalogue import Catalogue
@@ -28,12 +29,14 @@ class SearchModels:
     queries: QueryEncoder
     tokenizer: Tokenizer
     places: Places  # the division table, for the places questions name
+    ranker: LearnedRanker | None = None  # None: hybrid search fuses by RRF
 
     @classmethod
     def load(cls, settings: Settings, embedder: KbEmbeddings | None = None,
              tokenizer: Tokenizer | None = None) -> SearchModels:
         embedder = embedder or make_embedder(settings)
-        return cls(embedder, QueryEncoder(embedder), tokenizer or Tokenizer(), Places())
+        ranker = LearnedRanker.load(settings.answer.ranker_model) if settings.answer.ranker == "learned" else None
+        return cls(embedder, QueryEncoder(embedder), tokenizer or Tokenizer(), Places(), ranker)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Generation:
         finally:
             kb.close()  # the catalogue is in memory now
         models = models or SearchModels.load(settings)
-        retriever = Retriever(catalogue, index, models.queries, models.tokenizer, settings)
+        retriever = Retriever(catalogue, index, models.queries, models.tokenizer, settings, models.ranker)
         return cls(kb.path, kb.manifest, catalogue, retriever, models)
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
-"""Find the passages that answer a question: dense + BM25, fused by reciprocal rank.
+"""Find the passages that answer a question: dense + BM25, ranked by a learned model or fused by reciprocal rank.
 
 A `Retriever` belongs to one generation (kb/search/generation.py opens them) and searches
 its `SearchIndex`, whichever store holds it (kb/store/backends.py). `search()` ranks each
-method's candidates, fuses them with weighted RRF
-(score = Σ weight / (rrf_k + rank)), applies metadata filters before ranking, drops
+method's candidates and orders their union with the learned ranker (kb/search/ranker.py) when
+the setting `ranker` is "learned" and its model file is there, else fuses them with weighted RRF
+(score = Σ weight / (rrf_k + rank)). It applies metadata filters before ranking, drops
 duplicate or overlapping passages, and returns typed `Passage` records.
 
 Fusion stays here for every store, Milvus included: Milvus's RRFRanker has no per-ranking
@@ -24,19 +25,26 @@ from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import QueryEncoder
 from kb.search.filters import Filters
+from kb.search.ranker import (SCORE_DEPTH, Candidate, ChunkFacts, LearnedRanker, chunk_facts, features, make_query,
+                              positive)
+from kb.search.ranker import candidates as candidates_of
 from kb.store.catalogue import Catalogue
 from kb.store.indexes import RowFilter, SearchIndex
 
-Mode = Literal["hybrid", "dense", "bm25"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+# "hybrid": both rankings, ordered by the learned ranker when there is one (else RRF); "rrf": both,
+# always fused by weighted RRF (the ablation "no learned ranker"); "dense", "bm25": one ranking alone.
+Mode = Literal["hybrid", "dense", "bm25", "rrf"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25", "rrf")
 
 
 class Retriever:
     """Searches one generation: its catalogue and indexes, with the process's query encoder and tokenizer."""
 
     def __init__(self, catalogue: Catalogue, index: SearchIndex, queries: QueryEncoder, tokenizer: Tokenizer,
-                 settings: Settings):
+                 settings: Settings, ranker: LearnedRanker | None = None):
         self.catalogue = catalogue
+        self.ranker = ranker  # None: weighted RRF
+        self._facts: dict[int, ChunkFacts] = {}  # per row, computed when first a candidate
         self.settings = settings
         self.tokenizer = tokenizer
         self.index = index
@@ -85,14 +93,55 @@ class Retriever:
         query = query.strip()
         if not query or not self._chunks:
             return []
-        allowed = self._allowed(filters)
-        n = max(self.settings.answer.candidates, 3 * k)
-        dense = self.dense_ranking(query, n, allowed) if mode != "bm25" else []
-        lexical = self.bm25_ranking(query, n, allowed) if mode != "dense" else []
-        if mode == "hybrid":
+        n = self.depth(k)
+        learned = mode == "hybrid" and self.ranker is not None and self.settings.answer.ranker == "learned"
+        dense, lexical = self.rankings(query, n * SCORE_DEPTH if learned else n, filters, mode)
+        if learned:
+            order = self.learned_order(query, dense, lexical, n)
+        elif mode in ("hybrid", "rrf"):
             order = self._fuse(dense, lexical)
         else:
             order = dense or lexical
+        return self.passages(order, k, dense, lexical)
+
+    def depth(self, k: int) -> int:
+        """How many candidates each ranking gives."""
+        return max(self.settings.answer.candidates, 3 * k)
+
+    def rankings(self, query: str, n: int, filters: Filters | None = None,
+                 mode: Mode = "hybrid") -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """The dense and BM25 rankings (row, score) of the query, n each, within the filters."""
+        allowed = self._allowed(filters)
+        dense = self.dense_ranking(query, n, allowed) if mode != "bm25" else []
+        lexical = self.bm25_ranking(query, n, allowed) if mode != "dense" else []
+        return dense, lexical
+
+    def candidate_table(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+                        n: int) -> tuple[list[Candidate], np.ndarray]:
+        """The union of both rankings' first n and the ranker's features of each (kb/search/ranker.py); the
+        rankings are read SCORE_DEPTH × n deep (`rankings(query, n * SCORE_DEPTH)`)."""
+        q = make_query(query, self.tokenizer.tokens(query), self.tokenizer.words(query), self.index.idf)
+        cands = candidates_of(dense, lexical, self._is_annex.__getitem__, lambda row: self._chunks[row].doc_id, n)
+        return cands, features(q, cands, self.facts, n * SCORE_DEPTH)
+
+    def facts(self, row: int) -> ChunkFacts:
+        found = self._facts.get(row)
+        if found is None:
+            chunk = self._chunks[row]
+            found = self._facts[row] = chunk_facts(chunk, self.catalogue.documents[chunk.doc_id])
+        return found
+
+    def learned_order(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+                      n: int) -> list[tuple[int, float]]:
+        """The candidates by the learned ranker's score (in (0, 1)); ties keep BM25-then-dense order."""
+        assert self.ranker is not None
+        cands, matrix = self.candidate_table(query, dense, lexical, n)
+        scores = positive(self.ranker.scores(matrix))
+        return sorted(((c.row, float(s)) for c, s in zip(cands, scores)), key=lambda item: -item[1])
+
+    def passages(self, order: list[tuple[int, float]], k: int, dense: list[tuple[int, float]] = (),
+                 lexical: list[tuple[int, float]] = ()) -> list[Passage]:
+        """The first k distinct passages of a ranking (row, score), annexes weighted down."""
         order = self._annexes_last(order)
         dense_of, bm25_of = dict(dense), dict(lexical)
         passages: list[Passage] = []
