@@ -66,9 +66,10 @@ browser:
 test: setup browser
 	$(PY) -m pytest
 
-# The unit tests only: no e5, no knowledge-base build, no app, no subprocess, no chromium (tests marked slow are left out).
+# The unit tests only: no e5, no knowledge-base build, no app, no subprocess, no chromium (tests marked slow are
+# left out), on both cores (pytest-xdist).
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n 2
 
 bench: setup
 	$(PY) bench/ingest.py
