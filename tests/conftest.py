@@ -2,7 +2,8 @@
 
 One knowledge base per corpus, built once per session through one embedding cache (seeded with the
 bundled corpus's vectors, data/embed-seed.sqlite): the sample letter (`letter_settings`, and
-`letter_milvus_settings`) and the bundled corpus (`policies_settings`, `policies_milvus_settings`).
+`letter_milvus_settings`), the letter with the 17 policy documents (`policies_settings`,
+`policies_milvus_settings`) and the whole bundled corpus with the law library (`bundled_settings`).
 They are read-only: a test that changes a knowledge base (uploads, deletes, re-indexes, feedback) takes
 a copy of it with `copy_kb`, which copies the folder and embeds nothing.
 """
@@ -56,7 +57,7 @@ def shared_corpus() -> Path:
     return SHARED_CORPUS
 
 
-from tests_support import BUNDLED_CORPUS, EMBED_SEED, REPLY_LETTER, STORES  # noqa: E402
+from tests_support import BUNDLED_CORPUS, EMBED_SEED, POLICIES_CORPUS, REPLY_LETTER, REPO_CONFIG, STORES  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -153,11 +154,24 @@ def letter_kb(request):
 
 @pytest.fixture(scope="session")
 def policies_settings(tmp_path_factory, embed_cache):
-    """The bundled corpus (data/corpus: the letter and 17 policy documents), built once per session."""
+    """The letter and the 17 policy documents (data/corpus without its law library), built once per session."""
     from kb.core.settings import Settings
 
     settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("policies-kb"), embed_cache=embed_cache,
-                                  status_date="2026-11-30")
+                                  status_date="2026-11-30", corpus=POLICIES_CORPUS)
+    _build(POLICIES_CORPUS, settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def bundled_settings(tmp_path_factory, embed_cache):
+    """The whole bundled corpus (data/corpus: the letter, the policies and the law library, 109 documents) with
+    its home place, as `make run` serves it (ipkb.toml), built once per session."""
+    from kb.core.settings import Settings, load_settings
+
+    home = load_settings(env={}, config_file=REPO_CONFIG).answer.home_region
+    settings = Settings().replace(kb_dir=tmp_path_factory.mktemp("bundled-kb"), embed_cache=embed_cache,
+                                  status_date="2026-11-30", home_region=home)
     _build([BUNDLED_CORPUS], settings)
     return settings
 
@@ -166,7 +180,7 @@ def policies_settings(tmp_path_factory, embed_cache):
 def policies_milvus_settings(tmp_path_factory, policies_settings):
     """The same corpus with its search index in Milvus (milvus-lite), embedded through the same cache."""
     settings = policies_settings.replace(kb_dir=tmp_path_factory.mktemp("policies-milvus"), store="milvus")
-    assert _build([BUNDLED_CORPUS], settings).embedded == 0
+    assert _build(POLICIES_CORPUS, settings).embedded == 0
     return settings
 
 

@@ -13,6 +13,9 @@ STORES = ("local", "milvus")
 LITE_ONE_PROCESS = "milvus-lite serves one process: this test process holds the knowledge base open"
 BUNDLED_CORPUS = REPO / "data" / "corpus"
 REPLY_LETTER = BUNDLED_CORPUS / "nbamr-2019-25-reply-to-proposal-130.txt"
+# the letter and the 17 policy documents: the knowledge base before the law library (data/corpus/library) joined it
+POLICIES_CORPUS = [REPLY_LETTER, BUNDLED_CORPUS / "policies"]
+REPO_CONFIG = REPO / "ipkb.toml"  # the bundled deployment's settings (its home place)
 EMBED_SEED = REPO / "data" / "embed-seed.sqlite"  # e5's vectors of the bundled corpus's chunks (`make seed`)
 
 # A new policy the management tests upload: a fact (12万元) the sample letter does not have.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.llm import LlmStrategy
@@ -30,6 +30,7 @@ from kb.answer.stages import (
     Turn,
 )
 from kb.answer.tuning import Tuning
+from kb.core.errors import SettingsError
 from kb.core.records import Answer, Passage
 from kb.core.settings import Settings
 from kb.models.embeddings import CachedEmbedder
@@ -70,6 +71,10 @@ class Answerer:
         # load jieba's tag dictionary and the division table now, not on the first question (about 1 s)
         models.tokenizer.places("宁波")
         models.places.places_in("宁波")
+        home = settings.answer.home_region
+        if home and models.places.normalise(home) is None:
+            raise SettingsError(f"setting home_region = {home!r}: not one place of the division table "
+                                "(e.g. 浙江省宁波市, 广州市南沙区)")
 
     @classmethod
     def open(cls, settings: Settings, models: SearchModels | None = None, tuning: Tuning = Tuning()) -> Answerer:
@@ -131,10 +136,17 @@ class Answerer:
                          notices=[notice], timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0})
             return
         stages = self.stages()
-        turn = Turn(question, history, filters, region or self.settings.answer.region, given=passages)
+        region, home = self.asker_region(region)
+        turn = Turn(question, history, filters, region, home=home, given=passages)
         turn = stages.condense.run(turn)
         condensed = time.perf_counter()
         turn = stages.retrieve.run(stages.scope.run(turn))
+        if turn.home and turn.scope.place:
+            # answered for the home place first; from every document when its documents do not answer
+            turn = stages.draft.extractive_draft(turn)
+            if turn.extractive.refused:
+                turn = stages.retrieve.run(stages.scope.run(replace(turn, region="", home=False, extractive=None,
+                                                                    from_metadata=False)))
         retrieved = time.perf_counter()
         turn = yield from stages.draft.run(turn)  # the one stage that streams: the LLM's sentences as they hold
         turn = stages.compose.run(stages.choose.run(turn))
@@ -144,15 +156,28 @@ class Answerer:
                              "answer": (done - retrieved) * 1000, "total": (done - start) * 1000, **turn.timings}
         yield answer
 
+    def asker_region(self, region: str) -> tuple[str, bool]:
+        """The place a question is answered for when it names none, and whether it is the home place:
+        the asker's (`region`), else the `region` setting, else the `home_region` setting."""
+        region = region or self.settings.answer.region
+        if region or not self.settings.answer.home_region:
+            return region, False
+        return self.settings.answer.home_region, True
+
     def retrieve(self, question: str, filters: Filters | None = None, k: int = 0, region: str = "") -> list[Passage]:
         """The passages an answer to `question` reads: the search `stream` runs, in the question's scope
         (kb/answer/scope.py), at least `tuning.min_retrieved` of them, or `k`. A question no document
         can answer for its place gets none (`stream` shows the closest of anywhere)."""
         if not self.settings.answer.scope_aware:
             return self._search(question, filters, k)
-        scope = question_scope(question, None, filters, region or self.settings.answer.region, self.generation.catalogue,
+        region, home = self.asker_region(region)
+        scope = question_scope(question, None, filters, region, self.generation.catalogue,
                                self.generation.models.places, tuning=self.tuning)
-        passages = [] if scope.refusal else self._search(question, scope.filters, k)
+        if home and scope.place:  # the home place's documents first, then the others'
+            found = [] if scope.refusal else self._search(question, scope.filters, k)
+            passages = found or self._search(question, filters, k)
+        else:
+            passages = [] if scope.refusal else self._search(question, scope.filters, k)
         return off_year(question, passages, self.generation.catalogue)[0]
 
     def _search(self, text: str, filters: Filters | None, k: int = 0) -> list[Passage]:

@@ -72,7 +72,8 @@ class Turn:
     question: str
     history: list[dict] | None = None
     filters: Filters | None = None
-    region: str = ""  # the asker's place, already defaulted to the `region` setting
+    region: str = ""  # the asker's place, already defaulted to the `region` setting (or `home_region`)
+    home: bool = False  # `region` is the deployment's home place, not the asker's: all documents if it does not answer
     given: list[Passage] | None = None  # passages already retrieved for this question: no search
     # condense
     standalone: str = ""  # the question as searched and as the LLM reads it
@@ -86,6 +87,7 @@ class Turn:
     # draft
     intent: Intent | None = None
     extractive: Draft | None = None  # the draft without an LLM: metadata, extractive, or a scope refusal
+    from_metadata: bool = False  # `extractive` is the document's metadata (文号, 发文机关…): no LLM draft
     llm: Draft | None = None  # the LLM's, when one was asked and answered
     # choose
     draft: Draft | None = None  # the one that stands
@@ -160,6 +162,11 @@ class ScopeStage:
         conversation = self.conversation_documents(turn) if turn.standalone != turn.question else ()
         scope = question_scope(turn.standalone, turn.history, turn.filters, turn.region, self.catalogue, self.places,
                                conversation, turn.question, self.tuning)
+        if turn.home and scope.place:
+            # the home place is the deployment's, not the asker's: nothing to refuse or notice about it
+            if scope.refusal:
+                return replace(turn, region="", home=False, scope=Scope(turn.filters))
+            return replace(turn, scope=replace(scope, notices=[]))
         return replace(turn, scope=scope, notices=(*turn.notices, *scope.notices))
 
     def conversation_documents(self, turn: Turn) -> tuple[str, ...]:
@@ -213,18 +220,26 @@ class DraftStage:
     def run(self, turn: Turn) -> Generator[str, None, Turn]:
         if turn.refusal:
             return replace(turn, extractive=refusal(turn.refusal))
+        if turn.extractive is None:
+            turn = self.extractive_draft(turn)
+        if self.llm_strategy is None or not turn.passages:
+            return turn
+        if turn.from_metadata:  # the document's own metadata answers: no LLM
+            return turn
+        return (yield from self._llm(turn))
+
+    def extractive_draft(self, turn: Turn) -> Turn:
+        """The draft without an LLM: the document's metadata when asked for, else the extractive answer
+        (also what the answer path weighs the home place's documents by)."""
         intent = analyse(turn.question)
         own = turn.passages if turn.own is None else turn.own
         if intent.metadata:
             draft = metadata_draft(intent.metadata, own, self.catalogue)
             if draft is not None:
-                return replace(turn, intent=intent, extractive=draft)
+                return replace(turn, intent=intent, extractive=draft, from_metadata=True)
         context = turn.carried if turn.carried != turn.question else ""
         extractive = self.extractive_answerer.answer(turn.question, intent, own, context=context, check_places=False)
-        turn = replace(turn, intent=intent, extractive=extractive)
-        if self.llm_strategy is None or not turn.passages:
-            return turn
-        return (yield from self._llm(turn))
+        return replace(turn, intent=intent, extractive=extractive)
 
     def _llm(self, turn: Turn) -> Generator[str, None, Turn]:
         started = time.perf_counter()

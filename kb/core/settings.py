@@ -214,6 +214,11 @@ class AnswerSettings(_Group):
     # Place and validity: the asker's place when the question names none (e.g. "浙江省宁波市"; empty =
     # no place unless the question names one), and the date statuses are computed for (empty = today).
     region: str = ""
+    # The deployment's home place (e.g. "浙江省宁波市" for the bundled corpus, set in ipkb.toml): a question
+    # that names no place, from an asker with none, is answered from the documents that apply there first
+    # (its own, its province's, national ones), and from all of them only when those do not answer, as a
+    # hotline of that city would. Empty: every document alike. Checked against the division table at start-up.
+    home_region: str = ""
     # Who to turn to when the documents do not answer: named in the refusal text (prompts/refusal.txt)
     # and the web app's header. Empty = a neutral text (当地知识产权管理部门, 12345政务服务热线).
     bureau_name: str = ""  # e.g. "宁波市市场监督管理局（宁波市知识产权局）"

@@ -1,0 +1,84 @@
+"""The bundled knowledge base as `make run` serves it: the letter, the 17 policies and the national law
+library (data/corpus, 109 documents), answered for its home place (ipkb.toml: 宁波) first."""
+from __future__ import annotations
+
+import pytest
+from tests_support import BUNDLED_CORPUS, REPO_CONFIG
+
+from kb.core.errors import SettingsError
+from kb.core.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+LETTER = "nbamr-2019-25-reply-to-proposal-130.txt"
+BEIJING = "beijing-patent-regulation-2013.md"
+
+
+@pytest.fixture(scope="module")
+def bundled(bundled_settings):
+    from kb.answer.answerer import Answerer
+
+    answerer = Answerer.open(bundled_settings)
+    yield answerer
+    answerer.close()
+
+
+def test_the_bundled_corpus_holds_the_law_library(bundled):
+    docs = bundled.generation.catalogue.documents
+    library = sorted(p.name for p in (BUNDLED_CORPUS / "library").iterdir())
+    assert len(library) == 91
+    assert {d.file_name for d in docs.values()} >= set(library)
+    assert len(docs) == 18 + 91
+
+
+def test_the_demo_deployment_is_at_home_in_ningbo():
+    assert load_settings(env={}, config_file=REPO_CONFIG).answer.home_region == "浙江省宁波市"
+
+
+@pytest.mark.parametrize("question", ["专利质押贷款出了坏账谁兜底？", "拿专利去银行贷款出了坏账谁兜底"])
+def test_bad_debts_of_patent_loans_are_answered_from_ningbos_risk_pool(bundled, question):
+    """The app's first example question: the reply letter's 风险池基金 passage, not 北京's 第四十二条 or the
+    实施细则's fee payments by bank transfer."""
+    answer = bundled.answer(question)
+    assert not answer.refused, answer.flags
+    assert answer.citations[0].source == LETTER and "风险池" in answer.citations[0].quote, answer.body
+    assert "风险池" in answer.body
+
+
+def test_without_a_home_place_the_bad_debt_question_reaches_other_places(bundled):
+    """The home place is what decides: without it, the same question is not scoped to 宁波."""
+    from kb.answer.answerer import Answerer
+
+    homeless = Answerer(bundled.generation, bundled.settings.replace(home_region=""), bundled.prompts,
+                        tuning=bundled.tuning)
+    assert homeless.asker_region("") == ("", False)
+    assert bundled.asker_region("") == ("浙江省宁波市", True)
+    assert bundled.asker_region("北京市") == ("北京市", False)
+
+
+def test_a_place_the_question_names_wins_over_the_home_place(bundled):
+    answer = bundled.answer("北京的专利权人有哪些促进措施？")
+    assert not answer.refused
+    assert BEIJING in {c.source for c in answer.citations}
+
+
+def test_a_question_only_another_places_documents_answer_falls_back_to_them(bundled):
+    """Home first, not home only: 上海's technology-market regulation answers what no document of 宁波,
+    浙江 or the nation does (the question names no place)."""
+    answer = bundled.answer("技术交易场所的经纪人要具备什么条件才能执业？")
+    assert not answer.refused, answer.flags
+    assert any(c.profile.region and c.profile.region[0] not in ("全国", "浙江省") for c in answer.citations), \
+        [c.source for c in answer.citations]
+
+
+def test_the_home_place_is_no_notice_and_no_refusal(bundled):
+    answer = bundled.answer("发明专利被侵权有保险吗？")
+    assert not any("宁波" in n for n in answer.notices), answer.notices
+    assert not answer.refused
+
+
+def test_an_unknown_home_place_stops_start_up(bundled):
+    from kb.answer.answerer import Answerer
+
+    with pytest.raises(SettingsError, match="home_region"):
+        Answerer(bundled.generation, bundled.settings.replace(home_region="不存在市"), bundled.prompts)
