@@ -136,3 +136,38 @@ def test_the_title_tail_length_is_the_tunings(catalogue, places):
     question = "那个产业发展扶持办法还有效吗？"  # the last 8 characters of the 南沙 measures' title
     assert [d.doc_id for d in titled_documents(question, catalogue, places)] == ["ns"]
     assert titled_documents(question, catalogue, places, Tuning(title_tail=9)) == []
+
+
+def _at(p, region: tuple[str, ...]):
+    return replace(p, profile=DocumentProfile(region=region))
+
+
+@pytest.mark.parametrize("city, province, expected", [
+    (0.0, 0.0, ["law", "zj", "nb"]),  # no boost: the search's order
+    (0.3, 0.1, ["nb", "law", "zj"]),  # the home city's passage first (0.8 × 1.3 > 1.0)
+    (0.2, 0.1, ["law", "zj", "nb"]),  # 0.8 × 1.2 < 0.9 × 1.1 < 1.0: not that far
+    (0.0, 0.3, ["zj", "law", "nb"]),  # the province's (0.9 × 1.3) over the national one
+])
+def test_home_first_ranks_the_home_citys_then_provinces_documents_first(city, province, expected):
+    from kb.answer.scope import home_first
+    from kb.answer.tuning import Tuning
+
+    found = [_at(passage(1, score=1.0, doc_id="law"), ("全国",)), _at(passage(2, score=0.9, doc_id="zj"), ("浙江省",)),
+             _at(passage(3, score=0.8, doc_id="nb"), ("浙江省", "宁波市"))]
+    tuning = Tuning(home_city_boost=city, home_province_boost=province)
+    assert [p.doc_id for p in home_first(found, ("浙江省", "宁波市"), tuning)] == expected
+
+
+def test_this_reply_without_a_conversation_is_the_knowledge_bases_one_reply(places):
+    from kb.answer.scope import only_document_called
+
+    letter = _doc("letter", "关于市政协十五届三次会议第130号提案的答复", ("浙江省", "宁波市"), level="答复")
+    one = Catalogue([*DOCS, letter], [])
+    assert only_document_called("这份答复是哪个单位发出来的？", one).doc_id == "letter"
+    assert only_document_called("这个回复函的文号是多少？", one).doc_id == "letter"
+    assert only_document_called("这个文件是什么时候印发的？", one) is None  # any kind of document: not decided
+    assert only_document_called("专利质押贷款出了坏账谁兜底？", one) is None
+    two = Catalogue([*DOCS, letter, replace(letter, doc_id="letter2", file_name="letter2.md")], [])
+    assert only_document_called("这份答复是哪个单位发出来的？", two) is None  # two replies: which one is not known
+    scope = question_scope("这份答复是哪个单位发出来的？", None, None, "", one, places)
+    assert scope.filters.files == ("letter",)

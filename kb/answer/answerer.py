@@ -95,7 +95,7 @@ class Answerer:
         return Stages(
             condense=CondenseStage(models.tokenizer, models.places, self._title_words, self.tuning, self.llm),
             scope=ScopeStage(catalogue, models.places, self._search, self.tuning, aware),
-            retrieve=RetrieveStage(catalogue, self._search, aware),
+            retrieve=RetrieveStage(catalogue, self._search, self.tuning, aware),
             draft=DraftStage(self.extractive, catalogue, used, self.llm),
             choose=ChooseStage(self.extractive.coverage, self.tuning),
             compose=ComposeStage(models.tokenizer, models.places, self.prompts.refusal, used, aware),

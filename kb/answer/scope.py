@@ -84,6 +84,37 @@ def conversation_document(question: str, history: list[dict] | None, catalogue: 
     return None
 
 
+# what a question calls the kind of document it means ("这份答复", "这个回复函") -> the level of such documents
+_CALLED_LEVEL = {"答复": LEVEL_REPLY, "回复": LEVEL_REPLY, "回复函": LEVEL_REPLY, "复函": LEVEL_REPLY, "函": LEVEL_REPLY,
+                 "指南": LEVEL_GUIDE}
+
+
+def only_document_called(question: str, catalogue: Catalogue) -> Document | None:
+    """With no conversation, "这份答复/这个回复函" means the knowledge base's one reply letter (its one
+    办事指南 for "这份指南"); None when it holds none or several."""
+    called = _THIS_DOCUMENT.search(question)
+    if not called:
+        return None
+    noun = re.sub(r"^(?:这份|这个|这封|该|此|本|上述|上面的?|刚才的?|那份|那个)[^，。？！,?!]{0,8}?", "", called.group(0))
+    level = next((lv for word, lv in _CALLED_LEVEL.items() if called.group(0).endswith(word)), None)
+    if level is None:
+        return None
+    found = [d for d in catalogue.documents.values() if d.profile.level == level]
+    return found[0] if len(found) == 1 else None
+
+
+def home_first(passages: list[Passage], home: tuple[str, ...], tuning: Tuning) -> list[Passage]:
+    """The passages re-ranked for the home place: the home city's documents first, then its province's,
+    then national ones (a score counts 1 + Tuning.home_city_boost / home_province_boost of itself)."""
+    def weighed(p: Passage) -> float:
+        region = p.profile.region
+        boost = tuning.home_city_boost if region and len(region) > 1 and home[: len(region)] == region else \
+            tuning.home_province_boost if region and region[0] == home[0] and region != NATIONAL_PATH else 0.0
+        return (p.score or 0.0) * (1 + boost)
+
+    return sorted(passages, key=weighed, reverse=True)  # stable: equal scores keep the search's order
+
+
 def _title_keys(doc: Document) -> set[str]:
     """How a question may name a document: its title, without 中华人民共和国, without its place."""
     if doc.meta.title_from_filename:
@@ -139,6 +170,8 @@ def question_scope(question: str, history: list[dict] | None, filters: Filters |
     """`conversation`: for a follow-up, the documents the conversation is about; it stays with them
     unless the follow-up's `own_words` name a place or a document of their own ("那北京呢？")."""
     document = conversation_document(own_words or question, history, catalogue)
+    if document is None and not history:
+        document = only_document_called(question, catalogue)
     if document is not None:  # the conversation's document decides the place too
         return Scope(replace(filters or Filters(), files=(document.doc_id,)))
     named = titled_documents(own_words or question, catalogue, places, tuning)

@@ -42,6 +42,7 @@ from kb.answer.scope import (
     NOTICE_UNMENTIONED,
     Scope,
     cited_documents,
+    home_first,
     off_year,
     question_scope,
     unmentioned_terms,
@@ -185,8 +186,8 @@ class ScopeStage:
 class RetrieveStage:
     """standalone, carried, scope → passages, own, other_year (+ its notice)."""
 
-    def __init__(self, catalogue: Catalogue, search: Search, aware: bool = True):
-        self.catalogue, self.search, self.aware = catalogue, search, aware
+    def __init__(self, catalogue: Catalogue, search: Search, tuning: Tuning = Tuning(), aware: bool = True):
+        self.catalogue, self.search, self.tuning, self.aware = catalogue, search, tuning, aware
 
     def run(self, turn: Turn) -> Turn:
         scope = turn.scope
@@ -194,6 +195,8 @@ class RetrieveStage:
         passages = turn.given if turn.given is not None else \
             self.search(turn.standalone, turn.filters if scope.refusal else scope.filters)
         passages, other_year = self._in_year(turn.standalone, passages)
+        if turn.home and scope.place and turn.given is None:
+            passages = home_first(passages, scope.place, self.tuning)
         if other_year:
             return replace(turn, passages=passages, other_year=other_year,
                            notices=(*turn.notices, NOTICE_OTHER_YEAR.format(year=other_year)))
@@ -202,6 +205,8 @@ class RetrieveStage:
         # gives: from the rule-based follow-up, whatever the LLM condensed it to
         if turn.carried != turn.standalone and turn.given is None and not scope.refusal:
             own = self._in_year(turn.carried, self.search(turn.carried, scope.filters))[0]
+            if turn.home and scope.place:
+                own = home_first(own, scope.place, self.tuning)
         return replace(turn, passages=passages, own=own)
 
     def _in_year(self, text: str, passages: list[Passage]) -> tuple[list[Passage], str]:
