@@ -4,10 +4,12 @@ Quality, on eval/testsets/sample.jsonl over the sample corpus (and shared-pdfs.j
 all seven documents): keypoint recall, answers with every keypoint, citation support
 (every [n] sentence found in the passage it cites — kb/answer/validation.py), citation precision
 against the evidence, refusals of unanswerable questions by kind, false refusals.
-Latency p50/p95 of `Answerer.answer()` on the sample KB and on a 10,000-chunk KB
-(bench/large_kb.py); baseline in the same run: retrieval alone (`Retriever.search`).
+Latency p50/p95 of `Answerer.answer()` on the sample KB, on the bundled knowledge base (data/corpus, 109
+documents with the law library, its home place from ipkb.toml; the questions of all three of its test sets,
+each answered once before it is timed, as the embedding cache holds the sentences of passages once cited)
+and on a 10,000-chunk KB (bench/large_kb.py); baseline in the same run: retrieval alone (`Retriever.search`).
 
-Run: `.venv/bin/python bench/answers.py [--size 10000]`.
+Run: `.venv/bin/python bench/answers.py [--size 10000] [--no-bundled]`.
 """
 from __future__ import annotations
 
@@ -31,12 +33,14 @@ from eval.testset import load_testset  # noqa: E402
 from ingest.build import build  # noqa: E402
 from kb.answer.answerer import Answerer  # noqa: E402
 from kb.answer.validation import validate  # noqa: E402
-from kb.core.settings import Settings  # noqa: E402
+from kb.core.settings import Settings, load_settings  # noqa: E402
 from kb.core.text import squeeze  # noqa: E402
 
 SAMPLE = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 SHARED_PDF = REPO.parent / "shared" / "corpus" / "pdf"
 TESTSETS = REPO / "eval" / "testsets"
+BUNDLED = REPO / "data" / "corpus"
+SEED = REPO / "data" / "embed-seed.sqlite"
 
 
 def quality(answerer: Answerer, questions) -> dict:
@@ -71,8 +75,9 @@ def quality(answerer: Answerer, questions) -> dict:
     }
 
 
-def latency(answerer: Answerer, queries: list[str], rounds: int) -> tuple[list[float], list[float]]:
-    answerer.answer(queries[0])
+def latency(answerer: Answerer, queries: list[str], rounds: int, warm: bool = False) -> tuple[list[float], list[float]]:
+    for q in queries if warm else queries[:1]:
+        answerer.answer(q)
     answers, searches = [], []
     for _ in range(rounds):
         for q in queries:
@@ -101,6 +106,7 @@ def print_quality(title: str, q: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--no-bundled", action="store_true", help="skip the bundled knowledge base (109 documents)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ipkb-bench-answers-"))
     try:
@@ -126,10 +132,26 @@ def main() -> int:
         big_latency = latency(big, queries, rounds=2)
         chunks = big.retriever.size
         big.close()
+        bundled_latency = None
+        if not args.no_bundled:
+            shutil.copy(SEED, tmp / "bundled-cache.sqlite")
+            home = load_settings(env={}, config_file=REPO / "ipkb.toml").answer.home_region
+            bundled_settings = settings.replace(kb_dir=tmp / "bundled", embed_cache=tmp / "bundled-cache.sqlite",
+                                                home_region=home)
+            build([BUNDLED], bundled_settings, progress=False)
+            bundled = Answerer.open(bundled_settings)
+            asked = [q.question for name in ("sample", "policies", "library")
+                     for q in load_testset(TESTSETS / f"{name}.jsonl")]
+            bundled_latency = latency(bundled, asked, rounds=1, warm=True)
+            bundled_chunks = bundled.retriever.size
+            bundled.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    for label, (answers, searches) in (("sample KB (15 chunks)", small), (f"large KB ({chunks} chunks)", big_latency)):
+    runs = [("sample KB (15 chunks)", small), (f"large KB ({chunks} chunks)", big_latency)]
+    if bundled_latency:
+        runs.insert(1, (f"bundled KB ({bundled_chunks} chunks)", bundled_latency))
+    for label, (answers, searches) in runs:
         a50, a95, s50 = percentile(answers, 50), percentile(answers, 95), percentile(searches, 50)
         print(f"answer, {label:<24} p50 {a50:6.1f} ms  p95 {a95:6.1f} ms   "
               f"(baseline retrieval alone p50 {s50:5.1f} ms; answer/retrieval {a50 / s50:.2f}x)")
