@@ -20,7 +20,7 @@ from kb.core.sentences import sentence_spans
 # --- the values themselves
 
 CALIBRATED = {
-    "min_retrieved": 10, "follow_up_max_terms": 1,
+    "min_retrieved": 10, "home_city_boost": 0.3, "home_province_boost": 0.1, "follow_up_max_terms": 1,
     "idf_floor": 1.0, "single_char_weight": 0.5, "heading_weight": 0.5, "context_weight": 0.3,
     "follow_up_documents": 2, "title_tail": 8, "off_topic_dense": 0.88, "off_topic_coverage": 0.25,
     "dense_weight": 0.5, "dense_candidates": 6, "stale_penalty": 0.05, "max_documents": 3, "value_bonus": 0.25, "rank_bonus": 0.02,
