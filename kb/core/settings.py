@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kb.core.errors import SettingsError
 
+SECRET = frozenset({"api_keys"})  # never echoed in a SettingsError
 MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
 
 Embedder = Literal["e5", "sentence-transformers", "openai"]
@@ -66,6 +67,41 @@ class WebSettings(_Group):
     # Questions and searches one client may send a minute (web/middleware.py AskBudget): each costs CPU.
     asks_per_minute: int = Field(120, ge=1)
     upload_keep_minutes: float = Field(60.0, gt=0)
+    # The OpenAI-compatible /v1/chat/completions (web/openai_api.py): the keys clients send as
+    # `Authorization: Bearer …` (env: comma-separated). With none the endpoint is off, unless
+    # openai_api_open = true opens it to anyone (a key, if sent, must still be one of these).
+    api_keys: list[str] = Field(default_factory=list)
+    openai_api_open: bool = False
+    api_asks_per_minute: int = Field(60, ge=1)  # questions per key (per client address without one) a minute
+    # Origins (scheme://host[:port]) whose pages may embed the chat widget (web/widget.py); empty = none.
+    widget_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("api_keys", "widget_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return [str(v).strip() for v in value if str(v).strip()] if isinstance(value, (list, tuple)) else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if len(key) < 16 or not re.fullmatch(r"[\x21-\x7e]+", key):
+                raise ValueError("expected keys of at least 16 printable ASCII characters, no spaces or commas")
+        return value
+
+    @field_validator("widget_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            origin = origin.lower().rstrip("/")
+            if not re.fullmatch(r"https?://[a-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?", origin):
+                raise ValueError(f"{origin!r} is not an origin: expected scheme://host[:port] "
+                                 "(https://www.example.gov.cn), no path, no wildcard")
+            out.append(origin)
+        return out
 
 
 class IngestSettings(_Group):
@@ -334,7 +370,8 @@ def _describe(exc: ValidationError, origins: Mapping[str, str] | None = None) ->
             lines.append(f"settings: {error['msg'].removeprefix('Value error, ')}")
         elif error["type"] == "value_error":  # a check of our own (Milvus names): its reason
             reason = str(error.get("ctx", {}).get("error", error["msg"]))
-            lines.append(f"setting {name} = {error['input']!r}{where}: {reason}")
+            given = "…" if name in SECRET else repr(error["input"])  # a key is not written into a log
+            lines.append(f"setting {name} = {given}{where}: {reason}")
         else:
             lines.append(f"setting {name} = {error['input']!r}{where}: expected {_allowed(name)}")
     return "; ".join(dict.fromkeys(lines))
