@@ -236,7 +236,7 @@ def test_the_widget_script_is_served_to_anyone_as_javascript(keyed):
 
 
 def test_the_widget_endpoints_answer_allowed_origins_only(keyed):
-    ok = keyed.client.get("/widget/config", headers={"origin": SITE})
+    ok = keyed.client.post("/widget/config", headers={"origin": SITE})
     assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == SITE
     assert ok.json()["model"] == "ipkb" and ok.json()["examples"]
     preflight = keyed.client.options("/widget/chat", headers={"origin": SITE, "access-control-request-method": "POST",
@@ -249,7 +249,7 @@ def test_the_widget_endpoints_answer_allowed_origins_only(keyed):
     assert sse_events(chat.text)[-1]["ipkb"]["question"] == QUESTION  # no key, no model needed
     before = len(calls(keyed))
     for headers in ({"origin": ELSEWHERE}, {}, {"origin": "null"}, {"origin": SITE + ".evil.com"}):
-        for r in (keyed.client.get("/widget/config", headers=headers),
+        for r in (keyed.client.post("/widget/config", headers=headers),
                   keyed.client.post("/widget/chat", json=body, headers=headers),
                   keyed.client.options("/widget/chat", headers={**headers, "access-control-request-method": "POST"})):
             assert_openai_error(r, 403, "origin_not_allowed")

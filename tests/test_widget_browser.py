@@ -148,7 +148,7 @@ def test_a_site_not_on_the_list_gets_nothing(sites):
     try:
         page.wait_for_load_state("networkidle")
         assert f"{base}/widget/config" in seen["requests"]  # asked, and refused by the app (no CORS headers)…
-        refused = httpx.get(f"{base}/widget/config", headers={"origin": bad})
+        refused = httpx.post(f"{base}/widget/config", headers={"origin": bad})
         assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
         assert f"{base}/widget/config" in seen["failed"]  # …which the browser does not let the page read…
         assert page.locator("#ipkb-widget").count() == 0  # …so the script shows nothing

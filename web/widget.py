@@ -60,7 +60,9 @@ def add_widget_routes(api: FastAPI, service: KnowledgeService, settings: Setting
         origin = allowed_origin(request, origins)
         return Response(status_code=204, headers=cors_headers(origin)) if origin else refused()
 
-    @api.get("/widget/config", include_in_schema=False)
+    # POST: a browser sends Origin with every POST, but not with a GET to its own origin (a site that
+    # serves the widget through its own host name, behind its reverse proxy)
+    @api.post("/widget/config", include_in_schema=False)
     async def config(request: Request):
         origin = allowed_origin(request, origins)
         if origin is None:

@@ -23,6 +23,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kb.core.access import ApiKeys, Origins
 from kb.core.errors import SettingsError
 
 SECRET = frozenset({"api_keys"})  # never echoed in a SettingsError
@@ -67,41 +68,12 @@ class WebSettings(_Group):
     # Questions and searches one client may send a minute (web/middleware.py AskBudget): each costs CPU.
     asks_per_minute: int = Field(120, ge=1)
     upload_keep_minutes: float = Field(60.0, gt=0)
-    # The OpenAI-compatible /v1/chat/completions (web/openai_api.py): the keys clients send as
-    # `Authorization: Bearer …` (env: comma-separated). With none the endpoint is off, unless
-    # openai_api_open = true opens it to anyone (a key, if sent, must still be one of these).
-    api_keys: list[str] = Field(default_factory=list)
+    # The OpenAI-compatible /v1/chat/completions (web/openai_api.py): keys sent as `Authorization: Bearer …`;
+    # with none it is off unless openai_api_open. Questions per key (per address without one) a minute.
+    api_keys: ApiKeys = Field(default_factory=list)
     openai_api_open: bool = False
-    api_asks_per_minute: int = Field(60, ge=1)  # questions per key (per client address without one) a minute
-    # Origins (scheme://host[:port]) whose pages may embed the chat widget (web/widget.py); empty = none.
-    widget_origins: list[str] = Field(default_factory=list)
-
-    @field_validator("api_keys", "widget_origins", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return [str(v).strip() for v in value if str(v).strip()] if isinstance(value, (list, tuple)) else value
-
-    @field_validator("api_keys")
-    @classmethod
-    def _keys(cls, value: list[str]) -> list[str]:
-        for key in value:
-            if len(key) < 16 or not re.fullmatch(r"[\x21-\x7e]+", key):
-                raise ValueError("expected keys of at least 16 printable ASCII characters, no spaces or commas")
-        return value
-
-    @field_validator("widget_origins")
-    @classmethod
-    def _origins(cls, value: list[str]) -> list[str]:
-        out = []
-        for origin in value:
-            origin = origin.lower().rstrip("/")
-            if not re.fullmatch(r"https?://[a-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?", origin):
-                raise ValueError(f"{origin!r} is not an origin: expected scheme://host[:port] "
-                                 "(https://www.example.gov.cn), no path, no wildcard")
-            out.append(origin)
-        return out
+    api_asks_per_minute: int = Field(60, ge=1)
+    widget_origins: Origins = Field(default_factory=list)  # sites that may embed the chat widget (web/widget.py)
 
 
 class IngestSettings(_Group):

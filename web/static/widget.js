@@ -208,7 +208,7 @@
     }
   }
 
-  fetch(base + "/widget/config")
+  fetch(base + "/widget/config", {method: "POST"})  // POST: the browser always says its Origin
     .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(function (config) {
       if (document.body) start(config);
