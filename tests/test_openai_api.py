@@ -288,3 +288,11 @@ def test_bad_keys_and_origins_stop_the_app_with_a_reason(name, value, reason):
     assert name in str(caught.value) and reason in str(caught.value)
     if name == "api_keys":
         assert value not in str(caught.value)  # a key, even a bad one, is not written into a log
+
+
+def test_under_workers_the_front_balances_the_new_routes():
+    from web.proxy import Proxy
+
+    for path in ("/v1/chat/completions", "/v1/models", "/widget.js", "/widget/chat", "/widget/config"):
+        assert Proxy.balanced(path), path  # any worker answers: no Gradio session behind them
+    assert not Proxy.balanced("/gradio_api/queue/join")
