@@ -142,6 +142,8 @@ def test_the_ipkb_field_takes_the_region_and_filters_of_api_ask(keyed):
     ({"model": "ipkb", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
      "messages", "最后一条"),
     ({"model": "ipkb", "messages": [{"role": "user", "content": "   "}]}, "messages[0].content", "不能为空"),
+    ({"model": "ipkb", "messages": [{"role": "user", "content": "问" * 501}, {"role": "system", "content": "x"}]},
+     "messages[0].content", "过长"),
     ({"model": "ipkb", "messages": [{"role": "user", "content": "问" * 501}]}, "messages[0].content", "过长"),
     ('{"model": "ipkb", "messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content", "Unicode"),
     ({"model": "ipkb", "messages": [{"role": "user", "content": "x"}], "ipkb": {"region": "火星"}}, "ipkb.region", "火星"),

@@ -144,25 +144,24 @@ def chat_call(data: object, settings: Settings, service: KnowledgeService, defau
                           "model", "model_not_found")
     if body.n not in (None, 1):
         raise OpenAiError(400, "n 只能为 1：每个问题一个答案", "n", "invalid_value")
-    turns = []
+    turns: list[tuple[int, dict]] = []  # (index in messages, the message as the chat's history has it)
     for i, message in enumerate(body.messages):
         for j, part in enumerate(message.content if isinstance(message.content, list) else []):
             if part.type != "text" or part.text is None:
                 raise OpenAiError(400, "只接受文字内容（type 为 text）", f"messages[{i}].content[{j}]", "invalid_value")
         if message.role in ("user", "assistant"):  # system and tool messages cannot change what is answered
-            text = message_text(message.model_dump()["content"])
-            if text.strip() or message.role == "user":
-                turns.append({"role": message.role, "content": text})
-    if not turns or turns[-1]["role"] != "user":
+            turns.append((i, {"role": message.role, "content": message_text(message.model_dump()["content"])}))
+    if not turns or turns[-1][1]["role"] != "user":
         raise OpenAiError(400, "最后一条消息应为用户的问题（role 为 user）", "messages", "invalid_value")
-    question, limits = turns[-1]["content"].strip(), settings.answer
+    at, question, limits = turns[-1][0], turns[-1][1]["content"].strip(), settings.answer
     if not question:
-        raise OpenAiError(400, "问题不能为空", f"messages[{len(body.messages) - 1}].content", "invalid_value")
+        raise OpenAiError(400, "问题不能为空", f"messages[{at}].content", "invalid_value")
     if len(question) > limits.max_question_chars:
         raise OpenAiError(400, f"问题过长（{len(question)}字，上限{limits.max_question_chars}字）",
-                          f"messages[{len(body.messages) - 1}].content", "string_above_max_length")
+                          f"messages[{at}].content", "string_above_max_length")
     # as the chat does: the most recent messages within the limits (a client sends the whole conversation)
-    history = recent_history(turns[:-1], limits.max_history_turns, limits.max_history_chars, limits.max_question_chars)
+    earlier = [m for _, m in turns[:-1] if m["content"].strip()]
+    history = recent_history(earlier, limits.max_history_turns, limits.max_history_chars, limits.max_question_chars)
     extension = body.ipkb or _Extension()
     places = service.places
     try:
