@@ -6,8 +6,8 @@ Only pages of the origins in `widget_origins` get it: /widget/config and /widget
 cross-origin request only when its `Origin` is on the list, with the CORS headers for that origin alone;
 any other origin (or none) gets 403 without them, so its page can read nothing and the script shows
 nothing. /widget/chat takes an OpenAI chat body (web/openai_api.py) without a key and answers as
-/v1/chat/completions does; each client address may ask `asks_per_minute` questions a minute, as on
-/api/ask.
+/v1/chat/completions does; each client address may ask `asks_per_minute` questions a minute there, as
+on /api/ask (counted apart).
 """
 from pathlib import Path
 
