@@ -90,3 +90,25 @@ def test_langchains_chat_openai_pointed_at_the_app(app):
     assert expected["citations"]
     assert chat.invoke([SystemMessage("请简要回答"), HumanMessage(question)]).content == expected["answer"]
     assert "".join(c.content for c in chat.stream(question)) == expected["answer"]
+
+
+def test_with_an_llm_the_stream_carries_its_draft_apart_and_the_checked_answer_as_content(letter_settings, copy_kb):
+    """The LLM's sentences stream as `ipkb.draft` while it writes; `content` is the answer /api/ask gives."""
+    from fake_openai import FakeOpenAI
+    from test_llm import honest_reply
+
+    question = "专利质押贷款出了坏账谁兜底？"
+    with FakeOpenAI(responder=honest_reply) as llm:
+        settings = copy_kb(letter_settings, api_keys=[KEY], llm_base_url=llm.base_url, llm_model="fake-model",
+                           llm_structured="off")
+        with running_app(settings) as (base, _):
+            expected = httpx.post(f"{base}/api/ask", json={"question": question}, timeout=120).json()
+            client = openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=120)
+            chunks = list(client.chat.completions.create(model="ipkb", stream=True,
+                                                         messages=[{"role": "user", "content": question}]))
+    assert expected["answerer"] == "llm" and expected["citations"]
+    drafts = [c.model_extra["ipkb"]["draft"] for c in chunks if "draft" in (c.model_extra.get("ipkb") or {})]
+    assert drafts and "风险池" in "".join(drafts)
+    assert all(not c.choices[0].delta.content for c in chunks if "draft" in (c.model_extra.get("ipkb") or {}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected["answer"]
+    assert chunks[-1].model_extra["ipkb"]["answerer"] == "llm"
