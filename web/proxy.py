@@ -1,6 +1,7 @@
 """The front of `python app.py --workers N`: an ASGI app that relays each request to a worker (web/workers.py).
 
-- The JSON API and its documents (/api/…, /files/…, /docs, /openapi.json) go to the least busy worker;
+- The JSON API and its documents (/api/…, /files/…, /docs, /openapi.json), the OpenAI-compatible API
+  (/v1/…) and the chat widget (/widget.js, /widget/…) go to the least busy worker;
   a worker that cannot be reached is marked down and the request tried once on another.
 - Everything else is Gradio's (the page, its assets, /config, /gradio_api/…: queue/join, the SSE stream
   queue/data, uploads, files). A Gradio session lives in one process, so each client keeps to one worker:
@@ -27,7 +28,7 @@ from kb.core.settings import Settings
 from web.workers import Worker, WorkerPool
 
 COOKIE = "ipkb-worker"
-BALANCED = ("/api/", "/files/", "/docs")  # and /openapi.json
+BALANCED = ("/api/", "/files/", "/docs", "/v1/", "/widget")  # and /openapi.json
 ASSIGNING = ("/", "/config", "/gradio_api/config")  # GET: a client's first request, which picks its worker
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"x-forwarded-for", b"x-real-ip", b"forwarded"}

@@ -23,8 +23,10 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kb.core.access import ApiKeys, Origins
 from kb.core.errors import SettingsError
 
+SECRET = frozenset({"api_keys"})  # never echoed in a SettingsError
 MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
 
 Embedder = Literal["e5", "sentence-transformers", "openai"]
@@ -66,6 +68,12 @@ class WebSettings(_Group):
     # Questions and searches one client may send a minute (web/middleware.py AskBudget): each costs CPU.
     asks_per_minute: int = Field(120, ge=1)
     upload_keep_minutes: float = Field(60.0, gt=0)
+    # The OpenAI-compatible /v1/chat/completions (web/openai_api.py): keys sent as `Authorization: Bearer …`;
+    # with none it is off unless openai_api_open. Questions per key (per address without one) a minute.
+    api_keys: ApiKeys = Field(default_factory=list)
+    openai_api_open: bool = False
+    api_asks_per_minute: int = Field(60, ge=1)
+    widget_origins: Origins = Field(default_factory=list)  # sites that may embed the chat widget (web/widget.py)
 
 
 class IngestSettings(_Group):
@@ -339,7 +347,8 @@ def _describe(exc: ValidationError, origins: Mapping[str, str] | None = None) ->
             lines.append(f"settings: {error['msg'].removeprefix('Value error, ')}")
         elif error["type"] == "value_error":  # a check of our own (Milvus names): its reason
             reason = str(error.get("ctx", {}).get("error", error["msg"]))
-            lines.append(f"setting {name} = {error['input']!r}{where}: {reason}")
+            given = "…" if name in SECRET else repr(error["input"])  # a key is not written into a log
+            lines.append(f"setting {name} = {given}{where}: {reason}")
         else:
             lines.append(f"setting {name} = {error['input']!r}{where}: expected {_allowed(name)}")
     return "; ".join(dict.fromkeys(lines))
