@@ -65,15 +65,14 @@ def curve(entries: list[CuratedEntry], cases: list[Case], matcher: CuratedMatche
 
 def main(argv: list[str] | None = None) -> int:
     from kb.core.settings import load_settings
-    from kb.core.tokenizer import Tokenizer
-    from kb.models.embeddings import make_embedder
+    from kb.search.generation import SearchModels
 
     argv = sys.argv[1:] if argv is None else argv
     entries, cases = load_testset(Path(argv[0]) if argv else DEFAULT_TESTSET)
-    embedder = make_embedder(load_settings())
-    encode = lambda t: np.asarray(embedder.encode_query(t))  # noqa: E731
+    models = SearchModels.load(load_settings())
+    encode = lambda t: np.asarray(models.embedder.encode_query(t))  # noqa: E731
     thresholds = [0.85 + 0.005 * i for i in range(30)]
-    gated = curve(entries, cases, CuratedMatcher(encode, compatible=curated_gate(Tokenizer().places)), thresholds)
+    gated = curve(entries, cases, CuratedMatcher(encode, compatible=curated_gate(models.tokenizer.places)), thresholds)
     plain = curve(entries, cases, CuratedMatcher(encode), thresholds)
     print(f"{len(entries)} entries, {sum(c.paraphrase for c in cases)} paraphrases, "
           f"{sum(not c.paraphrase for c in cases)} near-misses")

@@ -23,9 +23,17 @@ _STALE = {STATUS_EXPIRED: FLAG_EXPIRED, STATUS_SUPERSEDED: FLAG_SUPERSEDED, STAT
 
 
 def document_facts(documents: Iterable[Document]) -> dict[str, DocumentFacts]:
-    """By file name: the documents' squeezed text and status (as the catalogue resolved it)."""
-    return {d.file_name: DocumentFacts(d.file_name, squeeze(d.text), d.profile.status, d.meta.title, d.meta.doc_number)
-            for d in documents}
+    """By file name: the documents' squeezed text and status (as the catalogue resolved it). Two documents of
+    one name (a corpus file and an upload): a quote holds when either has it, and the status is one that
+    applies if either's does."""
+    out: dict[str, DocumentFacts] = {}
+    for d in documents:
+        facts = DocumentFacts(d.file_name, squeeze(d.text), d.profile.status, d.meta.title, d.meta.doc_number)
+        if (seen := out.get(d.file_name)) is not None:
+            status = seen.status if seen.status not in _STALE else facts.status
+            facts = DocumentFacts(d.file_name, seen.text + "\0" + facts.text, status, seen.title, seen.doc_number)
+        out[d.file_name] = facts
+    return out
 
 
 def source_problem(source: CuratedSource, docs: Mapping[str, DocumentFacts]) -> str | None:
