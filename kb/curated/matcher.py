@@ -3,7 +3,7 @@ variants (both encoded as queries: a question against questions), the closest en
 threshold, among the entries `compatible` with the question (kb/answer/curated_gate.py: same kind of fact
 asked, same IP object, same place). e5 measures topic more than what is asked ("贴息标准是多少" and
 "贴息什么时候申报" score 0.98), so the threshold is high: calibrated on eval/testsets/curated.jsonl so that no
-near-miss question is given a wrong entry (`python -m eval curated`, docs/curated.md). Variants are what
+near-miss question is given a wrong entry (`python -m eval.curated`, docs/curated.md). Variants are what
 raises the share of questions matched: an entry is matched by its closest variant."""
 from __future__ import annotations
 
