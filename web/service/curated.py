@@ -77,16 +77,21 @@ class CuratedDesk:
         write_entries(self.curated_store.entries(), path)
         return path
 
-    def curated_draft(self, answer: Answer) -> dict:
-        """An entry pre-filled from a chat answer: its question, its text without [n] markers, and the
-        sentences its citations rest on as the sources (approver and date left to the admin)."""
-        body = answer.body.split("\n\n以下为知识库相关内容：\n")[-1] if answer.body.startswith(MARK) else answer.body
+    def curated_draft(self, answer: Answer | dict) -> dict:
+        """An entry pre-filled from a chat answer (the Answer, or its JSON): its question, its text without
+        [n] markers, and the sentences its citations rest on as the sources (approver left to the admin)."""
+        data = answer.to_json() if isinstance(answer, Answer) else answer
+        body = data.get("body") or ""
+        if body.startswith(MARK):  # an answer that was a curated one: the passages' part
+            body = body.split("\n\n以下为知识库相关内容：\n")[-1] if "以下为知识库相关内容" in body else ""
         sources = []
-        for c in answer.citations:
-            quote = "".join(c.text[s:e] for s, e in c.spans).strip() or c.text.strip()
-            sources.append(CuratedSource.make(c.source, quote).to_json())
-        return {"question": answer.question, "variants": [], "answer": _MARKERS.sub("", body).strip(),
-                "sources": sources, "approved_by": "", "approved_at": self._today(), "review_date": ""}
+        for c in data.get("citations") or []:
+            text = c.get("text") or ""
+            quote = "".join(text[s:e] for s, e in c.get("spans") or []).strip() or text.strip()
+            sources.append(CuratedSource.make(c.get("source") or "", quote).to_json())
+        return {"question": data.get("standalone_question") or data.get("question") or "", "variants": [],
+                "answer": _MARKERS.sub("", body).strip(), "sources": sources, "approved_by": "",
+                "approved_at": self._today(), "review_date": ""}
 
     def count_served(self, answer: Answer) -> None:
         """Hit tracking: the curated entry an answer gave and the documents it cited."""
