@@ -56,7 +56,7 @@ def chat_controls(service: KnowledgeService, last: gr.State) -> None:
         sources = gr.Textbox(label=f"依据（{SOURCE_HINT}）", lines=3, elem_id="ipkb-curate-sources")
         with gr.Row():
             approved_by = gr.Textbox(label="审定人", elem_id="ipkb-curate-by")
-            password = gr.Textbox(label="管理密码", type="password", elem_id="ipkb-curate-password")
+            password = gr.Textbox(label="管理员密码", type="password", elem_id="ipkb-curate-password")
         save = gr.Button("保存为标准口径", variant="primary", elem_id="ipkb-curate-save")
         said = gr.Markdown(elem_id="ipkb-curate-said")
 
@@ -88,7 +88,7 @@ def curated_tab(service: KnowledgeService) -> None:
         table = gr.Dataframe(value=rows(), headers=HEADERS, interactive=False, wrap=True, label="标准口径",
                              elem_id="ipkb-curated-table")
         refresh = gr.Button("刷新", size="sm")
-        password = gr.Textbox(label="管理密码", type="password", elem_id="ipkb-curated-password")
+        password = gr.Textbox(label="管理员密码", type="password", elem_id="ipkb-curated-password")
         with gr.Row():
             entry_id = gr.Number(label="编号（0 = 新增）", value=0, precision=0, elem_id="ipkb-curated-id")
             load = gr.Button("载入所选编号", size="sm")
