@@ -119,3 +119,16 @@ def test_store_keeps_hits_and_deletes(tmp_path):
     store.count_hit(None, [LETTER])
     assert store.get(eid).hits == 1 and store.document_hits() == {LETTER: 2}
     assert store.delete(eid) and store.entries() == []
+
+
+def test_gap_log_keeps_questions_for_the_retention_period(tmp_path):
+    import datetime as dt
+
+    from kb.curated.gaps import GapLog
+
+    log = GapLog(tmp_path / "gaps.sqlite")
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc)
+    log.record("旧问题", "refused", when=now - dt.timedelta(days=181))
+    log.record("新问题", "voted_down", when=now - dt.timedelta(days=179))
+    assert log.purge(180, now) == 1
+    assert [(q.question, q.reason) for q in log.questions()] == [("新问题", "voted_down")]

@@ -173,3 +173,71 @@ def knowledge_extras(service: KnowledgeService) -> None:
     """Inside the 知识库 tab."""
     shown = gr.Markdown(review_list(service), elem_id="ipkb-curated-review")
     gr.Button("刷新标准口径状态", size="sm").click(lambda: review_list(service), None, shown, api_name=False)
+
+
+GAP_HEADERS = ["序号", "次数", "代表问题", "其他问法", "原因", "首次出现", "最近出现", "最接近的段落"]
+
+
+def gaps_tab(service: KnowledgeService) -> None:
+    """The 缺口 tab (admin): what the knowledge base failed to answer, grouped by meaning; an Excel export;
+    a group drafted into a curated entry in one click (then completed and saved)."""
+    from kb.curated.gaps import REASON_LABELS, write_gap_report
+
+    with gr.Tab("缺口"):
+        gr.Markdown("知识库未能回答、被点踩或把握不大的问题，按含义分组（只保存问题本身，不保存提问人；"
+                    f"保存 {service.settings.answer.gap_retention_days} 天）。")
+        password = gr.Textbox(label="管理员密码", type="password", elem_id="ipkb-gaps-password")
+        with gr.Row():
+            show = gr.Button("生成缺口报告", variant="primary", elem_id="ipkb-gaps-show")
+            export = gr.Button("导出 Excel")
+        table = gr.Dataframe(headers=GAP_HEADERS, interactive=False, wrap=True, label="知识缺口", elem_id="ipkb-gaps-table")
+        download = gr.File(label="下载", interactive=False)
+        with gr.Row():
+            number = gr.Number(label="序号", value=1, precision=0)
+            draft = gr.Button("起草标准口径", elem_id="ipkb-gaps-draft")
+        question = gr.Textbox(label="问题")
+        variants = gr.Textbox(label="其他问法（每行一个）", lines=3)
+        answer = gr.Textbox(label="标准答复（请填写）", lines=4)
+        sources = gr.Textbox(label=f"依据（{SOURCE_HINT}）", lines=3)
+        approved_by = gr.Textbox(label="审定人")
+        save = gr.Button("保存为标准口径", variant="primary")
+        said = gr.Markdown(elem_id="ipkb-gaps-said")
+        groups = gr.State([])
+
+        def report(password, request: gr.Request):
+            try:
+                found = service.gap_report(password, _client(request))
+            except AdminError as exc:
+                return f"⚠️ {exc}", gr.skip(), []
+            rows = [[n, g.count, g.representative, "\n".join(e for e in g.examples if e != g.representative),
+                     "；".join(f"{REASON_LABELS.get(r, r)} {c}" for r, c in g.reasons.items()), g.first_seen,
+                     g.last_seen, "\n".join(g.passages)] for n, g in enumerate(found, 1)]
+            return f"共 {len(found)} 组、{sum(g.count for g in found)} 个问题。", rows, found
+
+        def exported(password, found, request: gr.Request):
+            try:
+                found = found or service.gap_report(password, _client(request))
+            except AdminError as exc:
+                return f"⚠️ {exc}", None
+            folder = Path(tempfile.mkdtemp(prefix="ipkb-gaps-"))
+            return "", str(write_gap_report(found, folder / "知识缺口.xlsx"))
+
+        def drafted(n, found):
+            n = int(n or 0)
+            if not found or not 1 <= n <= len(found):
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "请先生成报告，并填写有效的序号。"
+            d = service.gap_draft(found[n - 1])
+            return d["question"], "\n".join(d["variants"]), sources_text(d["sources"]), "", "已起草：请填写标准答复、核对依据后保存。"
+
+        def stored(password, question, variants, answer, sources, approved_by, request: gr.Request) -> str:
+            try:
+                entry_id = service.save_curated(password, _entry_data(question, variants, answer, sources, approved_by, ""),
+                                                0, _client(request))
+            except (AdminError, KbError) as exc:
+                return f"⚠️ {exc}"
+            return f"已保存为标准口径（第 {entry_id} 条）。"
+
+        show.click(report, [password], [said, table, groups], api_name=False)
+        export.click(exported, [password, groups], [said, download], api_name=False)
+        draft.click(drafted, [number, groups], [question, variants, sources, answer, said], api_name=False)
+        save.click(stored, [password, question, variants, answer, sources, approved_by], said, api_name=False)

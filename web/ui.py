@@ -20,7 +20,7 @@ from kb.core.errors import AdminError, BadTestSetError, KbError, UploadError
 from kb.core.profile import LEVELS, STATUSES
 from kb.core.records import Answer
 from web import render
-from web.curated_ui import chat_controls, curated_tab, knowledge_extras
+from web.curated_ui import chat_controls, curated_tab, gaps_tab, knowledge_extras
 from web.requests import filters_from, history_from, recent_history
 from web.service import KnowledgeService
 
@@ -117,6 +117,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if not state:
             return "请先提问，再评价答案。"
         service.feedback.add(state["question"], state["answer"], state["citations"], 1 if vote == "up" else -1, comment)
+        if vote == "down":
+            service.log_vote_down(state["question"])  # the knowledge-gap log keeps the question only
         return "感谢反馈！"
 
     # 检索
@@ -319,6 +321,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen,
                                                      asker_place, search_place], api_name="status")
         curated_tab(service)
+        gaps_tab(service)
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")

@@ -147,7 +147,10 @@ class Answerer:
         retrieved = time.perf_counter()
         turn = yield from stages.draft.run(turn)  # the one stage that streams: the LLM's sentences as they hold
         turn = stages.compose.run(stages.choose.run(turn))
-        answer = self.curated.apply(turn.standalone or question, turn.answer)
+        answer = turn.answer
+        if not answer.refused:
+            answer.confidence = self.extractive.coverage(turn.standalone or question, answer.body)
+        answer = self.curated.apply(turn.standalone or question, answer)
         done = time.perf_counter()
         answer.timings_ms = {"condense": (condensed - start) * 1000, "retrieve": (retrieved - condensed) * 1000,
                              "answer": (done - retrieved) * 1000, "total": (done - start) * 1000, **turn.timings}

@@ -169,6 +169,9 @@ class Answer:
     standalone_question: str = ""  # the question as searched, after resolving the conversation
     flags: list[str] = field(default_factory=list)  # answer sentences without support, for reviewers
     curated: CuratedMark | None = None  # the approved answer (标准口径) the body starts with
+    # how much of the question the answer covers (IDF-weighted share of its terms, 0–1; None: refused or not
+    # measured): what the knowledge-gap log calls low confidence. Not part of the JSON contract.
+    confidence: float | None = None
 
     @property
     def answer(self) -> str:

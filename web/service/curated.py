@@ -104,3 +104,62 @@ class CuratedDesk:
 
     def document_hits(self) -> dict[str, int]:
         return self.curated_store.document_hits()
+
+
+class GapDesk:
+    """Mixed into KnowledgeService: the knowledge-gap log (kb/curated/gaps.py) and its report."""
+
+    @property
+    def gap_log(self):
+        from kb.curated.gaps import GapLog
+
+        log = getattr(self, "_gap_log", None)
+        if log is None:
+            log = self._gap_log = GapLog.of(self.kb_dir)
+        return log
+
+    def log_gap(self, answer: Answer) -> None:
+        """An answer refused, or below the confidence floor, goes into the log: the question only."""
+        from kb.curated.gaps import LOW_CONFIDENCE, REFUSED
+
+        if answer.curated is not None or not answer.question:
+            return
+        low = answer.confidence is not None and answer.confidence < self.settings.answer.gap_min_confidence
+        if answer.refused or low:
+            try:
+                self.gap_log.record(answer.question, REFUSED if answer.refused else LOW_CONFIDENCE, answer.confidence)
+            except Exception:  # noqa: BLE001 - the log never fails an answer
+                pass
+
+    def log_vote_down(self, question: str) -> None:
+        from kb.curated.gaps import VOTED_DOWN
+
+        self.gap_log.record(question, VOTED_DOWN)
+
+    def gap_report(self, password: str, client: str = ""):
+        """The groups (biggest first), each with the closest passages' sources; what is older than
+        `gap_retention_days` is deleted first."""
+        from kb.core.citations import source_line
+        from kb.curated.gaps import group_questions
+
+        self.check_admin(password, client)
+        self.gap_log.purge(self.settings.answer.gap_retention_days)
+        embedder = self.generation.models.embedder
+        groups = group_questions(self.gap_log.questions(), lambda texts: _stack(embedder, texts))
+        for group in groups:
+            group.passages = [f"{source_line(p)}：{p.text[:80]}" for p in self.search(group.representative, k=3)]
+        return groups
+
+    def gap_draft(self, group) -> dict:
+        """A curated entry drafted from a gap group: its questions, and the closest passage to start from."""
+        passages = self.search(group.representative, k=1)
+        sources = [CuratedSource.make(p.source, p.text[p.sentence_spans[0][0]:p.sentence_spans[0][1]]
+                                      if p.sentence_spans else p.text).to_json() for p in passages]
+        return {"question": group.representative, "variants": [e for e in group.examples if e != group.representative][:10],
+                "answer": "", "sources": sources, "approved_by": "", "approved_at": self._today(), "review_date": ""}
+
+
+def _stack(embedder, texts: list[str]):
+    import numpy as np
+
+    return np.stack([np.asarray(embedder.encode_query(t)) for t in texts])

@@ -27,7 +27,7 @@ from kb.store.backends import open_store
 from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 from web.service.admin import AdminGate
-from web.service.curated import CuratedDesk
+from web.service.curated import CuratedDesk, GapDesk
 from web.service.generations import Generations, OpenAnswerer
 from web.service.jobs import BuildJobs, Job
 from web.service.uploads import UploadFolder
@@ -44,7 +44,7 @@ def open_answerer(settings: Settings) -> OpenAnswerer:
     return lambda models=None: Answerer.open(settings, models)
 
 
-class KnowledgeService(CuratedDesk):
+class KnowledgeService(CuratedDesk, GapDesk):
     def __init__(self, settings: Settings, attempts: MutableMapping | None = None, *,
                  answerer_factory: OpenAnswerer | None = None,
                  build: Callable[..., BuildReport] = build):
@@ -93,6 +93,7 @@ class KnowledgeService(CuratedDesk):
 
     def _served(self, answer: Answer) -> Answer:
         self.count_served(answer)  # hit tracking (web/service/curated.py)
+        self.log_gap(answer)  # refused or low confidence: the knowledge-gap log
         return answer
 
     def _noticed(self, answer: Answer) -> Answer:
@@ -229,6 +230,7 @@ class KnowledgeService(CuratedDesk):
         self.generations.close()
         self.feedback.close()
         self.curated_store.close()
+        self.gap_log.close()
 
 
 def ensure_knowledge_base(settings: Settings) -> bool:
