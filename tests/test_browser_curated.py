@@ -57,6 +57,8 @@ def ask(page, question: str) -> None:
 def test_save_ask_a_paraphrase_then_replace_the_source(page, tmp_path):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine: the first answer loads e5 and jieba
+
     ask(page, QUESTION)
     expect(page.locator("#ipkb-chat")).to_contain_text("风险池基金")
     page.get_by_text("保存为标准口径（管理员）").click()

@@ -41,7 +41,8 @@ class CuratedMatcher:
         """Every entry with its best similarity to the question, best first."""
         if not entries or not question.strip():
             return []
-        q = self._vector(question.strip())
+        q = np.asarray(self.encode(question.strip()), dtype=np.float32).reshape(-1)  # not kept: questions are endless
+        q = q / (np.linalg.norm(q) or 1.0)
         hits = []
         for entry in entries:
             if self.compatible is not None and not self.compatible(question, entry):
