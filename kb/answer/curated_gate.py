@@ -18,6 +18,16 @@ _OBJECTS = {"专利": re.compile(r"专利|发明|实用新型|外观设计"), "�
             "植物新品种": re.compile(r"植物新品种")}
 
 
+# what a question may ask for beyond intent.py's kinds, and that an entry must speak of: which papers to hand
+# in, where to go ("贴息需要什么申请表？" is not "贴息标准是多少？", though e5 puts them at 0.98)
+_MORE_ASKS = {"materials": re.compile(r"材料|申请表|表格|提交什么|提交哪些|需要什么"),
+              "where": re.compile(r"哪里|哪儿|去哪|什么地方|哪个部门|什么部门|窗口|地址")}
+
+
+def _more(text: str) -> set[str]:
+    return {name for name, pattern in _MORE_ASKS.items() if pattern.search(text)}
+
+
 def _objects(text: str) -> set[str]:
     return {name for name, pattern in _OBJECTS.items() if pattern.search(text)}
 
@@ -35,7 +45,8 @@ def curated_gate(places: Callable[[str], list[str]]) -> Callable[[str, CuratedEn
     def compatible(question: str, entry: CuratedEntry) -> bool:
         text = "".join(entry.questions) + entry.answer
         wanted = analyse(question).asks & _SPECIFIC
-        return (not wanted - _held(entry) and not _objects(question) - _objects(text)
+        return (not wanted - _held(entry) and not _more(question) - _more(text)
+                and not _objects(question) - _objects(text)
                 and not set(places(question)) - set(places(text)))
 
     return compatible
