@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from kb.core.settings import Settings
 from kb.curated.records import DocumentFacts
@@ -13,8 +14,6 @@ from kb.store.status import resolve_statuses
 
 def current_documents(settings: Settings) -> dict[str, DocumentFacts]:
     """By file name, as the answer path sees them (statuses as of the `status_date` setting, or today)."""
-    from dataclasses import replace
-
     store = open_store(settings)
     try:
         kb = open_kb(settings.store.kb_dir, store.current())

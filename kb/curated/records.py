@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _SPACE = re.compile(r"\s+")
 
@@ -105,10 +105,3 @@ class DocumentFacts:
     status: str
     title: str = ""
     doc_number: str | None = None
-
-
-@dataclass
-class Problems:
-    """What an import refused, line by line."""
-
-    errors: list[str] = field(default_factory=list)
