@@ -231,6 +231,10 @@ class AnswerSettings(_Group):
     max_question_chars: int = Field(500, ge=1)
     max_history_turns: int = Field(20, ge=0)  # chat history messages an answer may lean on (the API refuses more: 422)
     max_history_chars: int = Field(4000, ge=0)  # their text in total (the chat keeps the most recent within both)
+    # The knowledge-gap log (kb/curated/gaps.py): questions refused, voted down or answered below this
+    # confidence (the extractive coverage of the question by the answer), kept without who asked for this many days
+    gap_retention_days: int = Field(180, ge=1)
+    gap_min_confidence: float = Field(0.3, ge=0, le=1)
 
 
 GROUPS: dict[str, type[_Group]] = {"web": WebSettings, "ingest": IngestSettings, "store": StoreSettings,
