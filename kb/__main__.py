@@ -2,6 +2,7 @@
 
     python -m kb search "问题" [--k 10] [--json] [--kb DIR] [--mode hybrid|dense|bm25|rrf] [filters]
     python -m kb ask "问题" [--json] [--kb DIR] [filters]
+    python -m kb curated add|list|export|import|delete … [--kb DIR]   curated answers (标准口径, kb/curated)
 
 Filters: [--type 答复] [--issuer 市场监督管理局] [--from 2019-01-01] [--to 2019-12-31] [--file NAME].
 `search --json` prints {"query": str, "passages": [passage, …]}; `ask --json` prints the
@@ -24,6 +25,7 @@ from kb.core.errors import IpkbError  # noqa: E402
 from kb.core.places import Places  # noqa: E402
 from kb.core.profile import LEVELS, STATUSES  # noqa: E402
 from kb.core.settings import load_settings  # noqa: E402
+from kb.curated import cli as curated_cli  # noqa: E402
 from kb.search.filters import Filters  # noqa: E402
 from kb.search.generation import Generation  # noqa: E402
 from kb.search.retriever import MODES  # noqa: E402
@@ -111,10 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--status", action="append", default=[], choices=STATUSES,
                              help="document status, e.g. 现行有效 (repeatable)")
         command.add_argument("--region", help="the asker's place, e.g. 宁波市: documents that apply there")
+    curated_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "search" and args.k < 1:
         parser.error("--k must be at least 1")
     try:
+        if args.command == "curated":
+            return curated_cli.run(args, _settings(args))
         return _search(args) if args.command == "search" else _ask(args)
     except IpkbError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The dependency rule (docs/architecture.md), read from the imports of every module:
 
-    kb.core  <-  kb.store, kb.models  <-  kb.search  <-  kb.answer  <-  web  <-  app.py
+    kb.core  <-  kb.store, kb.models  <-  kb.search, kb.curated  <-  kb.answer  <-  web  <-  app.py
                  ingest (reads files; writes the store through kb.store and kb.models)
     eval uses the public library (kb.core, kb.search, kb.answer) and nothing of web or ingest.
 
@@ -21,11 +21,12 @@ ALLOWED: dict[str, set[str]] = {
     "kb.store": {"kb.core"},
     "kb.models": {"kb.core"},
     "kb.search": {"kb.core", "kb.store", "kb.models"},
-    "kb.answer": {"kb.core", "kb.store", "kb.models", "kb.search"},
-    "kb.cli": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.answer"},  # python -m kb
+    "kb.curated": {"kb.core", "kb.store", "kb.models"},  # curated answers (标准口径): store, matcher, checks
+    "kb.answer": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.curated"},
+    "kb.cli": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.answer", "kb.curated"},  # python -m kb
     "ingest": {"kb.core", "kb.store", "kb.models"},
-    "eval": {"kb.core", "kb.search", "kb.answer"},
-    "web": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.answer", "ingest", "eval"},
+    "eval": {"kb.core", "kb.search", "kb.answer", "kb.curated"},
+    "web": {"kb.core", "kb.store", "kb.models", "kb.search", "kb.curated", "kb.answer", "ingest", "eval"},
     "app": {"kb.core", "kb.store", "web"},
 }
 PACKAGES = ("kb", "ingest", "eval", "web", "app")

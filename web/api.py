@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from kb.core.errors import KbError, LoadError
 from kb.core.settings import Settings
 from web import render
+from web.curated_api import add_curated_routes
 from web.middleware import (AskBudget, ChinesePage, GradioEndpointsByName, SecurityHeaders, UploadBudget,
                             UploadedFilesOnly)
 from web.openai_api import add_openai_routes
@@ -97,6 +98,8 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
         passages = await _in_thread(service.search, body.query, body.k, filters)
         return {"query": body.query, "passages": [p.to_json() for p in passages]}
 
+    add_curated_routes(api, service, _in_thread)  # /api/curated (web/curated_api.py)
+
     @api.get("/api/health")
     async def health():
         docs = service.documents()
@@ -144,8 +147,11 @@ def create_app(settings: Settings, service: KnowledgeService | None = None) -> F
     api.add_middleware(UploadBudget, mb_per_hour=settings.web.upload_mb_per_hour,
                        keep_minutes=settings.web.upload_keep_minutes)
     api.add_middleware(ChinesePage)
-    api.add_middleware(SecurityHeaders, methods={r.path: frozenset(r.methods) for r in api.routes
-                                                 if r.path.startswith("/api/") and getattr(r, "methods", None)})
+    methods: dict[str, frozenset[str]] = {}  # per path, over its routes (/api/curated has GET and POST)
+    for r in api.routes:
+        if r.path.startswith("/api/") and getattr(r, "methods", None):
+            methods[r.path] = methods.get(r.path, frozenset()) | frozenset(r.methods)
+    api.add_middleware(SecurityHeaders, methods=methods)
     api.state.service = service
     app = gr.mount_gradio_app(api, ui, path="/", theme=THEME, css=render.CSS, footer_links=[],
                               max_file_size=settings.ingest.max_file_bytes, show_error=False)

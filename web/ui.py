@@ -20,6 +20,7 @@ from kb.core.errors import AdminError, BadTestSetError, KbError, UploadError
 from kb.core.profile import LEVELS, STATUSES
 from kb.core.records import Answer
 from web import render
+from web.curated_ui import chat_controls, curated_tab, gaps_tab, knowledge_extras
 from web.requests import filters_from, history_from, recent_history
 from web.service import KnowledgeService
 
@@ -116,6 +117,8 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
         if not state:
             return "请先提问，再评价答案。"
         service.feedback.add(state["question"], state["answer"], state["citations"], 1 if vote == "up" else -1, comment)
+        if vote == "down":
+            service.log_vote_down(state["question"])  # the knowledge-gap log keeps the question only
         return "感谢反馈！"
 
     # 检索
@@ -266,6 +269,7 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             up.click(lambda c, s: feedback("up", c, s), [comment, last], thanks, api_name=False)
             down.click(lambda c, s: feedback("down", c, s), [comment, last], thanks, api_name=False)
             gr.Button(visible=False).click(feedback, [vote, comment, last], thanks, api_name="feedback")
+            chat_controls(service, last)  # 保存为标准口径 (web/curated_ui.py)
         with gr.Tab("检索"):
             with gr.Row():
                 query = gr.Textbox(label="检索", placeholder="关键词或问题", scale=6, elem_id="ipkb-query")
@@ -311,10 +315,13 @@ def build_ui(service: KnowledgeService) -> gr.Blocks:
             reindex_btn.click(guarded(reindex), [password], outcome, api_name="reindex")
             cancel_btn.click(guarded(cancel), [password], outcome, api_name="cancel")
             failed_btn.click(guarded(delete_failed), [password], outcome, api_name="delete_failed")
+            knowledge_extras(service)  # curated entries to review, documents' citation counts
         # outside the tabs: it ticks whichever tab is open (the header and the 检索 filters stay fresh)
         seen = gr.State(str(service.generation_path))
         gr.Timer(1.0).tick(status, [seen, outcome], [job, table, picked, overview, types, issuers, outcome, seen,
                                                      asker_place, search_place], api_name="status")
+        curated_tab(service)
+        gaps_tab(service)
         with gr.Tab("评测"):
             choice = gr.Radio([("示例测试集（sample.jsonl，64题）", "sample"), ("上传的测试集", "upload")],
                               value="sample", label="测试集")

@@ -8,7 +8,8 @@ configured both the extractive and the LLM's draft are made (the LLM's streamed 
 sentence, each once validated) and `choose` keeps the better: never worse than extractive. An LLM
 failure, a withheld or refused LLM answer where the extractive answerer finds support, or a poorer
 LLM answer falls back to the extractive answer with a notice saying so; no stack trace ever
-reaches a user. Timed per part: condense, retrieve (scope and search), answer, total.
+reaches a user. A question that matches a curated answer (标准口径, kb/curated) gets the approved text
+first, then the answer from the passages. Timed per part: condense, retrieve (scope and search), answer, total.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from kb.answer.curated_gate import curated_gate
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.llm import LlmStrategy
 from kb.answer.prompts import Prompts
@@ -33,6 +35,8 @@ from kb.answer.tuning import Tuning
 from kb.core.errors import SettingsError
 from kb.core.records import Answer, Passage
 from kb.core.settings import Settings
+from kb.curated.serve import CuratedAnswers
+from kb.curated.store import CuratedStore
 from kb.models.embeddings import CachedEmbedder
 from kb.models.llm import LlmClient
 from kb.search.filters import Filters
@@ -65,6 +69,10 @@ class Answerer:
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
         )
+        # curated answers (标准口径) of this knowledge base, checked against this generation's documents
+        self.curated = CuratedAnswers(CuratedStore.of(settings.store.kb_dir), generation.catalogue.documents.values(),
+                                      retriever.encode_query, settings.answer.status_date,
+                                      compatible=curated_gate(models.tokenizer.places))
         # the words of the documents' titles: what a question names when it has a topic of its own
         self._title_words = {w for d in generation.catalogue.documents.values()
                              for w in models.tokenizer.tokens(d.meta.title or "") if len(w) >= 2}
@@ -106,6 +114,7 @@ class Answerer:
         return self.generation.retriever
 
     def close(self) -> None:
+        self.curated.store.close()
         self._sentence_cache.close()
         self.generation.close()
 
@@ -150,8 +159,11 @@ class Answerer:
         retrieved = time.perf_counter()
         turn = yield from stages.draft.run(turn)  # the one stage that streams: the LLM's sentences as they hold
         turn = stages.compose.run(stages.choose.run(turn))
-        done = time.perf_counter()
         answer = turn.answer
+        if not answer.refused:
+            answer.confidence = self.extractive.coverage(turn.standalone or question, answer.body)
+        answer = self.curated.apply(turn.standalone or question, answer)
+        done = time.perf_counter()
         answer.timings_ms = {"condense": (condensed - start) * 1000, "retrieve": (retrieved - condensed) * 1000,
                              "answer": (done - retrieved) * 1000, "total": (done - start) * 1000, **turn.timings}
         yield answer

@@ -141,6 +141,18 @@ class Citation:
         return {**data, **profile_fields(self.profile)}
 
 
+@dataclass(frozen=True)
+class CuratedMark:
+    """The curated answer (标准口径, kb/curated) an answer was given, as the answer JSON names it."""
+
+    id: int
+    approved_by: str
+    approved_at: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "approved_by": self.approved_by, "approved_at": self.approved_at}
+
+
 @dataclass
 class Answer:
     """What `answer()` returns: the JSON contract shared by the CLI, the HTTP API and the evaluation."""
@@ -156,6 +168,10 @@ class Answer:
     answerer: str = "extractive"  # or "llm", "metadata"
     standalone_question: str = ""  # the question as searched, after resolving the conversation
     flags: list[str] = field(default_factory=list)  # answer sentences without support, for reviewers
+    curated: CuratedMark | None = None  # the approved answer (标准口径) the body starts with
+    # how much of the question the answer covers (IDF-weighted share of its terms, 0–1; None: refused or not
+    # measured): what the knowledge-gap log calls low confidence. Not part of the JSON contract.
+    confidence: float | None = None
 
     @property
     def answer(self) -> str:
@@ -170,4 +186,5 @@ class Answer:
             "notices": self.notices, "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "answerer": self.answerer, "standalone_question": self.standalone_question, "flags": self.flags,
             "body": self.body, "sources": self.sources,
+            "curated": self.curated.to_json() if self.curated else None,
         }

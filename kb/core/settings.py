@@ -11,20 +11,18 @@ belongs) or a name that is not a setting raises SettingsError naming the setting
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
-import typing
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kb.core.access import ApiKeys, Origins
 from kb.core.errors import SettingsError
+from kb.core.setting_messages import describe, did_you_mean
 
 SECRET = frozenset({"api_keys"})  # never echoed in a SettingsError
 MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB); more cannot help on one machine
@@ -236,6 +234,10 @@ class AnswerSettings(_Group):
     max_question_chars: int = Field(500, ge=1)
     max_history_turns: int = Field(20, ge=0)  # chat history messages an answer may lean on (the API refuses more: 422)
     max_history_chars: int = Field(4000, ge=0)  # their text in total (the chat keeps the most recent within both)
+    # The knowledge-gap log (kb/curated/gaps.py): questions refused, voted down or answered below this
+    # confidence (the extractive coverage of the question by the answer), kept without who asked for this many days
+    gap_retention_days: int = Field(180, ge=1)
+    gap_min_confidence: float = Field(0.3, ge=0, le=1)
 
 
 GROUPS: dict[str, type[_Group]] = {"web": WebSettings, "ingest": IngestSettings, "store": StoreSettings,
@@ -262,7 +264,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(_describe(exc, _origins)) from None
+            raise SettingsError(describe(exc, GROUPS, FIELD_GROUPS, SECRET, _origins)) from None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -316,49 +318,6 @@ class Settings(BaseSettings):
         return self.models.embed_cache or self.store.kb_dir / "embed-cache.sqlite"
 
 
-def _allowed(name: str) -> str:
-    """What a setting may be, in words, from its type and bounds."""
-    info = GROUPS[FIELD_GROUPS[name]].model_fields[name]
-    kind = info.annotation
-    if typing.get_origin(kind) is Literal:
-        return "one of " + ", ".join(str(v) for v in typing.get_args(kind))
-    bounds = {attr: getattr(m, attr) for m in info.metadata for attr in ("ge", "gt", "le", "lt")
-              if isinstance(m, getattr(annotated_types, attr.capitalize()))}
-    words = {int: "a whole number", float: "a number", bool: "true or false", str: "text", Path: "a path"}
-    base = words.get(kind, "a list of paths" if name == "corpus" else "a path or empty")
-    if "ge" in bounds and "le" in bounds:
-        return f"{base} from {bounds['ge']} to {bounds['le']}"
-    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
-    return " ".join([base, *(f"{signs[a]} {v}" for a, v in bounds.items())])
-
-
-def _describe(exc: ValidationError, origins: Mapping[str, str] | None = None) -> str:
-    """One part per bad setting: its flat name, the value given, where it came from, what it may be."""
-    lines = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        name = next((part for part in loc if part in FIELD_GROUPS and part not in GROUPS), None)
-        if name is None and len(loc) > 1 and loc[1] in FIELD_GROUPS:
-            name = loc[1]  # e.g. ("store", "store")
-        where = f" (from {origins[name]})" if origins and name in origins else ""
-        if error["type"] == "extra_forbidden":
-            lines.append(f"unknown setting {loc[-1]}{where}{_did_you_mean(loc[-1])}")
-        elif name is None:
-            lines.append(f"settings: {error['msg'].removeprefix('Value error, ')}")
-        elif error["type"] == "value_error":  # a check of our own (Milvus names): its reason
-            reason = str(error.get("ctx", {}).get("error", error["msg"]))
-            given = "…" if name in SECRET else repr(error["input"])  # a key is not written into a log
-            lines.append(f"setting {name} = {given}{where}: {reason}")
-        else:
-            lines.append(f"setting {name} = {error['input']!r}{where}: expected {_allowed(name)}")
-    return "; ".join(dict.fromkeys(lines))
-
-
-def _did_you_mean(key: str) -> str:
-    close = difflib.get_close_matches(key, FIELD_GROUPS, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def _file_values(path: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
@@ -366,7 +325,7 @@ def _file_values(path: Path) -> dict[str, object]:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: {exc}") from None
-    bad = [f"unknown setting {k}{_did_you_mean(k)}" for k in values
+    bad = [f"unknown setting {k}{did_you_mean(k, FIELD_GROUPS)}" for k in values
            if k not in FIELD_GROUPS or isinstance(values[k], dict)]  # flat names only: no [tables]
     if bad:
         raise SettingsError(f"{path}: {'; '.join(bad)}")

@@ -27,6 +27,7 @@ from kb.store.backends import open_store
 from kb.store.generations import current_generation
 from web.feedback import FeedbackStore
 from web.service.admin import AdminGate
+from web.service.curated import CuratedDesk, GapDesk
 from web.service.generations import Generations, OpenAnswerer
 from web.service.jobs import BuildJobs, Job
 from web.service.uploads import UploadFolder
@@ -43,7 +44,7 @@ def open_answerer(settings: Settings) -> OpenAnswerer:
     return lambda models=None: Answerer.open(settings, models)
 
 
-class KnowledgeService:
+class KnowledgeService(CuratedDesk, GapDesk):
     def __init__(self, settings: Settings, attempts: MutableMapping | None = None, *,
                  answerer_factory: OpenAnswerer | None = None,
                  build: Callable[..., BuildReport] = build):
@@ -82,13 +83,18 @@ class KnowledgeService:
 
     def ask(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
             region: str = "") -> Answer:
-        return self._noticed(self.answerer.answer(question, history, filters=filters, region=region))
+        return self._served(self._noticed(self.answerer.answer(question, history, filters=filters, region=region)))
 
     def stream(self, question: str, history: list[dict] | None = None, filters: Filters | None = None,
                region: str = "") -> Iterator[str | Answer]:
         """Text deltas as the answer is written (LLM), then the final Answer."""
         for event in self.answerer.stream(question, history, filters=filters, region=region):
-            yield self._noticed(event) if isinstance(event, Answer) else event
+            yield self._served(self._noticed(event)) if isinstance(event, Answer) else event
+
+    def _served(self, answer: Answer) -> Answer:
+        self.count_served(answer)  # hit tracking (web/service/curated.py)
+        self.log_gap(answer)  # refused or low confidence: the knowledge-gap log
+        return answer
 
     def _noticed(self, answer: Answer) -> Answer:
         if notice := self.building_notice():
@@ -223,6 +229,8 @@ class KnowledgeService:
     def close(self) -> None:
         self.generations.close()
         self.feedback.close()
+        self.curated_store.close()
+        self.gap_log.close()
 
 
 def ensure_knowledge_base(settings: Settings) -> bool:
