@@ -77,7 +77,7 @@ def process_file(
             page_count=len(raw.pages),
             ocr_pages=[p.number for p in raw.pages if p.ocr],
             encoding=raw.encoding,
-            chunks=chunk_document(doc_id, meta.title, clean),
+            chunks=chunk_document(doc_id, meta.title, clean, paged=raw.kind == "pdf"),
             profile=profile,
         ),
         clean,
