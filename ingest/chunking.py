@@ -87,12 +87,15 @@ def _paragraphs(text: str, title: str = "") -> list[_Para]:
     return paras
 
 
+def _bare_heading(text: str, para: _Para) -> bool:
+    """A line that is a heading and nothing else ("二、管理"), not an item ("（七）…其他财产权利。")."""
+    return para.heading and not re.search(r"[。；;，,：:.．]$", text[para.start : para.end].strip())
+
+
 def _closes_article(text: str, paras: list[_Para], found: list, i: int) -> bool:
     """Whether a numbered line inside an article is a heading that ends it ("二、管理" right before
     "第三条"), not one of the article's items ("（七）法律、行政法规规定可以出质的其他财产权利。")."""
-    para = paras[i]
-    line = text[para.start : para.end].strip()
-    if not para.heading or re.search(r"[。；;，,：:.．]$", line):
+    if not _bare_heading(text, paras[i]):
         return False
     nxt = found[i + 1] if i + 1 < len(paras) else None
     return nxt is not None and (nxt.rank == ARTICLE or nxt.rank in CHAPTER_RANKS)
@@ -103,11 +106,14 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     stack: list[tuple[int, str, bool]] = []  # (rank, label, a heading line without body of its own)
     found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
     in_article = False
+    law = any(h is not None and h.rank == ARTICLE for h in found)  # a text of articles: a law, a regulation
     for i, para in enumerate(paras):
         heading = found[i]
-        if (heading and in_article and heading.rank != ARTICLE and heading.rank not in CHAPTER_RANKS
-                and not _closes_article(text, paras, found, i)):
-            # an item of the article ("（一）…", "1. …", "一、…"): part of its text, never a heading
+        numbered = heading is not None and heading.rank != ARTICLE and heading.rank not in CHAPTER_RANKS
+        if numbered and ((in_article and not _closes_article(text, paras, found, i))
+                         or (law and not _bare_heading(text, para))):
+            # an item of an article ("（一）…", "1. …", "一、…") or of a decision ("一、将第五条修改为：“…”"):
+            # part of the text, never a heading
             heading = None
             para.heading = para.lead = False
         if heading and heading.rank in LIST_RANKS:

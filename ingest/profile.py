@@ -308,11 +308,11 @@ def profile_document(
         dated = sorted(e.date for e in header_events(header) if e.event != "施行")
         published = dated[-1] if dated else None
     text_effective, effective_until = _effective_clauses(body, published, printed)
-    if text_effective and amended and text_effective < amended:
-        # "本细则自2001年7月1日起施行" in the text of the 2023 revision is the first version's date: this
-        # version is not in force before its own latest 修订/修正
-        text_effective = amended
     effective_from = header_effective or text_effective
+    if effective_from and amended and effective_from < amended:
+        # "本细则自2001年7月1日起施行" in the text of the 2023 revision, "2005年1月1日 施行" above a 2011
+        # 修正 in a header: the first version's date. This version is not in force before its own amendment.
+        effective_from = amended
 
     region = ()
     for layer in (f"{title}\n{issuer or ''}", header or "", body):
