@@ -1,5 +1,5 @@
 """Chunks, metadata and profiles of every law file: the national IP law library (../shared/corpus/library,
-or data/corpus/library once bundled) and the bundled policies (data/corpus/policies).
+or its bundled copy under data/corpus once there) and the bundled policies (data/corpus/policies).
 
 What each file must satisfy is computed here from the file itself, simply and independently of ingest/:
 no chunk without body text, no article cut or glued to another, no enumerated item as a heading, no page
