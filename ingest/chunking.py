@@ -127,6 +127,7 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
                         stack.pop()
                     sections.append(_Section([label for _, label, _ in stack]))
                 heading = None
+                para.lead = False  # an item of a list is body text (a list of contents is not a title)
         if heading:
             # An article is not filed under an item with text of its own ("十、将第二十四条修改为：“…”"
             # of an amending decision before the amended text), only under a heading line ("一、总则").
@@ -196,13 +197,14 @@ def _pack(units: list[_Unit], article: bool = False) -> list[list[_Unit]]:
         groups.append([unit])
     # A heading or a lead-in ("…下列情形之一的：") left at the end of a group moves to the next one, with its body.
     for i in range(len(groups) - 1):
-        while len(groups[i]) > 1 and (groups[i][-1].para.lead or groups[i][-1].para.intro):
+        while len(groups[i]) > 1 and (groups[i][-1].para.heading or groups[i][-1].para.lead or groups[i][-1].para.intro):
             groups[i + 1].insert(0, groups[i].pop())
     # A group without body (the title, a header of dates) joins the next one, whatever its length.
     i = 0
     while i < len(groups) - 1:
         if all(u.para.lead for u in groups[i]):
-            groups[i + 1][:0] = groups.pop(i)
+            lead = groups.pop(i)
+            groups[i][:0] = lead
         else:
             i += 1
     # A short tail goes back into the group before it when that fits.
