@@ -106,12 +106,13 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     stack: list[tuple[int, str, bool]] = []  # (rank, label, a heading line without body of its own)
     found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
     in_article = False
-    law = any(h is not None and h.rank == ARTICLE for h in found)  # a text of articles: a law, a regulation
+    # a text of articles from 第一条 on: a law, a regulation (a report's table "第二十条第（一）项" is not one)
+    law = any(h is not None and h.rank == ARTICLE and h.label == "第一条" for h in found)
     for i, para in enumerate(paras):
         heading = found[i]
         numbered = heading is not None and heading.rank != ARTICLE and heading.rank not in CHAPTER_RANKS
-        if numbered and ((in_article and not _closes_article(text, paras, found, i))
-                         or (law and not _bare_heading(text, para))):
+        if law and numbered and ((in_article and not _closes_article(text, paras, found, i))
+                                 or not _bare_heading(text, para)):
             # an item of an article ("（一）…", "1. …", "一、…") or of a decision ("一、将第五条修改为：“…”"):
             # part of the text, never a heading
             heading = None
