@@ -106,8 +106,9 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     stack: list[tuple[int, str, bool]] = []  # (rank, label, a heading line without body of its own)
     found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
     in_article = False
-    # a text of articles from 第一条 on: a law, a regulation (a report's table "第二十条第（一）项" is not one)
-    law = any(h is not None and h.rank == ARTICLE and h.label == "第一条" for h in found)
+    # a text of articles: a law, a regulation, or a book of one; a report whose tables cite "第二十条第（一）项"
+    # four times is not one
+    law = len({h.label for h in found if h is not None and h.rank == ARTICLE}) >= 3
     for i, para in enumerate(paras):
         heading = found[i]
         numbered = heading is not None and heading.rank != ARTICLE and heading.rank not in CHAPTER_RANKS
