@@ -5,14 +5,20 @@ the stack of headings above it. A section is one chunk when it fits, else it is 
 into chunks of about TARGET_MIN–TARGET_MAX characters, never over CAP, cut at paragraph
 or sentence ends. A heading never ends a chunk without its body, and a chunk that
 starts inside a table repeats the table's header row.
+
+Laws and regulations are cited by article: inside a 第X条 its enumerated items (（一）… 一、…
+1. … (1) …) are the article's text, never headings, and an article is one chunk up to CAP;
+a longer one is cut only between its own paragraphs (items, 款), each part under the
+article's number. The document's title and a LawRefBook header of dates never make a chunk
+of their own: they go with the first body text.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from ingest.clean import table_flags
-from ingest.headings import detect_heading
+from ingest.clean import LAW_HEADER_LINE, table_flags
+from ingest.headings import ARTICLE, detect_heading
 from ingest.records import CleanText
 from kb.core.records import Chunk
 from kb.core.sentences import sentence_spans
@@ -22,6 +28,9 @@ TARGET_MAX = 500
 CAP = 800
 LIST_RANKS = (5, 6)  # 1、/1. and （1）/①: items of a list (ingest/headings.py), kept together when they fit
 _SOFT_BREAK = re.compile(r"[，,、]")
+CHAPTER_RANKS = (0, 1)  # 第X章/编/节, 附件: they end an article
+_INTRO_END = re.compile(r"[：:]\s*$")  # "…有下列情形之一的：": a lead-in never ends a chunk without its items
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass
@@ -31,12 +40,15 @@ class _Para:
     end: int
     heading: bool  # the paragraph is nothing but a heading line, e.g. "1、加强知识产权创造。"
     table_header: int | None  # paragraph index of the header row of the table this row is in
+    lead: bool = False  # no body of its own: a heading line, the title, a dated line of a law's header
+    intro: bool = False  # ends with a colon: introduces what follows
 
 
 @dataclass
 class _Section:
     path: list[str]
     paras: list[_Para] = field(default_factory=list)
+    article: bool = False  # opened by a 第X条: packed up to CAP and cut only between its paragraphs
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,17 @@ class _Unit:
     para: _Para
 
 
-def _paragraphs(text: str) -> list[_Para]:
+def _squeeze(text: str) -> str:
+    return _SPACES.sub("", text)
+
+
+def _is_title_line(line: str, title: str) -> bool:
+    """The title, or a piece of a title wrapped over lines ("最高人民法院" / "关于…的规定")."""
+    line, title = _squeeze(line), _squeeze(title)
+    return len(line) >= 3 and bool(title) and line in title and not _INTRO_END.search(line)
+
+
+def _paragraphs(text: str, title: str = "") -> list[_Para]:
     lines = text.split("\n")
     flags = table_flags(lines)
     paras, offset, header = [], 0, None
@@ -58,17 +80,44 @@ def _paragraphs(text: str) -> list[_Para]:
         if line.strip():
             found = None if table else detect_heading(line)
             heading = found is not None and len(line.strip().rstrip("。.：:；;")) <= len(found.label)
-            paras.append(_Para(i, offset, offset + len(line), heading, header if table else None))
+            lead = heading or (not table and (_is_title_line(line, title) or bool(LAW_HEADER_LINE.match(line.strip()))))
+            paras.append(_Para(i, offset, offset + len(line), heading, header if table else None, lead,
+                               bool(_INTRO_END.search(line))))
         offset += len(line) + 1
     return paras
 
 
+def _bare_heading(text: str, para: _Para) -> bool:
+    """A line that is a heading and nothing else ("二、管理"), not an item ("（七）…其他财产权利。")."""
+    return para.heading and not re.search(r"[。；;，,：:.．]$", text[para.start : para.end].strip())
+
+
+def _closes_article(text: str, paras: list[_Para], found: list, i: int) -> bool:
+    """Whether a numbered line inside an article is a heading that ends it ("二、管理" right before
+    "第三条"), not one of the article's items ("（七）法律、行政法规规定可以出质的其他财产权利。")."""
+    if not _bare_heading(text, paras[i]):
+        return False
+    nxt = found[i + 1] if i + 1 < len(paras) else None
+    return nxt is not None and (nxt.rank == ARTICLE or nxt.rank in CHAPTER_RANKS)
+
+
 def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     sections = [_Section([])]
-    stack: list[tuple[int, str]] = []
+    stack: list[tuple[int, str, bool]] = []  # (rank, label, a heading line without body of its own)
     found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
+    in_article = False
+    # a text of articles: a law, a regulation, or a book of one; a report whose tables cite "第二十条第（一）项"
+    # four times is not one
+    law = len({h.label for h in found if h is not None and h.rank == ARTICLE}) >= 3
     for i, para in enumerate(paras):
         heading = found[i]
+        numbered = heading is not None and heading.rank != ARTICLE and heading.rank not in CHAPTER_RANKS
+        if law and numbered and ((in_article and not _closes_article(text, paras, found, i))
+                                 or not _bare_heading(text, para)):
+            # an item of an article ("（一）…", "1. …", "一、…") or of a decision ("一、将第五条修改为：“…”"):
+            # part of the text, never a heading
+            heading = None
+            para.heading = para.lead = False
         if heading and heading.rank in LIST_RANKS:
             last = i + 1 == len(paras)
             if not para.heading or last or (found[i + 1] is not None and found[i + 1].rank <= heading.rank):
@@ -78,23 +127,32 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
                 if stack and stack[-1][0] >= heading.rank:
                     while stack and stack[-1][0] >= heading.rank:
                         stack.pop()
-                    sections.append(_Section([label for _, label in stack]))
+                    sections.append(_Section([label for _, label, _ in stack]))
                 heading = None
+                para.lead = False  # an item of a list is body text (a list of contents is not a title)
         if heading:
-            while stack and stack[-1][0] >= heading.rank:
+            # An article is not filed under an item with text of its own ("十、将第二十四条修改为：“…”"
+            # of an amending decision before the amended text), only under a heading line ("一、总则").
+            while stack and (stack[-1][0] >= heading.rank or (heading.rank == ARTICLE and not stack[-1][2]
+                                                                and stack[-1][0] not in CHAPTER_RANKS)):
                 stack.pop()
-            stack.append((heading.rank, heading.label))
-            sections.append(_Section([label for _, label in stack]))
+            stack.append((heading.rank, heading.label, para.heading))
+            in_article = heading.rank == ARTICLE
+            sections.append(_Section([label for _, label, _ in stack], article=in_article))
         sections[-1].paras.append(para)
     sections = [s for s in sections if s.paras]
-    # A section that is only headings ("一、总体情况" right before "（一）…") joins the next one.
+    # A section without body ("一、总体情况" right before "（一）…"; the title and a law's header of
+    # dates before "第一章 总则") joins the next one; the last one joins the one before it.
     merged: list[_Section] = []
     carry: list[_Para] = []
     for section in sections:
         section.paras = carry + section.paras
         carry = []
-        if all(p.heading for p in section.paras) and section is not sections[-1]:
+        if all(p.lead for p in section.paras) and section is not sections[-1]:
             carry = section.paras
+            continue
+        if all(p.lead for p in section.paras) and merged and not section.article:
+            merged[-1].paras += section.paras
             continue
         merged.append(section)
     return merged
@@ -124,22 +182,33 @@ def _units(text: str, para: _Para) -> list[_Unit]:
     return units
 
 
-def _pack(units: list[_Unit]) -> list[list[_Unit]]:
+def _pack(units: list[_Unit], article: bool = False) -> list[list[_Unit]]:
+    """Groups of units, one chunk each. An article fills a chunk up to CAP (it is cut only where it
+    must be); other text aims at TARGET_MIN–TARGET_MAX."""
+    target = CAP if article else TARGET_MAX
     groups: list[list[_Unit]] = []
     for unit in units:
         if groups:
             cur = groups[-1]
             cur_len = cur[-1].end - cur[0].start
             new_len = unit.end - cur[0].start
-            only_headings = all(u.para.heading for u in cur)
-            if new_len <= TARGET_MAX or ((cur_len < TARGET_MIN or only_headings) and new_len <= CAP):
+            only_lead = all(u.para.lead for u in cur)
+            if new_len <= target or ((cur_len < TARGET_MIN or only_lead) and new_len <= CAP):
                 cur.append(unit)
                 continue
         groups.append([unit])
-    # A heading left at the end of a group moves to the next one, with its body.
+    # A heading or a lead-in ("…下列情形之一的：") left at the end of a group moves to the next one, with its body.
     for i in range(len(groups) - 1):
-        while len(groups[i]) > 1 and groups[i][-1].para.heading:
+        while len(groups[i]) > 1 and (groups[i][-1].para.heading or groups[i][-1].para.lead or groups[i][-1].para.intro):
             groups[i + 1].insert(0, groups[i].pop())
+    # A group without body (the title, a header of dates) joins the next one, whatever its length.
+    i = 0
+    while i < len(groups) - 1:
+        if all(u.para.lead for u in groups[i]):
+            lead = groups.pop(i)
+            groups[i][:0] = lead
+        else:
+            i += 1
     # A short tail goes back into the group before it when that fits.
     if len(groups) >= 2 and groups[-1][-1].end - groups[-1][0].start < TARGET_MIN // 2:
         if groups[-1][-1].end - groups[-2][0].start <= CAP:
@@ -147,13 +216,15 @@ def _pack(units: list[_Unit]) -> list[list[_Unit]]:
     return groups
 
 
-def chunk_document(doc_id: str, title: str, clean: CleanText) -> list[Chunk]:
+def chunk_document(doc_id: str, title: str, clean: CleanText, paged: bool = True) -> list[Chunk]:
+    """The chunks of a cleaned document. `paged`: the file has pages (a PDF); chunks of a text,
+    Markdown, HTML or DOCX file cite no page."""
     text = clean.text
-    paras = _paragraphs(text)
+    paras = _paragraphs(text, title)
     chunks: list[Chunk] = []
     for section in _sections(text, paras):
         units = [u for p in section.paras for u in _units(text, p)]
-        for group in _pack(units):
+        for group in _pack(units, section.article):
             start, end = group[0].start, group[-1].end
             body = text[start:end]
             first = group[0].para
@@ -168,7 +239,7 @@ def chunk_document(doc_id: str, title: str, clean: CleanText) -> list[Chunk]:
                     doc_id=doc_id,
                     ordinal=len(chunks),
                     heading_path=path,
-                    pages=clean.pages_between(start, end),
+                    pages=clean.pages_between(start, end) if paged else [],
                     start=start,
                     end=end,
                     text=body,

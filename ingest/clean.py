@@ -66,10 +66,23 @@ def collapse_spaced_text(line: str) -> str:
     return re.sub(r" {2,}", " ", _LAYOUT_SPACE.sub("", line))
 
 
+# A dated line of a law's header (LawRefBook): "2011年4月11日 宁波市…公告第28号公布",
+# "2020年8月31日 最高人民法院审判委员会第1811次会议", "2023年12月11日 《…》第三次修订）".
+LAW_HEADER_LINE = re.compile(
+    r"^\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,300}?(?:通过|公布|发布|修订|修正|施行|批准|会议|根据)[）)\s]*$")
+_CHAPTER_RANKS = (0, 1)  # 第X章/编/节, 附件
+
+
 def _table_cells(line: str) -> list[str] | None:
-    """Cells of a line that could be a table row: short cells, no sentence punctuation."""
+    """Cells of a line that could be a table row: short cells, no sentence punctuation. A chapter
+    heading ("第一章 总 则") or a dated line of a law's header is never a row, however spaced."""
     cells = line.split()
     if len(cells) < 2 or _TABLE_PUNCT.search(line) or max(map(len, cells)) > _MAX_CELL:
+        return None
+    if LAW_HEADER_LINE.match(line.strip()):
+        return None
+    heading = detect_heading(line)
+    if heading is not None and heading.rank in _CHAPTER_RANKS:
         return None
     return cells
 

@@ -16,7 +16,7 @@ CN_NUM = "一二三四五六七八九十百零〇两"
 # (rank, pattern); the first match wins, so more specific patterns come first.
 _PATTERNS: list[tuple[int, re.Pattern[str]]] = [
     (0, re.compile(rf"^附件\s*[0-9{CN_NUM}]*\s*[:：]?")),
-    (0, re.compile(rf"^第[{CN_NUM}0-9]+[章编]")),
+    (0, re.compile(rf"^第[{CN_NUM}0-9]+分?[章编]")),
     (1, re.compile(rf"^第[{CN_NUM}0-9]+节")),
     (2, re.compile(rf"^[{CN_NUM}]+\s*[、．.]")),
     (3, re.compile(rf"^[（(]\s*[{CN_NUM}]+\s*[）)]")),

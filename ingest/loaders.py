@@ -132,12 +132,26 @@ def markdown_text(text: str) -> tuple[str, str | None]:
     return "\n".join(lines), "".join(titles) or None
 
 
+_INFO_END = "<!-- INFO END -->"
+
+
+def markdown_header(text: str) -> str | None:
+    """A LawRefBook file's header: the lines before `<!-- INFO END -->` after its "# " title lines
+    (dates of 通过, 公布, 修订, 修正, 施行), which the profile and the metadata read; None without one."""
+    if _INFO_END not in text:
+        return None
+    head = text.split(_INFO_END, 1)[0]
+    return "\n".join(x for x in head.split("\n") if not _MD_HEADING.match(x))
+
+
 def _load_text(path: Path, kind: str) -> RawDocument:
     text, encoding = decode_text(path.read_bytes())
-    title = None
+    title = header = None
     if kind == "md":
+        header = markdown_header(text)
         text, title = markdown_text(text)
-    return RawDocument(path=str(path), kind=kind, pages=[Page(1, text)], encoding=encoding, file_title=title)
+    return RawDocument(path=str(path), kind=kind, pages=[Page(1, text)], encoding=encoding, file_title=title,
+                       header=header)
 
 
 _DOCX_ELEMENT = re.compile(rb"<w:(?:p|tr|tc)[ />]")

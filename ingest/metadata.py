@@ -7,9 +7,12 @@ tail. An element that is not found stays None: nothing is guessed.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
+from ingest.lawheader import header_events
 from kb.core.guard import looks_like_instruction
+from kb.core.places import Places
 from kb.core.records import DocumentMeta
 
 HEAD_LINES = 12
@@ -29,14 +32,25 @@ _CC = re.compile(r"^抄送\s*[:：]\s*(.+?)[。.]?$")
 _PRINTED = re.compile(r"^(?:(.+?)\s*)?(\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日)\s*印发$")
 _TITLE_END = re.compile(r"(答复|复函|办法|细则|规定|措施|通知|意见|报告|决定|方案|批复|函|公告|通告|规划|条例|指南|纲要|解释)$")
 _TITLE_START = re.compile(r"^关于")
+# (type, title endings); the first that ends the title wins, else the first the title contains.
+# Laws and regulations are typed by their own name: 法, 条例, 细则, 解释, 规定, 办法, 决定.
 _DOC_TYPES = [
-    ("答复", ("答复", "复函", "批复")),
-    ("办法", ("办法", "细则", "规定", "条例")),
+    ("答复", ("答复", "复函")),
+    ("批复", ("批复",)),
+    ("条例", ("条例",)),
+    ("细则", ("细则",)),
+    ("解释", ("解释",)),
+    ("规定", ("规定",)),
+    ("办法", ("办法",)),
+    ("决定", ("决定",)),
     ("措施", ("措施",)),
     ("通知", ("通知",)),
     ("意见", ("意见",)),
     ("报告", ("报告",)),
 ]
+_CONTAINS_ORDER = ("答复", "批复", "办法", "规定", "细则", "条例", "措施", "通知", "意见", "报告")
+_LAW_TITLE = re.compile(r"(?<![办方做])法$|法典(?:[\u4e00-\u9fa5]{1,4}编)?$")  # 专利法, 民法典, 民法典物权编
+_TRAILING_BRACKETS = re.compile(r"\s*[（(][^（）()]{0,20}[）)]\s*$")  # （试行）, （三）, （2010修订）
 _CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
 
 
@@ -69,13 +83,79 @@ def normalize_doc_number(m: re.Match[str]) -> str:
 
 
 def doc_type_of(title: str) -> str:
+    t = (title or "").strip()
+    while _TRAILING_BRACKETS.search(t):
+        t = _TRAILING_BRACKETS.sub("", t)
+    if _LAW_TITLE.search(t):
+        return "法"
     for doc_type, words in _DOC_TYPES:
-        if title.endswith(words):
+        if t.endswith(words):
             return doc_type
-    for doc_type, words in _DOC_TYPES:
-        if any(w in title for w in words):
+    types = dict(_DOC_TYPES)
+    for doc_type in _CONTAINS_ORDER:
+        if any(w in t for w in types[doc_type]):
             return doc_type
     return "其他"
+
+
+# ---- laws and regulations: issuer and date from a LawRefBook header (ingest/profile.py header_events)
+
+_ORGAN_NAMES = re.compile(r"全国人民代表大会常务委员会|全国人大常委会|全国人民代表大会|最高人民法院|最高人民检察院|国务院|中央军事委员会")
+_LOCAL_CONGRESS = re.compile(
+    r"([\u4e00-\u9fa5]{2,12}?(?:省|自治区|市|自治州|州|盟|县|区))(?:第[一二三四五六七八九十百零〇\d]+届)?"
+    r"(人民代表大会常务委员会|人大常委会|人民代表大会)")
+_SHORT_CONGRESS = re.compile(r"^[市省]?[一二三四五六七八九十]+届(人民代表大会常务委员会|人大常委会|人民代表大会)")
+_ORGAN_LIST = re.compile(r"^[\u4e00-\u9fa5、]{2,80}(?:委员会|局|部|院|署|厅|办公室|政府)$")
+
+
+def _congress(kind: str) -> str:
+    return "人民代表大会" if kind == "人民代表大会" else "人民代表大会常务委员会"
+
+
+def organ_of(who: str, place: str | None) -> str | None:
+    """The issuing organ named in a header line's words: "第九届全国人民代表大会常务委员会第二十八次会议" ->
+    全国人民代表大会常务委员会; "宁波市第十三届人民代表大会常务委员会公告第28号" -> 宁波市人民代表大会常务委员会;
+    "中华人民共和国国务院令第306号" -> 国务院; "市十二届人大常委会第二十二次会议" -> the title's `place`'s."""
+    names: list[str] = []
+    for m in _ORGAN_NAMES.finditer(who):
+        name = "全国人民代表大会常务委员会" if m.group(0) == "全国人大常委会" else m.group(0)
+        if name not in names:
+            names.append(name)
+    if names:
+        return "、".join(names)
+    if m := _LOCAL_CONGRESS.search(who):
+        return m.group(1) + _congress(m.group(2))
+    if (m := _SHORT_CONGRESS.match(who)) and place:
+        return place + _congress(m.group(1))
+    if _ORGAN_LIST.match(who):
+        return who  # "国家经济委员会、国家基本建设委员会、国家科学技术委员会、国家档案局"
+    return None
+
+
+def law_elements(meta: DocumentMeta, header: str | None, places: Places) -> DocumentMeta:
+    """A LawRefBook file's type, issuing organ and date, from its title and header: the organ that
+    published it (公布/发布), else the one that adopted it (通过: a city's congress, not the province
+    approving it), else the one that amended it; else the organ its title names ("国务院关于…",
+    "最高人民法院、最高人民检察院关于…"), the place's congress for a local 条例 and the State Council
+    for a national one. The date is the header's latest but 施行. ``header`` None: not a law file."""
+    if header is None:
+        return meta
+    title = meta.title or ""
+    region = places.region_of_text(title)
+    place = region[-1] if region and region != ("全国",) else None
+    events = header_events(header)
+    issuer = None
+    for kinds in (("公布", "发布"), ("通过",), ("修订", "修正")):
+        organs = [o for e in events if e.event in kinds and (o := organ_of(e.who, place))]
+        if organs:
+            issuer = "、".join(dict.fromkeys("、".join(organs).split("、")))
+            break
+    if issuer is None and "关于" in title:
+        issuer = organ_of(title.split("关于", 1)[0], None)
+    if issuer is None and meta.doc_type == "条例":
+        issuer = f"{place}人民代表大会常务委员会" if place else "国务院"
+    dates = sorted(e.date for e in events if e.event != "施行")
+    return replace(meta, issuer=issuer or meta.issuer, date=dates[-1] if dates else meta.date)
 
 
 def _head(lines: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from ingest.catalogue import apply_entry, catalogue_entry, entry_hash
 from ingest.chunking import chunk_document
 from ingest.clean import clean_pages
 from ingest.loaders import Limits, load
-from ingest.metadata import extract_metadata
+from ingest.metadata import doc_type_of, extract_metadata, law_elements
 from ingest.ocr import OcrEngine
 from ingest.profile import profile_document
 from ingest.sandbox import PdfSandbox
@@ -57,11 +57,15 @@ def process_file(
     meta = extract_metadata(clean.text, path.name, raw.file_title)
     if raw.kind == "md" and raw.file_title:  # a Markdown file's level-1 heading is its title
         meta.title = raw.file_title
+        meta.doc_type = doc_type_of(meta.title)
     places = places or Places()
     entry = catalogue_entry(path)
     if "title" in entry:  # the profile reads the title: give it the right one
         meta.title = str(entry["title"])
-    profile = profile_document(meta.title, meta.issuer, clean.text, path.name, meta.doc_type, places)
+        meta.doc_type = doc_type_of(meta.title)
+    meta = law_elements(meta, raw.header, places)
+    profile = profile_document(meta.title, meta.issuer, clean.text, path.name, meta.doc_type, places,
+                               header=raw.header)
     meta, profile = apply_entry(entry, meta, profile, places)
     key = source_key(path)
     doc_id = doc_id_for(key)
@@ -77,7 +81,7 @@ def process_file(
             page_count=len(raw.pages),
             ocr_pages=[p.number for p in raw.pages if p.ocr],
             encoding=raw.encoding,
-            chunks=chunk_document(doc_id, meta.title, clean),
+            chunks=chunk_document(doc_id, meta.title, clean, paged=raw.kind == "pdf"),
             profile=profile,
         ),
         clean,

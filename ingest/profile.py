@@ -7,7 +7,8 @@ expiry, a later version of the same title (已被取代), another document aboli
 Where the dates come from:
 
 - a LawRefBook Markdown file: the header of dated lines before ``<!-- INFO END -->``
-  ("2003年9月26日 宁波市第十二届人民代表大会常务委员会第五次会议通过", "…修正", "…公布", "… 施行");
+  ("2003年9月26日 宁波市第十二届人民代表大会常务委员会第五次会议通过", "…修正", "…公布", "… 施行"), read by
+  ingest/lawheader.py; the loader hands it over apart from the text (the ``header`` argument);
 - the text: "本条例自2016年1月1日起施行", "本办法自2017年1月1日起施行，有效期5年", "有效期至…",
   "自…起施行…至…止", "自印发之日起施行"; the header wins over the text for 施行;
 - an official letter (答复, 通知): the date line it is signed with (成文日期) for ``promulgated``,
@@ -23,7 +24,9 @@ import datetime as dt
 import re
 import unicodedata
 
+from ingest.lawheader import header_events, in_force_on_publication
 from kb.core.places import Places
+from kb.store.status import normalise_title
 from kb.core.profile import (
     LEVEL_ADMIN_REGULATION,
     LEVEL_GUIDE,
@@ -93,9 +96,7 @@ def _add_period(start: str, count: int, unit: str) -> str:
     return (end - dt.timedelta(days=1)).isoformat()
 
 
-# ---- the LawRefBook header
-
-_HEADER_EVENT = re.compile(r"(通过|公布|发布|修订|修正|施行|批准)\s*$")
+# ---- the LawRefBook header (ingest/lawheader.py)
 
 
 def split_header(text: str) -> tuple[str | None, str]:
@@ -104,23 +105,6 @@ def split_header(text: str) -> tuple[str | None, str]:
         head, body = text.split(INFO_END, 1)
         return head, body
     return None, text
-
-
-def _header_events(header: str) -> list[tuple[str, str, str]]:
-    """(event, iso date, line) for each dated line of a LawRefBook header."""
-    events = []
-    for raw in header.split("\n"):
-        line = raw.strip()
-        if line.startswith("#"):
-            continue
-        m = re.match(rf"^({_D})\s*(.*)$", line)
-        if not m:
-            continue
-        date, rest = _iso(m.group(1)), m.group(2).strip()
-        ev = _HEADER_EVENT.search(rest)
-        if date and ev:
-            events.append((ev.group(1), date, line))
-    return events
 
 
 # ---- 施行 and 有效期 in the text
@@ -217,6 +201,9 @@ _NPC = re.compile(r"全国人民代表大会|全国人大")
 _LOCAL_PC = re.compile(r"(?<!全国)人民代表大会")
 _COURT = re.compile(r"最高人民(?:法院|检察院)")
 _STATE_COUNCIL_ORDER = re.compile(r"国务院令")
+# the State Council issuing or approving: "中华人民共和国国务院令第306号公布", "国务院批准", "国务院第23次常务会议",
+# "中华人民共和国国务院、中华人民共和国中央军事委员会令第418号公布"
+_STATE_COUNCIL_ACT = re.compile(r"国务院(?:[、和]中华人民共和国中央军事委员会|[、和]中央军事委员会)?(?:令|批准|发布|公布|第\d+次常务会议)")
 _ORDER = re.compile(r"(?:政府|局|部|委员会|委|署|总局|办公厅)令\s*(?:第\s*\d+\s*号|〔\d{4}〕)|令第\s*\d+\s*号")
 _DOC_NUMBER = re.compile(r"[\u4e00-\u9fa5]{1,10}[〔\[［【(（]\s*\d{4}\s*[〕\]］】)）]\s*\d{1,5}\s*号")
 _STATUS_BRACKETS = re.compile(r"[（(](?:试行|暂行|草案|征求意见稿|修订|修正|\d{4}[^）)]*)[）)]\s*$")
@@ -239,13 +226,20 @@ def _level(title: str, issuer: str, header: str, body: str, doc_type: str, regio
     if _COURT.search(t + who) and re.search(r"解释|规定|批复|决定", t):
         return LEVEL_JUDICIAL_INTERPRETATION
     national = region == (NATIONAL,)
-    if re.search(r"(?<![办方做])法$|法典$", t) and (t.startswith("中华人民共和国") or _NPC.search(who) or national):
-        return LEVEL_LAW
+    if re.search(r"(?<![办方做])法$|法典(?:[\u4e00-\u9fa5]{1,4}编)?$", t) and (
+            t.startswith("中华人民共和国") or _NPC.search(who) or national):
+        return LEVEL_LAW  # 中华人民共和国专利法, 中华人民共和国民法典物权编
     if t.startswith("全国人民代表大会") and t.endswith("决定"):
         return LEVEL_LAW
-    by_state_council = t.startswith(("中华人民共和国", "国务院")) or (issuer or "").strip() == "国务院"
+    by_state_council = (t.startswith(("中华人民共和国", "国务院")) or (issuer or "").strip() == "国务院"
+                        or (issuer or "").startswith("国务院、")
+                        or bool(_STATE_COUNCIL_ACT.search(header)))
     if _STATE_COUNCIL_ORDER.search(masthead) or (re.search(r"(?:条例|实施细则|细则)$", t) and by_state_council):
         return LEVEL_ADMIN_REGULATION
+    if by_state_council and re.search(r"(?:规定|办法)$", t):
+        return LEVEL_ADMIN_REGULATION  # 国务院关于涉外知识产权纠纷处理的规定
+    if t.endswith("条例") and national and not _LOCAL_PC.search(who):
+        return LEVEL_ADMIN_REGULATION  # a 条例 for the whole country without a header: 保障中小企业款项支付条例
     if _ORDER.search(masthead):
         return LEVEL_RULE
     if t.endswith("条例") and region and not national:
@@ -269,35 +263,56 @@ def profile_document(
     file_name: str,
     doc_type: str,
     places: Places,
+    header: str | None = None,
 ) -> DocumentProfile:
     """The profile of one document, read from it alone. ``status`` is left 未知: it depends on
     the date asked about and on the other documents (``resolve_statuses``).
 
+    ``header``: the LawRefBook header when the loader took it apart from the text (ingest/loaders.py);
+    else it is read from ``text`` (the part before ``<!-- INFO END -->``).
     ``file_name`` is only a label: no date or place is read from it."""
     del file_name  # kept in the signature for the caller's logs; the issuer's text is the only source
-    text = _arabic_dates(unicodedata.normalize("NFC", (text or "").replace("\r\n", "\n").replace("\r", "\n")))
-    header, body = split_header(text)
+
+    def norm(x: str) -> str:
+        return _arabic_dates(unicodedata.normalize("NFC", (x or "").replace("\r\n", "\n").replace("\r", "\n")))
+
+    text = norm(text)
+    if header is None:
+        header, body = split_header(text)
+    else:
+        header, body = norm(header), text
     title = (title or "").strip()
 
     promulgated = adopted = amended = header_effective = None
     if header is not None:
-        events = _header_events(header)
-        passed = sorted(d for e, d, _ in events if e == "通过")
-        published = sorted(d for e, d, _ in events if e in ("公布", "发布"))
-        changed = sorted(d for e, d, _ in events if e in ("修订", "修正"))
-        started = sorted(d for e, d, _ in events if e == "施行")
+        events = header_events(header)
+        passed = sorted(e.date for e in events if e.event == "通过")
+        published = sorted(e.date for e in events if e.event in ("公布", "发布"))
+        changed = sorted(e.date for e in events if e.event in ("修订", "修正"))
+        started = sorted(e.date for e in events if e.event == "施行")
         adopted = passed[0] if passed else None
         promulgated = published[-1] if published else None
         amended = changed[-1] if changed else None
         header_effective = started[-1] if started else None
+        if header_effective is None and promulgated and in_force_on_publication(header):
+            header_effective = promulgated
 
     signed = printed = None
     if header is None:  # a LawRefBook header states its own dates; an official letter is signed
         signed, printed = _signature_dates(body)
         promulgated = signed or printed
 
-    text_effective, effective_until = _effective_clauses(body, promulgated, printed)
+    published = promulgated
+    if published is None and header is not None:
+        # "本法自公布之日起施行" without a 公布 line: a law is promulgated on the day it is adopted or amended
+        dated = sorted(e.date for e in header_events(header) if e.event != "施行")
+        published = dated[-1] if dated else None
+    text_effective, effective_until = _effective_clauses(body, published, printed)
     effective_from = header_effective or text_effective
+    if effective_from and amended and effective_from < amended:
+        # "本细则自2001年7月1日起施行" in the text of the 2023 revision, "2005年1月1日 施行" above a 2011
+        # 修正 in a header: the first version's date. This version is not in force before its own amendment.
+        effective_from = amended
 
     region = ()
     for layer in (f"{title}\n{issuer or ''}", header or "", body):
@@ -306,6 +321,11 @@ def profile_document(
             break
 
     level = _level(title, issuer or "", header or "", body, doc_type or "", region)
+    if level in (LEVEL_LAW, LEVEL_ADMIN_REGULATION, LEVEL_JUDICIAL_INTERPRETATION):
+        # national law applies everywhere, whatever places its title names ("…北京、上海、广州知识产权法院…")
+        region = (NATIONAL,)
+    own = normalise_title(title)
+    abolishes = tuple(t for t in _abolished_titles(body) if normalise_title(t) != own)  # an earlier version of itself
     return DocumentProfile(
         level=level,
         region=region,
@@ -315,5 +335,5 @@ def profile_document(
         effective_from=effective_from,
         effective_until=effective_until,
         status=STATUS_UNKNOWN,
-        abolishes=_abolished_titles(body),
+        abolishes=abolishes,
     )

@@ -22,6 +22,7 @@ class RawDocument:
     pages: list[Page]
     encoding: str | None = None  # detected encoding for text formats
     file_title: str | None = None  # title stored in the file's own properties, if any
+    header: str | None = None  # a LawRefBook file's header of dated lines (before <!-- INFO END -->)
 
     @property
     def text(self) -> str:

@@ -73,14 +73,17 @@ EXPECTED = {
     "nansha-2017-patent-pledge-interest-subsidy-guide.txt": ("办事指南", NANSHA, None, None, None, None, None, (), STATUS_UNKNOWN),
     "nansha-2017-sci-tech-innovation-support-measures.txt": ("规范性文件", NANSHA, None, None, None, "2017-01-01", "2021-12-31", (), STATUS_EXPIRED),
     "natl-civil-code-property-book.md": ("法律", N, None, "2020-05-28", None, "2021-01-01", None, (), STATUS_IN_FORCE),
-    "natl-copyright-law-2020.md": ("法律", N, None, "1990-09-07", "2020-11-11", "1991-06-01", None, (), STATUS_IN_FORCE),
-    "natl-patent-law-2020.md": ("法律", N, None, "1984-03-12", "2020-10-17", "1985-04-01", None, (), STATUS_IN_FORCE),
-    # the header lists the 2001 text and the 2002 revision only; the 2010 revision is not stated
-    "natl-patent-law-impl-rules-2010.md": ("行政法规", N, "2001-06-15", None, "2002-12-28", "2001-07-01", None, ("中华人民共和国专利法实施细则",), STATUS_IN_FORCE),
+    # an amended version's text still says "本法自1991年6月1日起施行" (the first version's date): this version
+    # is in force from its latest amendment, not before
+    "natl-copyright-law-2020.md": ("法律", N, None, "1990-09-07", "2020-11-11", "2020-11-11", None, (), STATUS_IN_FORCE),
+    "natl-patent-law-2020.md": ("法律", N, None, "1984-03-12", "2020-10-17", "2020-10-17", None, (), STATUS_IN_FORCE),
+    # the header lists the 2001 text and the 2002 revision only; the 2010 revision is not stated. "1992年…发布的
+    # 《中华人民共和国专利法实施细则》同时废止" is an earlier version of itself: not an abolition
+    "natl-patent-law-impl-rules-2010.md": ("行政法规", N, "2001-06-15", None, "2002-12-28", "2002-12-28", None, (), STATUS_IN_FORCE),
     "natl-sme-promotion-law-2017.md": ("法律", N, None, "2002-06-29", "2017-09-01", "2018-01-01", None, (), STATUS_IN_FORCE),
     # "注册商标的有效期为十年" is about trademarks, not the law: no effective_until
-    "natl-trademark-law-2019.md": ("法律", N, None, "1982-08-23", "2019-04-23", "1983-03-01", None, ("商标管理条例",), STATUS_IN_FORCE),
-    "ningbo-patent-regulation-2012.md": ("地方性法规", NINGBO, None, "2003-09-26", "2012-03-31", "2004-01-01", None, (), STATUS_IN_FORCE),
+    "natl-trademark-law-2019.md": ("法律", N, None, "1982-08-23", "2019-04-23", "2019-04-23", None, ("商标管理条例",), STATUS_IN_FORCE),
+    "ningbo-patent-regulation-2012.md": ("地方性法规", NINGBO, None, "2003-09-26", "2012-03-31", "2012-03-31", None, (), STATUS_IN_FORCE),
     "shandong-patent-regulation-2013.md": ("地方性法规", ("山东省",), None, "2013-08-01", None, "2013-09-01", None, ("山东省专利保护条例",), STATUS_IN_FORCE),
     # no dates in the header, but 第三十四条 says "本条例自2002年7月1日起施行"
     "shanghai-patent-protection-regulation.md": ("地方性法规", ("上海市",), None, None, None, "2002-07-01", None, (), STATUS_IN_FORCE),

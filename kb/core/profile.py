@@ -8,8 +8,9 @@ Dates are ISO strings ``yyyy-mm-dd``:
 - ``promulgated``: 公布 (for an official letter without a 公布 line: its 成文日期, the date it is signed);
 - ``adopted``: the first 通过 (the original adoption, not the adoption of a later amendment);
 - ``amended``: the latest 修订 or 修正;
-- ``effective_from``: 施行 (for an amended law whose text still says "本法自1985年4月1日起施行",
-  that date: the version's own 施行 date is kept only when the document states it);
+- ``effective_from``: 施行 as the header states it; else as the text states it ("本条例自2016年1月1日起施行"),
+  except that an amended version whose text still says "本法自1985年4月1日起施行" (the first version's
+  date) is not in force before its own latest 修订/修正: that date then;
 - ``effective_until``: the last day the document is in force (inclusive), when the document
   says so ("有效期5年", "有效期至…", "自…起施行…至…止").
 

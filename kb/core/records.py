@@ -15,7 +15,7 @@ class DocumentMeta:
     """Official-document elements (GB/T 9704-2012). Missing ones stay None."""
 
     title: str
-    doc_type: str = "其他"  # 答复, 办法, 措施, 通知, 意见, 报告, 其他
+    doc_type: str = "其他"  # 答复, 批复, 法, 条例, 细则, 解释, 规定, 办法, 决定, 措施, 通知, 意见, 报告, 其他
     issuer: str | None = None  # 发文机关
     doc_number: str | None = None  # 发文字号, e.g. 甬市监函〔2019〕25号
     date: str | None = None  # 成文日期, ISO yyyy-mm-dd
