@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.testset import load_testset
 from kb.core.text import squeeze
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def _shares_support(text: str, evidence: str) -> bool:
 
 def test_library_set_format():
     rows = _rows(LIBRARY_SET)
-    assert len(rows) >= 60
+    assert len(load_testset(LIBRARY_SET)) == len(rows) >= 60  # what `python -m eval run` reads
     assert [r["id"] for r in rows] == [f"l{i:03d}" for i in range(1, len(rows) + 1)]
     for r in rows:
         assert {"id", "question", "answerable", "evidence", "keypoints", "kind", "source"} <= set(r), r["id"]
