@@ -1,7 +1,7 @@
 """The hand-written test sets stay true to their documents (format in eval/testsets/README.md).
 
 `library.jsonl` is checked against the files it was written over: the bundled corpus (`data/corpus/`, the
-letter and the policies) and the national IP law library (`data/corpus/library/` once bundled, else
+letter and the policies) and the national IP law library (its `library` folder once bundled, else
 `../shared/corpus/library/`). Re-run after a change to cleaning or chunking:
 `pytest tests/test_testsets.py -q`.
 """
