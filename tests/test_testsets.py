@@ -198,3 +198,15 @@ LIBRARY_ABSENT: dict[str, list[str]] = {
     "l073": ["减缴比例", "减缴百分之", "减缴的比例"],  # 实施细则 2023: 减缴 "按照规定", no rate
     "l074": ["元", "每日"],  # 知识产权海关保护条例: 仓储、保管费 paid by the right holder, no rate
 }
+
+
+def test_whole_document_support_is_the_metric_s_rule():
+    """The fast check above applies eval.metrics.supports to whole documents by windows: the same verdicts."""
+    from eval.metrics import supports
+
+    evidence = "应当自收到商标异议材料副本之日起30日内答辩"
+    for passage in ("被异议人应当自收到商标异议材料副本之日起30日内答辩。",  # contains it
+                    "应当自收到商标异议材料副本之日起",  # 16 of 22 characters in common
+                    "自收到商标异议材料",  # 9 of 22
+                    "与此无关的一段话"):
+        assert _shares_support(squeeze(passage), evidence) == supports(passage, evidence), passage
