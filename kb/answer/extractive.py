@@ -143,7 +143,10 @@ class ExtractiveAnswerer:
         closest = max((p.dense_score for p in passages if p.dense_score is not None), default=None)
         if closest is not None and closest < t.off_topic_dense and best.coverage < t.off_topic_coverage:
             return Draft("", refused=True, reason=f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
-        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= t.value_coverage
+        # a colloquial question ("一家企业最多能补多少钱？") shares few terms with the law's wording: a sentence
+        # covering it nearly as well as any sentence does is about it, below value_coverage or not
+        about = min(t.value_coverage, t.value_relative * max(c.coverage for c in candidates))
+        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= about
                                                  for c in ranked[: t.value_window])]
         if wanted and len(missing) == len(wanted):
             return Draft("", refused=True, reason=f"the passages never state the asked-for {'/'.join(wanted)}")
@@ -168,7 +171,7 @@ class ExtractiveAnswerer:
             chosen = whole + [c for c in chosen if c.passage.chunk_id != best.passage.chunk_id]
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
-        return self._compose(chosen)
+        return self._compose(_completed(chosen, wanted, _siblings(candidates), t.list_max_chars))
 
     def _list_section(self, question: str, best: Candidate) -> list[Candidate] | None:
         """The sentences of a list section (its heading, then at least two numbered items, at most
@@ -261,6 +264,57 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         entry[1].append(c.index)
         entry[2].append(c.span)
     return out + (f"[{owed}]" if owed is not None else "")
+
+
+def _siblings(candidates: list[Candidate]) -> dict[str, list[Candidate]]:
+    """Each passage's candidate sentences in reading order (chunk id -> sentences)."""
+    out: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        out.setdefault(c.passage.chunk_id, []).append(c)
+    for sentences in out.values():
+        sentences.sort(key=lambda c: c.index)
+    return out
+
+
+def _neighbours(c: Candidate, siblings: dict[str, list[Candidate]]) -> list[Candidate]:
+    """The sentences just after and just before `c` in its passage, in that order."""
+    sentences = siblings.get(c.passage.chunk_id, [])
+    at = next((i for i, s in enumerate(sentences) if s.index == c.index), None)
+    if at is None:
+        return []
+    return [sentences[i] for i in (at + 1, at - 1) if 0 <= i < len(sentences)]
+
+
+def _completed(chosen: list[Candidate], wanted: list[str], siblings: dict[str, list[Candidate]],
+               list_max_chars: int) -> list[Candidate]:
+    """The chosen sentences with what completes them: for each asked-for kind of fact (amount, date…)
+    a sentence lacks, the neighbour in its passage that states it ("…发给发明人奖金。" is followed by
+    "奖金最低不少于三千元"); a sentence that opens a list ("…用于：") with the items after it, up to
+    `list_max_chars` characters."""
+    have = {(c.passage.chunk_id, c.index) for c in chosen}
+    out = list(chosen)
+
+    def add(c: Candidate, like: Candidate) -> None:
+        if (c.passage.chunk_id, c.index) not in have:
+            have.add((c.passage.chunk_id, c.index))
+            out.append(Candidate(c.passage, c.index, c.span, c.text, like.coverage, like.score, like.order))
+
+    for c in chosen:
+        for kind in wanted:
+            if has_value(c.text, kind):
+                continue
+            found = next((n for n in _neighbours(c, siblings) if has_value(n.text, kind)), None)
+            if found is not None:
+                add(found, c)
+        if c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
+            sentences = siblings.get(c.passage.chunk_id, [])
+            length = len(c.text)
+            for n in (s for s in sentences if s.index > c.index):
+                if not _ITEM.match(n.text) or length + len(n.text) > list_max_chars:
+                    break
+                length += len(n.text)
+                add(n, c)
+    return out
 
 
 def _is_article(passage: Passage, max_chars: int) -> bool:
