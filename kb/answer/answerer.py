@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kb.answer.decision import DecisionModel
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.llm import LlmStrategy
 from kb.answer.prompts import Prompts
@@ -63,6 +64,7 @@ class Answerer:
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
+            decision=DecisionModel.load(settings.answer.decision_model) if settings.answer.decision == "learned" else None,
         )
         # the words of the documents' titles: what a question names when it has a topic of its own
         self._title_words = {w for d in generation.catalogue.documents.values()

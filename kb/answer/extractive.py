@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from kb.answer.compose import Draft
+from kb.answer.decision import ASKED, DecisionModel, vector
 from kb.answer.intent import Intent, has_value
 from kb.answer.tuning import Tuning
 from kb.core.guard import quotable_sentences
@@ -58,8 +60,10 @@ class ExtractiveAnswerer:
                  embed_sentences: Callable[[list[str]], np.ndarray] | None = None,
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
                  document_text: Callable[[str], str] | None = None,
-                 sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning()):
+                 sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning(),
+                 decision: DecisionModel | None = None):
         self._tokenizer = tokenizer
+        self.decision = decision  # None: the rules refuse (vetoes); a model: it decides, the rules are its features
         self._sections = sections  # doc id -> its passages in reading order, grouped by section
         self.tuning = tuning
         self._document_text = document_text  # doc id -> its title, issuer and text (for place names)
@@ -138,18 +142,68 @@ class ExtractiveAnswerer:
                 c.score -= t.stale_penalty
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
+        # the rules: each says why the passages would not answer (vetoes when the rules decide)
+        vetoes = []
         if best.coverage < t.min_coverage:
-            return Draft("", refused=True, reason=f"the passages do not cover the question (coverage {best.coverage:.2f})")
+            vetoes.append(f"the passages do not cover the question (coverage {best.coverage:.2f})")
         closest = max((p.dense_score for p in passages if p.dense_score is not None), default=None)
         if closest is not None and closest < t.off_topic_dense and best.coverage < t.off_topic_coverage:
-            return Draft("", refused=True, reason=f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
+            vetoes.append(f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
         # a colloquial question ("一家企业最多能补多少钱？") shares few terms with the law's wording: a sentence
         # covering it nearly as well as any sentence does is about it, below value_coverage or not
-        about = min(t.value_coverage, t.value_relative * max(c.coverage for c in candidates))
+        top = max(c.coverage for c in candidates)
+        about = min(t.value_coverage, t.value_relative * top)
         missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= about
                                                  for c in ranked[: t.value_window])]
         if wanted and len(missing) == len(wanted):
-            return Draft("", refused=True, reason=f"the passages never state the asked-for {'/'.join(wanted)}")
+            vetoes.append(f"the passages never state the asked-for {'/'.join(wanted)}")
+        if self.decision is None:
+            if vetoes:
+                return Draft("", refused=True, reason=vetoes[0])
+            return self._chosen(question, intent, ranked, candidates)
+        draft = self._chosen(question, intent, ranked, candidates)
+        facts = {
+            "rule_low_coverage": best.coverage < t.min_coverage, "rule_off_topic": any(v.startswith("off topic") for v in vetoes),
+            "rule_value_missing": bool(wanted) and len(missing) == len(wanted),
+            "best_coverage": best.coverage, "top_coverage": top,
+            "second_coverage": sorted((c.coverage for c in candidates), reverse=True)[1] if len(candidates) > 1 else 0.0,
+            "answer_coverage": self.coverage(f"{context} {question}".strip(), re.sub(r"\[\d+\]", "", draft.text)),
+            "passage_coverage": self.coverage(question, " ".join([best.passage.title, *best.passage.heading_path,
+                                                                  best.passage.text])),
+            "best_score": best.score, "score_margin": best.score - ranked[1].score if len(ranked) > 1 else best.score,
+            "best_dense": dense[candidates.index(best)], "closest_dense": closest or 0.0,
+            "top_score": passages[0].score if passages else 0.0,
+            "top_score_gap": passages[0].score - passages[1].score if len(passages) > 1 else 0.0,
+            "best_rank": best.passage.rank, "wanted": len(wanted),
+            "best_holds": sum(has_value(best.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
+            "answer_holds": sum(has_value(draft.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
+            "value_relative": max((c.coverage for c in ranked[: t.value_window] if any(has_value(c.text, k) for k in wanted)),
+                                  default=0.0) / top if wanted and top else 1.0,
+            "question_terms": math.log1p(len(set(self._tokenizer.tokens(question)))),
+            "year_mismatch": self._year_mismatch(question, best.passage),
+            "place_mismatch": not self._about(best.passage, self._tokenizer.places(question)),
+            "stale": best.passage.profile.status in STALE, "article": bool(_ARTICLE.match(squeeze(best.passage.text))),
+            **{f"asks_{kind}": kind in intent.asks for kind in ASKED},
+        }
+        p = self.decision.probability(vector(facts))
+        if p < self.decision.threshold:
+            why = vetoes[0] if vetoes else "the passages do not answer the question"
+            return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
+        return replace(draft, flags=[*draft.flags, *(f"answered over the rule (p {p:.2f}): {v}" for v in vetoes)])
+
+    def _year_mismatch(self, question: str, passage: Passage) -> bool:
+        years = set(re.findall(r"(?:19|20)[0-9]{2}(?=\s*年)", question))
+        if not years:
+            return False
+        text = f"{passage.title} {passage.date or ''} " + (
+            self._document_text(passage.doc_id) if self._document_text else passage.text)
+        return not all(y in text for y in years)
+
+    def _chosen(self, question: str, intent: Intent, ranked: list[Candidate], candidates: list[Candidate]) -> Draft:
+        """The answer from the ranked sentences: the best, what completes it, and what else answers as well."""
+        t = self.tuning
+        wanted = intent.wants_value
+        best = ranked[0]
         chosen = [best]
         length = len(best.text)
         for c in ranked[1:]:
