@@ -64,7 +64,8 @@ class Answerer:
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
-            decision=DecisionModel.load(settings.answer.decision_model) if settings.answer.decision == "learned" else None,
+            decision=DecisionModel.load(settings.answer.decision_model)
+            if settings.answer.decision == "learned" and settings.answer.retrieval_mode == "hybrid" else None,
         )
         # the words of the documents' titles: what a question names when it has a topic of its own
         self._title_words = {w for d in generation.catalogue.documents.values()

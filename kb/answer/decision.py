@@ -11,7 +11,8 @@ at most 3 %) the answer is refused, and the rules' own words still say why (Draf
 
 The model is `kb/resources/decision.json` (coefficients, the features' means and scales, the threshold
 and how it was trained), written by `python -m eval train-decision` (eval/train_decision.py,
-docs/decision.md) and read at start-up when the setting `decision` is "learned". Pure numpy at run time.
+docs/decision.md) and read at start-up when the setting `decision` is "learned" and retrieval is hybrid (the
+mode it was trained in: BM25 or e5 alone give other scores, and no e5 similarity). Pure numpy at run time.
 """
 from __future__ import annotations
 
@@ -42,8 +43,7 @@ FEATURES: tuple[str, ...] = (
     "score_margin",          # best score minus the second's
     "best_dense",            # e5 similarity of the question and the best sentence
     "closest_dense",         # the best e5 similarity of any retrieved passage (0 when dense retrieval did not run)
-    "top_score",             # the first passage's retrieval score
-    "top_score_gap",         # the first passage's score minus the second's
+    "second_score_ratio",    # the second passage's retrieval score over the first's (the scale differs by ranker)
     "best_rank",             # rank of the best sentence's passage (1 = first)
     "wanted",                # how many kinds of fact (amount, date…) the question asks for
     "best_holds",            # share of the asked-for kinds the best sentence states (1 when none is asked)
