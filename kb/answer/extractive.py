@@ -11,6 +11,12 @@ It refuses — returns a Draft with `refused=True` and the reason — when the d
 not answer: no sentence covers the question well enough; the question asks for a fact
 (an amount, a ratio, a date…) that no matching sentence holds; or it names a place that
 no retrieved document mentions (sentences only come from documents about that place). Retrieval scores alone cannot tell these apart.
+With a decision model (setting `decision = "learned"`, kb/answer/decision.py) those rules are features
+and the model decides; the rules' words still say why it refused, or which rule it answered over.
+
+The quoted span is completed where the answer stands next to the best sentence: the neighbour that states
+the asked-for kind of fact ("…发给发明人奖金。" then "奖金最低不少于三千元"), and the items after a sentence
+that announces a list ("专项资金用于：").
 
 Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
