@@ -89,7 +89,9 @@ class Recorder:
     threshold: float = -1.0
 
     def probability(self, x: np.ndarray) -> float:
-        self.seen.append(x)
+        # rounded: e5 in float32 on several threads differs in the 7th decimal from run to run, and the
+        # model file should not
+        self.seen.append(np.round(x, 4))
         return 1.0
 
 
@@ -252,7 +254,7 @@ def run_training(settings: Settings, work: Path, out: Path | None, sets: list[st
     scaler, model = fitted
     decision = DecisionModel(FEATURES, tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scaler.scale_),
                              tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), threshold,
-                             f"{'+'.join(names)}, {started}")
+                             "+".join(names))
     report["threshold"] = threshold
     report["weights"] = dict(sorted(zip(FEATURES, decision.coef), key=lambda kv: -abs(kv[1])))
     lines += ["", f"shipped model: trained on all sets, threshold {threshold:.3f} (out-of-fold)",

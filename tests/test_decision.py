@@ -39,7 +39,7 @@ def test_the_probability_is_the_logistic_of_the_standardised_features():
 
 
 def test_a_model_round_trips_and_one_trained_on_other_features_is_not_loaded(tmp_path):
-    m = model(0.4, {"best_coverage": 2.0}, 0.3)
+    m = model(0.4, {"best_coverage": 2.0}, 0.3)  # values of at most 6 decimals: the file keeps 6
     path = tmp_path / "decision.json"
     path.write_text(m.to_json(), encoding="utf-8")
     assert DecisionModel.load(path) == m

@@ -80,9 +80,14 @@ class DecisionModel:
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
     def to_json(self) -> str:
-        return json.dumps({"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
-                           "coef": list(self.coef), "intercept": self.intercept, "threshold": self.threshold,
-                           "trained": self.trained}, ensure_ascii=False, indent=1) + "\n"
+        """Rounded to 6 decimals: the same data gives the same file (sums over sets differ in the last bits)."""
+        def r(values) -> list[float]:
+            return [round(float(v), 6) for v in values]
+
+        return json.dumps({"features": list(self.features), "mean": r(self.mean), "scale": r(self.scale),
+                           "coef": r(self.coef), "intercept": round(self.intercept, 6),
+                           "threshold": round(self.threshold, 6), "trained": self.trained},
+                          ensure_ascii=False, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> DecisionModel:

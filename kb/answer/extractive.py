@@ -22,9 +22,9 @@ Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -78,13 +78,15 @@ class ExtractiveAnswerer:
         self._embed_query = embed_query
         self._passages_used = passages_used
 
+    # (weights are built in sorted term order: summed in set order, equal coverages differed in the last
+    # bits from one process to the next, and ties between sentences fell differently)
     def _coverage(self, weights: dict[str, float], tokens: set[str]) -> float:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
     def coverage(self, question: str, text: str) -> float:
         """The IDF-weighted share of the question's terms that `text` holds (comparing two answers)."""
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
         return self._coverage(weights, set(self._tokenizer.tokens(text)))
 
     def _weight(self, term: str) -> float:
@@ -105,8 +107,8 @@ class ExtractiveAnswerer:
                    check_places: bool = True) -> list[Candidate]:
         """`check_places`: keep only documents that mention the places the question names (jieba's
         place names); the Answerer turns this off, having selected documents by region already."""
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
-        earlier = {t: self._weight(t) for t in set(self._tokenizer.tokens(context)) if t not in weights}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
+        earlier = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(context))) if t not in weights}
         if earlier:  # the follow-up's own terms lead: the earlier question's weigh context_weight of them in all
             scale = self.tuning.context_weight * (sum(weights.values()) or 1.0) / sum(earlier.values())
             weights.update({t: w * scale for t, w in earlier.items()})
@@ -168,33 +170,43 @@ class ExtractiveAnswerer:
                 return Draft("", refused=True, reason=vetoes[0])
             return self._chosen(question, intent, ranked, candidates)
         draft = self._chosen(question, intent, ranked, candidates)
-        facts = {
-            "rule_low_coverage": best.coverage < t.min_coverage, "rule_off_topic": any(v.startswith("off topic") for v in vetoes),
-            "rule_value_missing": bool(wanted) and len(missing) == len(wanted),
-            "best_coverage": best.coverage, "top_coverage": top,
-            "second_coverage": sorted((c.coverage for c in candidates), reverse=True)[1] if len(candidates) > 1 else 0.0,
+        rules = {"rule_low_coverage": best.coverage < t.min_coverage,
+                 "rule_off_topic": any(v.startswith("off topic") for v in vetoes),
+                 "rule_value_missing": bool(wanted) and len(missing) == len(wanted)}
+        facts = self._facts(question, context, intent, passages, ranked, dense[candidates.index(best)], draft)
+        p = self.decision.probability(vector({**rules, **facts}))
+        if p < self.decision.threshold:
+            why = vetoes[0] if vetoes else "the passages do not answer the question"
+            return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
+        return replace(draft, flags=[*draft.flags, *(f"answered over the rule (p {p:.2f}): {v}" for v in vetoes)])
+
+    def _facts(self, question: str, context: str, intent: Intent, passages: list[Passage],
+               ranked: list[Candidate], best_dense: float, draft: Draft) -> dict[str, float]:
+        """What the decision reads besides the rules (kb/answer/decision.py, FEATURES)."""
+        t, wanted, best = self.tuning, intent.wants_value, ranked[0]
+        coverages = sorted((c.coverage for c in ranked), reverse=True)
+        top = coverages[0]
+        stating = [c.coverage for c in ranked[: t.value_window] if any(has_value(c.text, k) for k in wanted)]
+        first, second = (passages[0].score, passages[1].score) if len(passages) > 1 else (0.0, 0.0)
+        return {
+            "best_coverage": best.coverage, "top_coverage": top, "second_coverage": coverages[1] if len(coverages) > 1 else 0.0,
             "answer_coverage": self.coverage(f"{context} {question}".strip(), re.sub(r"\[\d+\]", "", draft.text)),
             "passage_coverage": self.coverage(question, " ".join([best.passage.title, *best.passage.heading_path,
                                                                   best.passage.text])),
             "best_score": best.score, "score_margin": best.score - ranked[1].score if len(ranked) > 1 else best.score,
-            "best_dense": dense[candidates.index(best)], "closest_dense": closest or 0.0,
-            "second_score_ratio": passages[1].score / passages[0].score if len(passages) > 1 and passages[0].score else 0.0,
+            "best_dense": best_dense,
+            "closest_dense": max((p.dense_score for p in passages if p.dense_score is not None), default=0.0),
+            "second_score_ratio": second / first if first else 0.0,
             "best_rank": best.passage.rank, "wanted": len(wanted),
             "best_holds": sum(has_value(best.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
             "answer_holds": sum(has_value(draft.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
-            "value_relative": max((c.coverage for c in ranked[: t.value_window] if any(has_value(c.text, k) for k in wanted)),
-                                  default=0.0) / top if wanted and top else 1.0,
+            "value_relative": max(stating, default=0.0) / top if wanted and top else 1.0,
             "question_terms": math.log1p(len(set(self._tokenizer.tokens(question)))),
             "year_mismatch": self._year_mismatch(question, best.passage),
             "place_mismatch": not self._about(best.passage, self._tokenizer.places(question)),
             "stale": best.passage.profile.status in STALE, "article": bool(_ARTICLE.match(squeeze(best.passage.text))),
             **{f"asks_{kind}": kind in intent.asks for kind in ASKED},
         }
-        p = self.decision.probability(vector(facts))
-        if p < self.decision.threshold:
-            why = vetoes[0] if vetoes else "the passages do not answer the question"
-            return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
-        return replace(draft, flags=[*draft.flags, *(f"answered over the rule (p {p:.2f}): {v}" for v in vetoes)])
 
     def _year_mismatch(self, question: str, passage: Passage) -> bool:
         years = set(re.findall(r"(?:19|20)[0-9]{2}(?=\s*年)", question))
@@ -239,7 +251,7 @@ class ExtractiveAnswerer:
         section; None when there is no such list."""
         if self._sections is None:
             return None
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
         found: list[tuple[float, bool, list[Passage]]] = []
         for section in self._sections(best.passage.doc_id):
             if _is_list(section, self.tuning.list_max_chars):
