@@ -2,8 +2,8 @@
 it against the rules it replaces, cross-validated, in one run.
 
 Data: labelled test sets, each asked of its own knowledge base (`NAME=TESTSET:CORPUS[,CORPUS…]`; default
-the sample letter's questions over the letter and over the bundled corpus, and policies.jsonl over the
-bundled corpus). The label is the test set's `answerable`. Each question is answered once by the same
+the sample letter's questions over the letter and over the bundled corpus, policies.jsonl over the
+bundled corpus, and library.jsonl over the bundled corpus and ../shared/corpus/library when both exist). The label is the test set's `answerable`. Each question is answered once by the same
 Answerer the app uses, with a recorder in place of the decision that always answers: it keeps the
 features and the answer the passages give; the rules' outcome is that answer unless one of the rule
 features vetoes it. Questions refused before the decision (scope: a place or year no document covers)
@@ -47,6 +47,14 @@ DEFAULT_SETS = (
     "sample@bundled=eval/testsets/sample.jsonl:data/corpus",
     "policies@bundled=eval/testsets/policies.jsonl:data/corpus",
 )
+# the library's questions over the bundled corpus and the library, when both are there
+LIBRARY_SET = "library@library=eval/testsets/library.jsonl:data/corpus,../shared/corpus/library"
+
+
+def default_sets() -> list[str]:
+    library = parse_set(LIBRARY_SET)
+    have = library.testset.is_file() and all(c.exists() for c in library.corpus)
+    return [*DEFAULT_SETS, *([LIBRARY_SET] if have else [])]
 
 
 @dataclass
@@ -199,7 +207,7 @@ def run_training(settings: Settings, work: Path, out: Path | None, sets: list[st
 
     work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    specs = [parse_set(s) for s in (sets or DEFAULT_SETS)]
+    specs = [parse_set(s) for s in (sets or default_sets())]
     seed = REPO / "data" / "embed-seed.sqlite"
     cases: list[Case] = []
     kbs: dict[tuple[str, ...], Path] = {}
