@@ -25,13 +25,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from kb.answer.compose import Draft
 from kb.answer.decision import ASKED, DecisionModel, vector
 from kb.answer.intent import Intent, has_value
+from kb.answer.span import ITEM, Candidate, completed, siblings_of
 from kb.answer.tuning import Tuning
 from kb.core.guard import quotable_sentences
 from kb.core.profile import STATUS_ABOLISHED, STATUS_EXPIRED, STATUS_SUPERSEDED
@@ -41,20 +42,6 @@ from kb.core.tokenizer import Tokenizer
 
 STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
 _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇两\d]+条")
-# the start of a numbered list item: 1. 1、 1） （1） (1) 一、 （一） ① 第一步
-_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.、．）)]|[（(]\d{1,2}[）)]|[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十]{1,3}[）)]"
-                   r"|[①-⑳]|第[一二三四五六七八九十]步)")
-
-
-@dataclass
-class Candidate:
-    passage: Passage
-    index: int  # sentence number within the passage
-    span: tuple[int, int]
-    text: str
-    coverage: float
-    score: float = 0.0
-    order: int = 0  # position of its chunk within a quoted section (reading order across chunks)
 
 
 def _place_stem(place: str) -> str:
@@ -242,7 +229,7 @@ class ExtractiveAnswerer:
             chosen = whole + [c for c in chosen if c.passage.chunk_id != best.passage.chunk_id]
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
-        return self._compose(_completed(chosen, wanted, _siblings(candidates), t.list_max_chars))
+        return self._compose(completed(chosen, wanted, siblings_of(candidates), t.list_max_chars))
 
     def _list_section(self, question: str, best: Candidate) -> list[Candidate] | None:
         """The sentences of a list section (its heading, then at least two numbered items, at most
@@ -326,7 +313,7 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
         text = c.text.rstrip("；;，,：:")
         text += "" if text[-1] in "。！？!?）)”" else "。"
-        item = bool(out) and bool(_ITEM.match(text))
+        item = bool(out) and bool(ITEM.match(text))
         if owed is not None and (owed != n or item):
             out += f"[{owed}]"
         out += ("\n" if item else "") + text
@@ -335,57 +322,6 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         entry[1].append(c.index)
         entry[2].append(c.span)
     return out + (f"[{owed}]" if owed is not None else "")
-
-
-def _siblings(candidates: list[Candidate]) -> dict[str, list[Candidate]]:
-    """Each passage's candidate sentences in reading order (chunk id -> sentences)."""
-    out: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        out.setdefault(c.passage.chunk_id, []).append(c)
-    for sentences in out.values():
-        sentences.sort(key=lambda c: c.index)
-    return out
-
-
-def _neighbours(c: Candidate, siblings: dict[str, list[Candidate]]) -> list[Candidate]:
-    """The sentences just after and just before `c` in its passage, in that order."""
-    sentences = siblings.get(c.passage.chunk_id, [])
-    at = next((i for i, s in enumerate(sentences) if s.index == c.index), None)
-    if at is None:
-        return []
-    return [sentences[i] for i in (at + 1, at - 1) if 0 <= i < len(sentences)]
-
-
-def _completed(chosen: list[Candidate], wanted: list[str], siblings: dict[str, list[Candidate]],
-               list_max_chars: int) -> list[Candidate]:
-    """The chosen sentences with what completes them: for each asked-for kind of fact (amount, date…)
-    a sentence lacks, the neighbour in its passage that states it ("…发给发明人奖金。" is followed by
-    "奖金最低不少于三千元"); a sentence that opens a list ("…用于：") with the items after it, up to
-    `list_max_chars` characters."""
-    have = {(c.passage.chunk_id, c.index) for c in chosen}
-    out = list(chosen)
-
-    def add(c: Candidate, like: Candidate) -> None:
-        if (c.passage.chunk_id, c.index) not in have:
-            have.add((c.passage.chunk_id, c.index))
-            out.append(Candidate(c.passage, c.index, c.span, c.text, like.coverage, like.score, like.order))
-
-    for c in chosen:
-        for kind in wanted:
-            if has_value(c.text, kind):
-                continue
-            found = next((n for n in _neighbours(c, siblings) if has_value(n.text, kind)), None)
-            if found is not None:
-                add(found, c)
-        if c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
-            sentences = siblings.get(c.passage.chunk_id, [])
-            length = len(c.text)
-            for n in (s for s in sentences if s.index > c.index):
-                if not _ITEM.match(n.text) or length + len(n.text) > list_max_chars:
-                    break
-                length += len(n.text)
-                add(n, c)
-    return out
 
 
 def _is_article(passage: Passage, max_chars: int) -> bool:
@@ -400,7 +336,7 @@ def _is_list(section: list[Passage], max_chars: int) -> bool:
     heading = section[0].heading_path[-1] if section[0].heading_path else ""
     text = "\n".join(p.text for p in section)
     return bool(heading) and squeeze(text).startswith(squeeze(heading)) and len(text) <= max_chars \
-        and len(_ITEM.findall(text)) >= 2
+        and len(ITEM.findall(text)) >= 2
 
 
 def _depth(passage: Passage) -> int:
