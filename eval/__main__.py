@@ -3,6 +3,8 @@
     python -m eval run --testset FILE [--kb DIR] [--out DIR] [--no-ablation] [--floors eval/floors.toml]
     python -m eval compare OLD_DIR NEW_DIR
     python -m eval train-ranker [--work DIR] [--out kb/resources/ranker.txt | --no-write] [--json FILE]
+    python -m eval train-decision [--set NAME=TESTSET:CORPUS[,CORPUS]]… [--work DIR]
+                                  [--out kb/resources/decision.json | --no-write] [--json FILE]
 
 `run` exits 1 when `--floors` is given and a metric is outside its limit; `compare` exits 1
 when the new run regresses.
@@ -69,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
                           help="model file to write (default: the packaged kb/resources/ranker.txt)")
     rank_cmd.add_argument("--no-write", action="store_true", help="report only")
     rank_cmd.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    dec_cmd = commands.add_parser("train-decision", help="train the answer-or-refuse decision, report it against "
+                                  "the rules (cross-validated, each set held out), write its model file")
+    dec_cmd.add_argument("--set", action="append", dest="sets", metavar="NAME=TESTSET:CORPUS[,CORPUS]",
+                         help="a labelled test set and the corpus it is asked of (repeatable; default: sample over "
+                              "the letter and the bundled corpus, policies over the bundled corpus, the library's "
+                              "questions over the bundled corpus and ../shared/corpus/library when there)")
+    dec_cmd.add_argument("--work", type=Path, default=Path(".decision-work"), help="knowledge bases and caches")
+    dec_cmd.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "kb" / "resources" / "decision.json",
+                         help="model file to write (default: the packaged kb/resources/decision.json)")
+    dec_cmd.add_argument("--no-write", action="store_true", help="report only")
+    dec_cmd.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     cmp_cmd = commands.add_parser("compare", help="differences between two runs, regressions marked")
     cmp_cmd.add_argument("old", type=Path)
     cmp_cmd.add_argument("new", type=Path)
@@ -82,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             from eval.train_ranker import run_training
 
             report = run_training(load_settings(), args.work, None if args.no_write else args.out)
+            if args.json:
+                args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+            return 0
+        if args.command == "train-decision":
+            from eval.train_decision import run_training as train_decision
+
+            report = train_decision(load_settings(), args.work, None if args.no_write else args.out, args.sets)
             if args.json:
                 args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
             return 0

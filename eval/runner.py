@@ -6,7 +6,8 @@
 
 The ablation answers every question again with BM25 only, dense only and hybrid retrieval
 (extractive answers), with hybrid retrieval fused by RRF ("rrf": no learned ranker) when the learned
-ranker is in use, with hybrid retrieval and no place and validity awareness ("no scope":
+ranker is in use, with the refusal rules deciding ("rules": no calibrated decision) when the learned
+decision is in use, with hybrid retrieval and no place and validity awareness ("no scope":
 `scope_aware = false`), and, when an LLM is configured, the LLM answerer beside the extractive.
 """
 from __future__ import annotations
@@ -48,6 +49,9 @@ def variants(answerer: Answerer, ablation: bool) -> dict[str, Answerer]:
                 settings = answerer.settings.replace(retrieval_mode=mode)
                 runs[mode] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,
                                       tuning=answerer.tuning)
+        if answerer.settings.answer.decision == "learned" and answerer.extractive.decision is not None:
+            runs["rules"] = Answerer(answerer.generation, answerer.settings.replace(decision="rules"), answerer.prompts,
+                                     llm=None, tuning=answerer.tuning)  # no calibrated decision: the rules veto
         if answerer.settings.answer.scope_aware:  # no place selection, conversation document, year check or notices
             settings = answerer.settings.replace(scope_aware=False)
             runs["no scope"] = Answerer(answerer.generation, settings, answerer.prompts, llm=None,

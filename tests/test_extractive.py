@@ -225,10 +225,20 @@ def test_a_threshold_flips_answer_and_refusal_at_the_measured_coverage(tokenizer
                                                                        coverage, refusal):
     measured = coverages(make(tokenizer), question)[sentence]
     assert measured == pytest.approx(coverage)
-    at = ask(make(tokenizer, Tuning(**{field: measured})), question)
+    held = {"value_relative": 2.0}  # the fact counts by value_coverage alone, not by covering nearly as much as the best
+    at = ask(make(tokenizer, Tuning(**{field: measured}, **held)), question)
     assert not at.refused, at.reason
-    above = ask(make(tokenizer, Tuning(**{field: math.nextafter(measured, math.inf)})), question)
+    above = ask(make(tokenizer, Tuning(**{field: math.nextafter(measured, math.inf)}, **held)), question)
     assert above.refused and refusal in above.reason
+
+
+@pytest.mark.parametrize("relative, refused", [(0.33, False), (0.34, True)])
+def test_below_value_coverage_the_fact_counts_when_it_covers_nearly_as_much_as_the_best(tokenizer, relative, refused):
+    """RATIO_Q with value_coverage out of reach: the 60% sentence (RATE, 2/7) covers 1/3 of what the best
+    sentence does (OBJECT, 6/7) — it counts with value_relative up to 1/3, not above."""
+    draft = ask(make(tokenizer, Tuning(value_coverage=1.0, value_relative=relative)), RATIO_Q)
+    assert draft.refused is refused
+    assert not refused or draft.reason == "the passages never state the asked-for ratio"
 
 
 @pytest.mark.parametrize("window, refused", [(8, False), (2, False), (1, True)])
@@ -389,3 +399,49 @@ def test_a_passage_that_is_not_an_article_is_not_quoted_whole(tokenizer):
     draft = ask(make(tokenizer, Tuning(article_max_chars=1000)), "商标到期忘了续展怎么办？", letter)
     assert not draft.refused and "应当在期满前十二个月内办理续展手续" in draft.text, draft.reason
     assert not ("宽展期" in draft.text and "注销" in draft.text and "十二个月" in draft.text)
+
+
+# --- the sentence that answers: a figure, date or list in the next sentence completes the span
+
+AWARD = "被授予专利权的单位，应当自专利权公告之日起九十日内发给发明人或者设计人奖金。"  # 奖金, no sum
+FIGURE = "一项发明专利的奖金最低不少于二千元；一项实用新型专利或者外观设计专利的奖金最低不少于五百元。"
+USES = "专利专项资金用于："
+ITEMS = ["（一）专利申请的资助；", "（二）专利维权援助；", "（三）专利人才培养。"]
+PLEDGE = "以专利权中的财产权出质的，质权自办理出质登记时设立。"
+
+# (id, question, passage texts, what the answer must quote, what it must not)
+COMPLETIONS = [
+    # the best sentence names the award and its deadline; the sum stands in the next one
+    ("the figure in the next sentence", "单位没有约定的话，奖金最少发多少？多久内发？",
+     [f"{AWARD}{FIGURE}"], [AWARD, "二千元"], []),
+    # the figure before the best sentence: the previous sentence completes it
+    ("the figure in the sentence before", "发明人奖金最少发多少？",
+     ["一项发明专利的奖金最低不少于二千元。由于发明人的建议被采纳而完成的发明创造，单位应当从优发给发明人奖金。"],
+     ["二千元"], []),
+    # no sum asked: the deadline alone answers, nothing is added
+    ("no figure asked, no completion", "单位应当在多少天内给发明人发奖金？", [f"{AWARD}{FIGURE}"], [AWARD], ["二千元"]),
+    # a sentence that announces a list is quoted with its items
+    ("a list is quoted with its items", "专利专项资金用在哪些方面？",
+     [USES + "\n" + "\n".join(ITEMS) + "\n专项资金的管理办法另行制定。"], [USES, *ITEMS], ["管理办法另行制定"]),
+]
+
+
+@pytest.mark.parametrize("question, texts, present, absent", [c[1:] for c in COMPLETIONS],
+                         ids=[c[0] for c in COMPLETIONS])
+def test_the_sentence_with_the_asked_for_fact_completes_the_span(tokenizer, question, texts, present, absent):
+    law = [passage(i + 1, text, heading=("第二章",), title="专利条例") for i, text in enumerate(texts)]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1)), question, law)
+    assert not draft.refused, draft.reason
+    body = "".join(quoted(draft))
+    for text in present:
+        assert text.rstrip("：；。") in body, (text, draft.text)
+    for text in absent:
+        assert text.rstrip("：；。") not in body, draft.text
+
+
+def test_the_event_a_right_arises_on_answers_when_it_arises(tokenizer):
+    """"从什么时候起设立" is answered by "自…时设立", not refused for lacking a calendar date."""
+    law = [passage(1, PLEDGE, heading=("第十八章 质权", "第四百四十四条"), title="民法典物权编")]
+    draft = ask(make(tokenizer), "专利权质押的质权从什么时候起设立？", law)
+    assert not draft.refused, draft.reason
+    assert "质权自办理出质登记时设立" in draft.text

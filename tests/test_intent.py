@@ -37,6 +37,12 @@ QUESTIONS = [
     ("联系人是谁？", {"name"}, [], "contact"),
     # a date of something else than the document is not the document's date
     ("政策什么时候发布的？", {"date"}, ["date"], None),
+    # a sum named by what it pays, asked a few characters on: money, not any number
+    ("员工发明专利授权后奖金最少发多少、多久内发？", {"money", "duration", "number"}, ["money", "duration"], None),
+    ("假冒专利罚款最高罚多少？", {"money", "number"}, ["money"], None),
+    ("贴息比例是多少？", {"ratio", "number"}, ["ratio"], None),  # a ratio asked: not money
+    ("单位应当在多少天内发奖金？", {"duration", "number"}, ["duration"], None),
+    ("专利权质押的质权从什么时候起设立？", {"date"}, ["date"], None),
 ]
 
 
@@ -65,6 +71,11 @@ SENTENCES = [
     ("2019年7月22日", {"date", "duration", "number"}),
     ("企业应于每年3月31日前提交申请。", {"date", "duration", "number"}),
     ("联系电话：87189123", {"phone", "number"}),
+    # the event a time is counted from, as laws state it, answers "从什么时候起"
+    ("质权自办理出质登记时设立。", {"date"}),
+    ("转让自登记之日起生效。", {"date"}),
+    ("商标局应当自收到申请之日起九个月内做出决定。", {"date", "duration", "count", "number"}),
+    ("同时予以公告。", set()),
     ("风险池基金为专利质押贷款兜底。", set()),
     ("成立了宁波市知识产权学院。", set()),  # 成立 is no ratio
     ("推动成果转化", set()),

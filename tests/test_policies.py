@@ -122,6 +122,28 @@ def test_a_short_article_is_quoted_whole(policies_answerer):
     assert "六个月的宽展期" in answer.body and "注销其注册商标" in answer.body, answer.body
 
 
+# (question, what the answer must state): the figure, date or event asked for, where the documents
+# state it in the sentence next to the one that matches, or in words the question does not use
+ASKED_FOR_FACTS = [
+    # 河南 第六条 (over article_max_chars): the deadline sentence first, the sum in the next one
+    ("我们是国有企业，员工发明专利授权后奖金最少发多少、多久内发？", ["三个月内", "三千元"]),
+    # the guide's cap covers the colloquial question no better than any sentence does: it still counts
+    ("南沙专利质押贷款贴息，一家企业最多能补多少钱？", ["贴息金额不超过100万元"]),
+    # "什么时候" is answered by the event the right arises on (民法典 第四百四十四条), not a calendar date
+    ("以专利权出质的，质权什么时候设立？", ["质权自办理出质登记时设立"]),
+    # the cap in the row after the one that names the award (山西 示范区 政策清单)
+    ("示范区的企业拿到国内发明专利授权，一件能奖多少钱？", ["1.5万元/件"]),
+]
+
+
+@pytest.mark.parametrize("question, facts", ASKED_FOR_FACTS, ids=[q for q, _ in ASKED_FOR_FACTS])
+def test_the_answer_quotes_the_sentence_with_the_asked_for_fact(policies_answerer, question, facts):
+    answer = policies_answerer.answer(question)
+    assert not answer.refused, answer.flags
+    for fact in facts:
+        assert fact in answer.body, answer.body
+
+
 def test_a_subject_no_document_mentions_is_named(policies_answerer):
     answer = policies_answerer.answer("南沙有没有商标质押融资贴息？")
     assert answer.refused or "未提及“商标质押”" in answer.answer, answer.answer

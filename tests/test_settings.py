@@ -26,6 +26,7 @@ CHOICES = {  # every Literal setting: a bad value, and the allowed values the me
     "milvus_bm25": ("bm42", "ipkb, builtin"),
     "llm_structured": ("yes", "auto, json_schema, off"),
     "ranker": ("lightgbm", "rrf, learned"),
+    "decision": ("classifier", "rules, learned"),
 }
 BAD = [  # (setting, value as written in the environment, what the message must say the setting may be)
     *[(name, bad, f"one of {allowed}") for name, (bad, allowed) in CHOICES.items()],

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from kb.answer.curated_gate import curated_gate
+from kb.answer.decision import DecisionModel
 from kb.answer.extractive import ExtractiveAnswerer
 from kb.answer.llm import LlmStrategy
 from kb.answer.prompts import Prompts
@@ -68,6 +69,8 @@ class Answerer:
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
+            decision=DecisionModel.load(settings.answer.decision_model)
+            if settings.answer.decision == "learned" and settings.answer.retrieval_mode == "hybrid" else None,
         )
         # curated answers (标准口径) of this knowledge base, checked against this generation's documents
         self.curated = CuratedAnswers(CuratedStore.of(settings.store.kb_dir), generation.catalogue.documents.values(),

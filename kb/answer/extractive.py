@@ -11,19 +11,28 @@ It refuses — returns a Draft with `refused=True` and the reason — when the d
 not answer: no sentence covers the question well enough; the question asks for a fact
 (an amount, a ratio, a date…) that no matching sentence holds; or it names a place that
 no retrieved document mentions (sentences only come from documents about that place). Retrieval scores alone cannot tell these apart.
+With a decision model (setting `decision = "learned"`, kb/answer/decision.py) those rules are features
+and the model decides; the rules' words still say why it refused, or which rule it answered over.
+
+The quoted span is completed where the answer stands next to the best sentence: the neighbour that states
+the asked-for kind of fact ("…发给发明人奖金。" then "奖金最低不少于三千元"), and the items after a sentence
+that announces a list ("专项资金用于：").
 
 Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
 from kb.answer.compose import Draft
+from kb.answer.decision import ASKED, DecisionModel, vector
 from kb.answer.intent import Intent, has_value
+from kb.answer.span import ITEM, Candidate, completed, siblings_of
 from kb.answer.tuning import Tuning
 from kb.core.guard import quotable_sentences
 from kb.core.profile import STATUS_ABOLISHED, STATUS_EXPIRED, STATUS_SUPERSEDED
@@ -33,20 +42,6 @@ from kb.core.tokenizer import Tokenizer
 
 STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
 _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇两\d]+条")
-# the start of a numbered list item: 1. 1、 1） （1） (1) 一、 （一） ① 第一步
-_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.、．）)]|[（(]\d{1,2}[）)]|[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十]{1,3}[）)]"
-                   r"|[①-⑳]|第[一二三四五六七八九十]步)")
-
-
-@dataclass
-class Candidate:
-    passage: Passage
-    index: int  # sentence number within the passage
-    span: tuple[int, int]
-    text: str
-    coverage: float
-    score: float = 0.0
-    order: int = 0  # position of its chunk within a quoted section (reading order across chunks)
 
 
 def _place_stem(place: str) -> str:
@@ -58,8 +53,10 @@ class ExtractiveAnswerer:
                  embed_sentences: Callable[[list[str]], np.ndarray] | None = None,
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
                  document_text: Callable[[str], str] | None = None,
-                 sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning()):
+                 sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning(),
+                 decision: DecisionModel | None = None):
         self._tokenizer = tokenizer
+        self.decision = decision  # None: the rules refuse (vetoes); a model: it decides, the rules are its features
         self._sections = sections  # doc id -> its passages in reading order, grouped by section
         self.tuning = tuning
         self._document_text = document_text  # doc id -> its title, issuer and text (for place names)
@@ -68,13 +65,15 @@ class ExtractiveAnswerer:
         self._embed_query = embed_query
         self._passages_used = passages_used
 
+    # (weights are built in sorted term order: summed in set order, equal coverages differed in the last
+    # bits from one process to the next, and ties between sentences fell differently)
     def _coverage(self, weights: dict[str, float], tokens: set[str]) -> float:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
     def coverage(self, question: str, text: str) -> float:
         """The IDF-weighted share of the question's terms that `text` holds (comparing two answers)."""
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
         return self._coverage(weights, set(self._tokenizer.tokens(text)))
 
     def _weight(self, term: str) -> float:
@@ -95,8 +94,8 @@ class ExtractiveAnswerer:
                    check_places: bool = True) -> list[Candidate]:
         """`check_places`: keep only documents that mention the places the question names (jieba's
         place names); the Answerer turns this off, having selected documents by region already."""
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
-        earlier = {t: self._weight(t) for t in set(self._tokenizer.tokens(context)) if t not in weights}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
+        earlier = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(context))) if t not in weights}
         if earlier:  # the follow-up's own terms lead: the earlier question's weigh context_weight of them in all
             scale = self.tuning.context_weight * (sum(weights.values()) or 1.0) / sum(earlier.values())
             weights.update({t: w * scale for t, w in earlier.items()})
@@ -138,15 +137,77 @@ class ExtractiveAnswerer:
                 c.score -= t.stale_penalty
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0]
+        # the rules: each says why the passages would not answer (vetoes when the rules decide)
+        vetoes = []
         if best.coverage < t.min_coverage:
-            return Draft("", refused=True, reason=f"the passages do not cover the question (coverage {best.coverage:.2f})")
+            vetoes.append(f"the passages do not cover the question (coverage {best.coverage:.2f})")
         closest = max((p.dense_score for p in passages if p.dense_score is not None), default=None)
         if closest is not None and closest < t.off_topic_dense and best.coverage < t.off_topic_coverage:
-            return Draft("", refused=True, reason=f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
-        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= t.value_coverage
+            vetoes.append(f"off topic (closest passage {closest:.3f}, coverage {best.coverage:.2f})")
+        # a colloquial question ("一家企业最多能补多少钱？") shares few terms with the law's wording: a sentence
+        # covering it nearly as well as any sentence does is about it, below value_coverage or not
+        top = max(c.coverage for c in candidates)
+        about = min(t.value_coverage, t.value_relative * top)
+        missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= about
                                                  for c in ranked[: t.value_window])]
         if wanted and len(missing) == len(wanted):
-            return Draft("", refused=True, reason=f"the passages never state the asked-for {'/'.join(wanted)}")
+            vetoes.append(f"the passages never state the asked-for {'/'.join(wanted)}")
+        if self.decision is None:
+            if vetoes:
+                return Draft("", refused=True, reason=vetoes[0])
+            return self._chosen(question, intent, ranked, candidates)
+        draft = self._chosen(question, intent, ranked, candidates)
+        rules = {"rule_low_coverage": best.coverage < t.min_coverage,
+                 "rule_off_topic": any(v.startswith("off topic") for v in vetoes),
+                 "rule_value_missing": bool(wanted) and len(missing) == len(wanted)}
+        facts = self._facts(question, context, intent, passages, ranked, dense[candidates.index(best)], draft)
+        p = self.decision.probability(vector({**rules, **facts}))
+        if p < self.decision.threshold:
+            why = vetoes[0] if vetoes else "the passages do not answer the question"
+            return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
+        return replace(draft, flags=[*draft.flags, *(f"answered over the rule (p {p:.2f}): {v}" for v in vetoes)])
+
+    def _facts(self, question: str, context: str, intent: Intent, passages: list[Passage],
+               ranked: list[Candidate], best_dense: float, draft: Draft) -> dict[str, float]:
+        """What the decision reads besides the rules (kb/answer/decision.py, FEATURES)."""
+        t, wanted, best = self.tuning, intent.wants_value, ranked[0]
+        coverages = sorted((c.coverage for c in ranked), reverse=True)
+        top = coverages[0]
+        stating = [c.coverage for c in ranked[: t.value_window] if any(has_value(c.text, k) for k in wanted)]
+        first, second = (passages[0].score, passages[1].score) if len(passages) > 1 else (0.0, 0.0)
+        return {
+            "best_coverage": best.coverage, "top_coverage": top, "second_coverage": coverages[1] if len(coverages) > 1 else 0.0,
+            "answer_coverage": self.coverage(f"{context} {question}".strip(), re.sub(r"\[\d+\]", "", draft.text)),
+            "passage_coverage": self.coverage(question, " ".join([best.passage.title, *best.passage.heading_path,
+                                                                  best.passage.text])),
+            "best_score": best.score, "score_margin": best.score - ranked[1].score if len(ranked) > 1 else best.score,
+            "best_dense": best_dense,
+            "closest_dense": max((p.dense_score for p in passages if p.dense_score is not None), default=0.0),
+            "second_score_ratio": second / first if first else 0.0,
+            "best_rank": best.passage.rank, "wanted": len(wanted),
+            "best_holds": sum(has_value(best.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
+            "answer_holds": sum(has_value(draft.text, k) for k in wanted) / len(wanted) if wanted else 1.0,
+            "value_relative": max(stating, default=0.0) / top if wanted and top else 1.0,
+            "question_terms": math.log1p(len(set(self._tokenizer.tokens(question)))),
+            "year_mismatch": self._year_mismatch(question, best.passage),
+            "place_mismatch": not self._about(best.passage, self._tokenizer.places(question)),
+            "stale": best.passage.profile.status in STALE, "article": bool(_ARTICLE.match(squeeze(best.passage.text))),
+            **{f"asks_{kind}": kind in intent.asks for kind in ASKED},
+        }
+
+    def _year_mismatch(self, question: str, passage: Passage) -> bool:
+        years = set(re.findall(r"(?:19|20)[0-9]{2}(?=\s*年)", question))
+        if not years:
+            return False
+        text = f"{passage.title} {passage.date or ''} " + (
+            self._document_text(passage.doc_id) if self._document_text else passage.text)
+        return not all(y in text for y in years)
+
+    def _chosen(self, question: str, intent: Intent, ranked: list[Candidate], candidates: list[Candidate]) -> Draft:
+        """The answer from the ranked sentences: the best, what completes it, and what else answers as well."""
+        t = self.tuning
+        wanted = intent.wants_value
+        best = ranked[0]
         chosen = [best]
         length = len(best.text)
         for c in ranked[1:]:
@@ -168,7 +229,7 @@ class ExtractiveAnswerer:
             chosen = whole + [c for c in chosen if c.passage.chunk_id != best.passage.chunk_id]
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
-        return self._compose(chosen)
+        return self._compose(completed(chosen, wanted, siblings_of(candidates), t.list_max_chars))
 
     def _list_section(self, question: str, best: Candidate) -> list[Candidate] | None:
         """The sentences of a list section (its heading, then at least two numbered items, at most
@@ -177,7 +238,7 @@ class ExtractiveAnswerer:
         section; None when there is no such list."""
         if self._sections is None:
             return None
-        weights = {t: self._weight(t) for t in set(self._tokenizer.tokens(question))}
+        weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
         found: list[tuple[float, bool, list[Passage]]] = []
         for section in self._sections(best.passage.doc_id):
             if _is_list(section, self.tuning.list_max_chars):
@@ -252,7 +313,7 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         n = numbers.setdefault(c.passage.chunk_id, len(numbers) + 1)
         text = c.text.rstrip("；;，,：:")
         text += "" if text[-1] in "。！？!?）)”" else "。"
-        item = bool(out) and bool(_ITEM.match(text))
+        item = bool(out) and bool(ITEM.match(text))
         if owed is not None and (owed != n or item):
             out += f"[{owed}]"
         out += ("\n" if item else "") + text
@@ -275,7 +336,7 @@ def _is_list(section: list[Passage], max_chars: int) -> bool:
     heading = section[0].heading_path[-1] if section[0].heading_path else ""
     text = "\n".join(p.text for p in section)
     return bool(heading) and squeeze(text).startswith(squeeze(heading)) and len(text) <= max_chars \
-        and len(_ITEM.findall(text)) >= 2
+        and len(ITEM.findall(text)) >= 2
 
 
 def _depth(passage: Passage) -> int:

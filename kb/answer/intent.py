@@ -21,8 +21,13 @@ _NUM = r"[0-9０-９]+(?:\.[0-9]+)?|[一二三四五六七八九十百千万两�
 VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
     "money": re.compile(rf"(?:{_NUM})\s*(?:亿|万|千)?\s*元|(?:{_NUM})\s*(?:亿|万)(?!条|人|件|项|户|家)"),
     "ratio": re.compile(rf"(?:{_NUM})\s*[%％‰]|百分之|(?:{_NUM})\s*成(?!立|果|员|本|为|功)|(?:{_NUM})\s*倍"),
-    "date": re.compile(r"[0-9]{4}\s*年(?:\s*[0-9]{1,2}\s*月)?|[0-9]{1,2}\s*月\s*[0-9]{1,2}\s*日|[0-9]{4}[-/.][0-9]{1,2}"),
-    "duration": re.compile(rf"(?:{_NUM})\s*(?:年|个月|月|周|天|日|个工作日|小时)(?:内|以内|时间)?"),
+    # a calendar date, or the event a time is counted from, as laws state it: "质权自办理出质登记时设立",
+    # "自公告之日起", "转让自登记之日起生效" (the answer to "从什么时候起…")
+    "date": re.compile(r"[0-9]{4}\s*年(?:\s*[0-9]{1,2}\s*月)?|[0-9]{1,2}\s*月\s*[0-9]{1,2}\s*日|[0-9]{4}[-/.][0-9]{1,2}"
+                       r"|自[^，。；：]{1,40}?(?:之日|时)(?:起)?|[^，。；：]{2,30}?之日起"),
+    # (a four-digit year, "2017年度", is a date, not a duration)
+    "duration": re.compile(rf"(?<![0-9０-９])(?:[0-9０-９]{{1,3}}(?:\.[0-9]{{1,2}})?(?![0-9])|[一二三四五六七八九十百千万两半]+)\s*"
+                           r"(?:年|个月|月|周|天|日|个工作日|小时)(?:内|以内|时间)?"),
     "count": re.compile(rf"(?:{_NUM})\s*(?:余)?\s*(?:家|个|项|件|份|人|名|次|条|篇|场|所|批|类|种|户|位|亿条|多家|多个)"),
     "phone": re.compile(r"(?:\d{3,4}-)?\d{7,8}|1\d{10}"),
     "number": re.compile(rf"[0-9０-９]|(?:{_NUM})\s*(?:家|个|项|件|人|名|次|条|篇|年|月|天|元|成|倍)"),
@@ -36,7 +41,7 @@ _ASKS: list[tuple[str, re.Pattern[str]]] = [
     ("ratio", re.compile(r"比例|百分之|几成|多少成|百分比|占比|比率|贴息率|费率|几个点|多少个点|百分点|增长多少|涨了?多少|降了?多少")),
     ("money", re.compile(r"多少钱|金额|多少(?:亿|万|千)?元|多少亿|多少万|几万|几亿|多大额度|额度|资助多少|补贴多少|补助多少|奖励多少|"
                          r"贷到了?多少|补多少|给多少|拿多少|标准是多少|规模多大|总共有多少钱")),
-    ("duration", re.compile(r"多久|多长时间|几年|几个月|几天|期限|有效期")),
+    ("duration", re.compile(r"多久|多长时间|几年|几个月|几天|期限|有效期|多少(?:天|日|年|个月|个工作日)")),
     ("date", re.compile(r"哪一?天|何时|什么时候|哪一?年|几月|日期|截止|几号(?:发|出|施行|开始)")),
     ("count", re.compile(r"几家|多少家|几个(?!点)|多少个(?!点)|几项|多少项|多少件|几件|几份|多少份|多少人|几位|多少条|几批|多少篇|几篇|多少次")),
     ("number", re.compile(r"多少|几")),
@@ -83,9 +88,16 @@ class Intent:
         return ["number"] if "number" in self.asks else []
 
 
+# "奖金最少发多少", "罚款最高罚多少": a sum named by what it pays, the figure asked a few characters on
+# (money unless a ratio is asked: "贴息比例是多少" wants the percentage)
+_MONEY_NOUN = re.compile(r"(?:奖金|奖励金|补贴|补助|资助|罚款|贴息金额|赔偿金?|钱)[^，。？?！!、]{0,6}?(?:多少|几[万千百])")
+
+
 def analyse(question: str) -> Intent:
     text = question.strip()
     asks = frozenset(kind for kind, pattern in _ASKS if pattern.search(text))
+    if "ratio" not in asks and _MONEY_NOUN.search(text):
+        asks |= {"money"}
     metadata = next((name for name, pattern in _META_ASKS if pattern.search(text)), None)
     if metadata == "date" and not re.search(_DOCUMENT_REF + "|落款|成文", text):
         metadata = None

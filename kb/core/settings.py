@@ -30,6 +30,7 @@ MAX_WORKERS = 16  # each worker holds its own e5 and indexes (about 0.3-0.5 GB);
 Embedder = Literal["e5", "sentence-transformers", "openai"]
 RetrievalMode = Literal["hybrid", "rrf", "dense", "bm25"]
 RankerKind = Literal["rrf", "learned"]
+DecisionKind = Literal["rules", "learned"]
 StoreKind = Literal["local", "milvus"]
 MilvusBm25 = Literal["ipkb", "builtin"]
 LlmStructured = Literal["auto", "json_schema", "off"]
@@ -213,6 +214,12 @@ class AnswerSettings(_Group):
     ranker: RankerKind = "rrf"
     ranker_model: Path | None = None  # another model file (default: the packaged kb/resources/ranker.txt)
     _no_model = field_validator("ranker_model", mode="before")(_optional_path)
+    # Answer or refuse: "rules" (the extractive answerer's refusal rules veto an answer) or "learned" (a
+    # logistic regression over those rules and other answer-level facts, kb/answer/decision.py, trained by
+    # `python -m eval train-decision`; docs/decision.md). Off by default until it beats the rules on held-out sets.
+    decision: DecisionKind = "rules"
+    decision_model: Path | None = None  # another model file (default: the packaged kb/resources/decision.json)
+    _no_decision_model = field_validator("decision_model", mode="before")(_optional_path)
     # Place and validity awareness (kb/answer/scope.py): place selection, the conversation's document,
     # the year check and validity notices. Off only for the evaluation's ablation ("no scope").
     scope_aware: bool = True

@@ -1,0 +1,79 @@
+"""The quoted span: the extractive answer's candidate sentences, and what completes the ones it chose. Pure.
+
+A chosen sentence that lacks the asked-for kind of fact (an amount, a date…) is completed with the neighbour
+in its passage that states it ("…发给发明人或者设计人奖金。" then "一项发明专利的奖金最低不少于三千元"); a
+sentence that announces a list ("专利专项资金用于：") with the items after it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kb.answer.intent import has_value
+from kb.core.records import Passage
+
+# the start of a numbered list item: 1. 1、 1） （1） (1) 一、 （一） ① 第一步
+ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.、．）)]|[（(]\d{1,2}[）)]|[一二三四五六七八九十]{1,3}、|[（(][一二三四五六七八九十]{1,3}[）)]"
+                   r"|[①-⑳]|第[一二三四五六七八九十]步)")
+
+
+@dataclass
+class Candidate:
+    passage: Passage
+    index: int  # sentence number within the passage
+    span: tuple[int, int]
+    text: str
+    coverage: float
+    score: float = 0.0
+    order: int = 0  # position of its chunk within a quoted section (reading order across chunks)
+
+
+def siblings_of(candidates: list[Candidate]) -> dict[str, list[Candidate]]:
+    """Each passage's candidate sentences in reading order (chunk id -> sentences)."""
+    out: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        out.setdefault(c.passage.chunk_id, []).append(c)
+    for sentences in out.values():
+        sentences.sort(key=lambda c: c.index)
+    return out
+
+
+def neighbours(c: Candidate, siblings: dict[str, list[Candidate]]) -> list[Candidate]:
+    """The sentences just after and just before `c` in its passage, in that order."""
+    sentences = siblings.get(c.passage.chunk_id, [])
+    at = next((i for i, s in enumerate(sentences) if s.index == c.index), None)
+    if at is None:
+        return []
+    return [sentences[i] for i in (at + 1, at - 1) if 0 <= i < len(sentences)]
+
+
+def completed(chosen: list[Candidate], wanted: list[str], siblings: dict[str, list[Candidate]],
+               list_max_chars: int) -> list[Candidate]:
+    """The chosen sentences with what completes them: for each asked-for kind of fact (amount, date…)
+    a sentence lacks, the neighbour in its passage that states it ("…发给发明人奖金。" is followed by
+    "奖金最低不少于三千元"); a sentence that opens a list ("…用于：") with the items after it, up to
+    `list_max_chars` characters."""
+    have = {(c.passage.chunk_id, c.index) for c in chosen}
+    out = list(chosen)
+
+    def add(c: Candidate, like: Candidate) -> None:
+        if (c.passage.chunk_id, c.index) not in have:
+            have.add((c.passage.chunk_id, c.index))
+            out.append(Candidate(c.passage, c.index, c.span, c.text, like.coverage, like.score, like.order))
+
+    for c in chosen:
+        for kind in wanted:
+            if has_value(c.text, kind):
+                continue
+            found = next((n for n in neighbours(c, siblings) if has_value(n.text, kind)), None)
+            if found is not None:
+                add(found, c)
+        if c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
+            sentences = siblings.get(c.passage.chunk_id, [])
+            length = len(c.text)
+            for n in (s for s in sentences if s.index > c.index):
+                if not ITEM.match(n.text) or length + len(n.text) > list_max_chars:
+                    break
+                length += len(n.text)
+                add(n, c)
+    return out
