@@ -186,6 +186,7 @@ class Answerer:
         if not self.settings.answer.scope_aware:
             return self._search(question, filters, k)
         region, home = self.asker_region(region)
+        home = home and not self.generation.models.places.places_in(question)  # the question's own place decides
         scope = question_scope(question, None, filters, region, self.generation.catalogue,
                                self.generation.models.places, tuning=self.tuning)
         if home and scope.place:  # the home place's documents first, then the others'

@@ -160,6 +160,8 @@ class ScopeStage:
     def run(self, turn: Turn) -> Turn:
         if not self.aware:
             return replace(turn, scope=Scope(turn.filters))
+        if turn.home and self.places.places_in(turn.standalone):
+            turn = replace(turn, home=False)  # the question's own place decides, refusals included
         conversation = self.conversation_documents(turn) if turn.standalone != turn.question else ()
         scope = question_scope(turn.standalone, turn.history, turn.filters, turn.region, self.catalogue, self.places,
                                conversation, turn.question, self.tuning)
