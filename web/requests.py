@@ -70,7 +70,7 @@ IsoDate = Annotated[str | None, AfterValidator(_iso_date)]
 class FiltersBody(BaseModel):
     """Metadata filters; an empty or missing field does not filter."""
 
-    doc_types: Names = Field(None, description="文件类型（答复、办法、措施、通知、意见、报告、其他）：字符串或字符串列表",
+    doc_types: Names = Field(None, description="文件类型（答复、批复、法、条例、细则、解释、规定、办法、决定、措施、通知、意见、报告、其他）：字符串或字符串列表",
                              examples=[["答复"]])
     issuers: Names = Field(None, description="发文机关（包含即可）：字符串或字符串列表", examples=[["宁波市市场监督管理局"]])
     files: Names = Field(None, description="文件名或文档 id：字符串或字符串列表", examples=[[]])
