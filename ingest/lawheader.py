@@ -12,7 +12,8 @@ _D = r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
 _DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
-def _iso(s: str) -> str | None:
+def iso_date(s: str) -> str | None:
+    """The first 2023年12月11日 in `s` as 2023-12-11 (None for none, or no such day)."""
     m = _DATE.search(s)
     if not m:
         return None
@@ -76,7 +77,7 @@ def header_events(header: str | None) -> list[HeaderEvent]:
         pending: list[tuple[str, str]] = []  # (date, who) of segments waiting for the next one's event
         for k, m in enumerate(starts):
             segment = entry[m.end() : starts[k + 1].start() if k + 1 < len(starts) else len(entry)]
-            date = _iso(m.group(0))
+            date = iso_date(m.group(0))
             event, who = _event_of(segment)
             if date is None:
                 continue

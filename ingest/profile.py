@@ -24,7 +24,7 @@ import datetime as dt
 import re
 import unicodedata
 
-from ingest.lawheader import header_events, in_force_on_publication
+from ingest.lawheader import header_events, in_force_on_publication, iso_date
 from kb.core.places import Places
 from kb.store.status import normalise_title
 from kb.core.profile import (
@@ -74,16 +74,6 @@ def _arabic_dates(text: str) -> str:
     return _CN_DATE.sub(sub, text)
 
 
-def _iso(s: str) -> str | None:
-    m = _DATE.search(s)
-    if not m:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
-    except ValueError:
-        return None
-
-
 def _add_period(start: str, count: int, unit: str) -> str:
     """The last day of a period of ``count`` years or months that starts on ``start``."""
     d = dt.date.fromisoformat(start)
@@ -131,7 +121,7 @@ def _effective_clauses(body: str, promulgated: str | None, printed: str | None) 
         for m in _EFFECTIVE.finditer(s):
             when = m.group("when")
             if _DATE.match(when):
-                effective_from = _iso(when)
+                effective_from = iso_date(when)
             elif when == "印发之日":
                 effective_from = printed or promulgated
             else:
@@ -141,13 +131,13 @@ def _effective_clauses(body: str, promulgated: str | None, printed: str | None) 
         if not (_EFFECTIVE.search(s) or _SELF_VALIDITY.search(s)):
             continue
         if m := _VALID_UNTIL.search(s):
-            effective_until = _iso(m.group(1))
+            effective_until = iso_date(m.group(1))
         elif m := _UNTIL.search(s):
-            effective_until = _iso(m.group(1))
+            effective_until = iso_date(m.group(1))
         elif m := _VALID_FOR.search(s):
             start = effective_from
             if own := _EFFECTIVE.search(s):
-                start = _iso(own.group("when")) or start
+                start = iso_date(own.group("when")) or start
             if start:
                 effective_until = _add_period(start, _cn_number(m.group(1)), m.group(2))
     return effective_from, effective_until
@@ -165,9 +155,9 @@ def _signature_dates(body: str) -> tuple[str | None, str | None]:
     signed = printed = None
     for line in lines:
         if m := _PRINTED.search(line):
-            printed = _iso(m.group(1))
+            printed = iso_date(m.group(1))
         elif (m := _DATE_LINE.match(line)) and signed is None:
-            signed = _iso(m.group(1))
+            signed = iso_date(m.group(1))
     return signed, printed
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.curated.store import open_db
+
 FILE_NAME = "gaps.sqlite"
 REFUSED, VOTED_DOWN, LOW_CONFIDENCE = "refused", "voted_down", "low_confidence"
 REASON_LABELS = {REFUSED: "未能回答", VOTED_DOWN: "用户点踩", LOW_CONFIDENCE: "把握不大"}
@@ -81,12 +83,7 @@ class GapLog:
         if self._db is None:
             if not create and not self.path.exists():
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout = 10000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute(_SCHEMA)
-            self._db = db
+            self._db = open_db(self.path, _SCHEMA)
         return self._db
 
     def record(self, question: str, reason: str, score: float | None = None, when: dt.datetime | None = None) -> None:

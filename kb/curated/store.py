@@ -50,6 +50,17 @@ def validate(entry: CuratedEntry) -> None:
         raise KbError(f"标准口径缺少：{', '.join(missing)}")
 
 
+def open_db(path: Path, schema: str) -> sqlite3.Connection:
+    """A SQLite file of the knowledge-base folder, shared by the app's threads: WAL, and a writer waits
+    BUSY_TIMEOUT_S for another instead of failing. Creates the file and its tables."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(schema)
+    return db
+
+
 class CuratedStore:
     """Entries by id. `path`: the SQLite file (created on the first write, not by reading)."""
 
@@ -66,12 +77,7 @@ class CuratedStore:
         if self._db is None:
             if not create and not self.path.exists():
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
-            self._db = db
+            self._db = open_db(self.path, _SCHEMA)
         return self._db
 
     def entries(self) -> list[CuratedEntry]:
