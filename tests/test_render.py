@@ -185,6 +185,10 @@ def test_document_rows_match_the_headers():
     assert len(rows) == 1 and len(rows[0]) == len(render.DOCUMENT_HEADERS)
     row = dict(zip(render.DOCUMENT_HEADERS, rows[0]))
     assert row["标题"] == "标题" and row["分块数"] == 7 and row["OCR页"] == "2" and row["ID"] == "abc123"
+    assert row["页数"] == "—"  # a text file has no pages
+    pdf = Document(doc_id="p1", source_path="/corpus/p.pdf", file_name="p.pdf", kind="pdf", content_hash="h2", meta=meta,
+                   text="正文", page_count=3)
+    assert dict(zip(render.DOCUMENT_HEADERS, render.document_rows([pdf], {})[0]))["页数"] == 3
 
 
 def test_job_status_shows_progress_and_escapes_reasons():

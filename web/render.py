@@ -222,11 +222,14 @@ def eval_report(metrics: dict, limits: dict, testset: str, documents: int, chunk
 
 def document_rows(documents: list[Document], chunk_counts: dict[str, int],
                   suspicious: dict[str, list[str]] | None = None) -> list[list[object]]:
-    """The 知识库 table; a document with sentences kept from answers (suspicious) comes first."""
+    """The 知识库 table; a document with sentences kept from answers (suspicious) comes first.
+
+    Only PDFs have pages: a text, Markdown, HTML or Word file shows "—" (its loader reads it as one page)."""
     suspicious = suspicious or {}
     return [[d.meta.title, d.meta.doc_number or "", d.meta.issuer or "", d.meta.date or "", d.meta.doc_type,
              d.profile.level, "".join(d.profile.region) or "未知", d.profile.status, d.profile.effective_from or "",
-             d.profile.effective_until or "", d.page_count, "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0),
+             d.profile.effective_until or "", d.page_count if d.kind == "pdf" else "—",
+             "、".join(map(str, d.ocr_pages)) or "无", chunk_counts.get(d.doc_id, 0),
              suspicious_text(suspicious.get(d.doc_id, [])), d.file_name, d.doc_id]
             for d in sorted(documents, key=lambda d: (d.doc_id not in suspicious, d.file_name))]
 
