@@ -74,6 +74,7 @@ class Answerer:
             decision=DecisionModel.load(settings.answer.decision_model)
             if settings.answer.decision == "learned" and settings.answer.retrieval_mode == "hybrid"
             and settings.answer.ranker == "learned" and retriever.ranker is not None else None,
+            places_in=models.places.places_in,
         )
         # curated answers (标准口径) of this knowledge base, checked against this generation's documents
         self.curated = CuratedAnswers(CuratedStore.of(settings.store.kb_dir), generation.catalogue.documents.values(),

@@ -57,8 +57,10 @@ class ExtractiveAnswerer:
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
                  document_text: Callable[[str], str] | None = None,
                  sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning(),
-                 decision: DecisionModel | None = None):
+                 decision: DecisionModel | None = None,
+                 places_in: Callable[[str], list[tuple[str, ...]]] | None = None):
         self._tokenizer = tokenizer
+        self._places_in = places_in  # the division table's places a question names (kb/core/places.py), as paths
         self.decision = decision  # None: the rules refuse (vetoes); a model: it decides, the rules are its features
         self._sections = sections  # doc id -> its passages in reading order, grouped by section
         self.tuning = tuning
@@ -174,7 +176,8 @@ class ExtractiveAnswerer:
                ranked: list[Candidate], best_dense: float, draft: Draft) -> dict[str, float]:
         """What the decision reads besides the rules (kb/answer/decision.py, FEATURES)."""
         t, wanted, best = self.tuning, intent.wants_value, ranked[0]
-        places = [_place_stem(p) for p in self._tokenizer.places(question)]
+        # places of the division table (not jieba's: 海关, 甬江, 中国 are no place a document is of), national excepted
+        places = [p for p in (self._places_in(question) if self._places_in else []) if p != ("全国",)]
         article = bool(_ARTICLE.match(squeeze(best.passage.text)))
         coverages = sorted((c.coverage for c in ranked), reverse=True)
         top = coverages[0]
@@ -334,10 +337,10 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
     return out + (f"[{owed}]" if owed is not None else "")
 
 
-def _of_place(passage: Passage, stems: list[str]) -> bool:
-    """Whether the passage's document is of (one of) the places: its region names it (not national)."""
-    region = "".join(passage.profile.region)
-    return any(stem in region for stem in stems) and passage.profile.region not in ((), ("全国",))
+def _of_place(passage: Passage, places: list[tuple[str, ...]]) -> bool:
+    """Whether the passage's document is of one of the places (as paths): of that place or inside it."""
+    region = passage.profile.region
+    return any(region[: len(place)] == place for place in places) and region not in ((), ("全国",))
 
 
 def _is_article(passage: Passage, max_chars: int) -> bool:
