@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "the rules (cross-validated, each set held out), write its model file")
     dec_cmd.add_argument("--set", action="append", dest="sets", metavar="NAME=TESTSET:CORPUS[,CORPUS]",
                          help="a labelled test set and the corpus it is asked of (repeatable; default: sample over "
-                              "the letter and the bundled corpus, policies over the bundled corpus, the library's "
-                              "questions over the bundled corpus and ../shared/corpus/library when there)")
+                              "the letter and the bundled corpus, policies over the letter with the policies and "
+                              "over the bundled corpus, the library's questions over the bundled corpus)")
     dec_cmd.add_argument("--work", type=Path, default=Path(".decision-work"), help="knowledge bases and caches")
     dec_cmd.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "kb" / "resources" / "decision.json",
                          help="model file to write (default: the packaged kb/resources/decision.json)")

@@ -2,8 +2,9 @@
 it against the rules it replaces, cross-validated, in one run.
 
 Data: labelled test sets, each asked of its own knowledge base (`NAME=TESTSET:CORPUS[,CORPUS…]`; default
-the sample letter's questions over the letter and over the bundled corpus, policies.jsonl over the
-bundled corpus, and library.jsonl over the bundled corpus and ../shared/corpus/library when both exist). The label is the test set's `answerable`. Each question is answered once by the same
+the sample letter's questions over the letter and over the bundled corpus, policies.jsonl over the letter
+with the 17 policies and over the bundled corpus, and library.jsonl over the bundled corpus; the bundled
+corpus is data/corpus, its law library included). The label is the test set's `answerable`. Each question is answered once by the same
 Answerer the app uses, with a recorder in place of the decision that always answers: it keeps the
 features and the answer the passages give; the rules' outcome is that answer unless one of the rule
 features vetoes it. Questions refused before the decision (scope: a place or year no document covers)
@@ -39,22 +40,23 @@ REPO = Path(__file__).resolve().parents[1]
 SEED = 20
 FOLDS = 5
 TARGET_FALSE_REFUSALS = 0.03
-C = 0.1  # inverse regularisation: strong, for 280 questions and 34 features (0.03–3 tried: 0.1 refused fewest answerable, cross-validated)
+# inverse regularisation: for about 490 questions (about 100 unanswerable) and 39 features. 0.03, 0.1, 0.3, 1 and 3
+# tried, with and without balanced class weights (2026-12-06): 0.3 unweighted caught the most unanswerable questions
+# with the library's false refusals lowest, cross-validated and with each set held out
+C = 0.3
 DECLINED = "文件中未提及"  # kb/answer/scope.py NOTICE_UNMENTIONED, as eval/scoring.py counts it
 RULES = ("rule_low_coverage", "rule_off_topic", "rule_value_missing")
 DEFAULT_SETS = (
     "sample@letter=eval/testsets/sample.jsonl:data/corpus/nbamr-2019-25-reply-to-proposal-130.txt",
     "sample@bundled=eval/testsets/sample.jsonl:data/corpus",
+    "policies@policies=eval/testsets/policies.jsonl:data/corpus/nbamr-2019-25-reply-to-proposal-130.txt,data/corpus/policies",
     "policies@bundled=eval/testsets/policies.jsonl:data/corpus",
+    "library@bundled=eval/testsets/library.jsonl:data/corpus",
 )
-# the library's questions over the bundled corpus and the library, when both are there
-LIBRARY_SET = "library@library=eval/testsets/library.jsonl:data/corpus,../shared/corpus/library"
 
 
 def default_sets() -> list[str]:
-    library = parse_set(LIBRARY_SET)
-    have = library.testset.is_file() and all(c.exists() for c in library.corpus)
-    return [*DEFAULT_SETS, *([LIBRARY_SET] if have else [])]
+    return list(DEFAULT_SETS)
 
 
 @dataclass

@@ -110,16 +110,23 @@ def test_the_answerer_hands_its_tuning_to_every_step(answerer):
     assert not default.refused and len(default.passages) == 10
     # one term, and a topic of its own (a place): a follow-up by follow_up_max_terms alone
     assert "专利质押贷款" in answerer.answer("宁波？", history=history).standalone_question
-    tuned = Answerer(answerer.generation, answerer.settings, answerer.prompts,
-                     tuning=Tuning(min_retrieved=12, min_coverage=1.01, follow_up_max_terms=0))
+    tuning = Tuning(min_retrieved=12, min_coverage=1.01, follow_up_max_terms=0)
+    # the rules veto (decision = "rules"); with the learned decision (the default) the rule is one feature
+    tuned = Answerer(answerer.generation, answerer.settings.replace(decision="rules"), answerer.prompts, tuning=tuning)
+    learned = Answerer(answerer.generation, answerer.settings, answerer.prompts, tuning=tuning)
     try:
         assert tuned.extractive.tuning is tuned.tuning
         result = tuned.answer("发明专利被侵权有保险吗？")
         assert result.refused and len(result.passages) == 12
         assert result.flags[0].startswith("refused: the passages do not cover the question")
         assert tuned.answer("宁波？", history=history).standalone_question == "宁波？"
+        weighed = learned.answer("发明专利被侵权有保险吗？")  # the model answers over the rule or refuses with its words
+        assert learned.extractive.decision is not None
+        assert any(f.startswith(("answered over the rule", "refused: the passages do not cover the question"))
+                   and "(p " in f for f in weighed.flags), weighed.flags
     finally:
         tuned.close()
+        learned.close()
 
 
 def test_a_gradio_style_history_with_content_parts_works(answerer):

@@ -116,3 +116,54 @@ def test_a_set_is_named_with_its_test_set_and_corpus():
     assert spec.name == "library" and spec.testset.name == "library.jsonl" and len(spec.corpus) == 2
     with pytest.raises(ValueError):
         parse_set("library=eval/testsets/library.jsonl")
+
+
+# --- the answer-level facts the decision reads besides the rules
+
+class _Keep:
+    """A decision that answers and keeps the facts it was given."""
+    threshold = 0.0
+
+    def __init__(self):
+        self.x: np.ndarray | None = None
+
+    def probability(self, x: np.ndarray) -> float:
+        self.x = x
+        return 1.0
+
+
+def _facts(tokenizer, question: str, passages) -> dict[str, float]:
+    from kb.core.places import Places
+
+    keep = _Keep()
+    ExtractiveAnswerer(tokenizer, lambda term: 1.0, decision=keep, places_in=Places().places_in).answer(
+        question, analyse(question), passages, check_places=False)
+    assert keep.x is not None
+    return dict(zip(FEATURES, keep.x))
+
+
+def _of(region: tuple[str, ...], text: str, rank: int = 1):
+    from dataclasses import replace
+
+    from kb.core.profile import DocumentProfile
+
+    return replace(passage(rank, text, doc_id=f"doc{rank}"), profile=DocumentProfile(region=region))
+
+
+def test_a_place_no_passage_is_of_is_unserved_and_one_they_are_of_is_local(tokenizer):
+    national = [_of(("全国",), "国家鼓励开展专利权质押贷款业务。")]
+    ningbo = [_of(("浙江省", "宁波市"), "对专利权质押贷款给予贴息补助。")]
+    q = "四川的企业专利质押贷款有贴息吗？"
+    assert _facts(tokenizer, q, national)["place_unserved"] == 1.0
+    assert _facts(tokenizer, q, national)["place_local"] == 0.0
+    q = "宁波的企业专利质押贷款有贴息吗？"
+    assert _facts(tokenizer, q, ningbo)["place_unserved"] == 0.0 and _facts(tokenizer, q, ningbo)["place_local"] == 1.0
+    # 海关 is no place of the division table (jieba tags it as one): no place is named
+    assert _facts(tokenizer, "海关扣押侵权货物要交担保吗？", national)["place_unserved"] == 0.0
+
+
+@pytest.mark.parametrize("text, missing", [("申报材料于2018年报送市知识产权局。", 1.0),
+                                           ("申报截止日期为2018年7月18日。", 0.0)])
+def test_a_day_asked_for_and_only_a_year_stated_is_missing(tokenizer, text, missing):
+    facts = _facts(tokenizer, "申报截止日期是哪天？", [_of(("全国",), text)])
+    assert facts["day_missing"] == missing

@@ -171,8 +171,10 @@ def test_sample_set_meets_the_floors(sample_run):
     for name in ("results.jsonl", "metrics.json", "report.md", "report.html", "metrics.png", "latency.png", "hardest.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
-    # the learned ranker (the default) against "rrf", the fusion without it
-    assert set(metrics["ablation"]) == {"hybrid", "rrf", "bm25", "dense", "no scope"}
+    # the learned ranker (the default) against "rrf", the fusion without it; the learned decision (the default)
+    # against "rules", the refusal rules vetoing
+    assert set(metrics["ablation"]) == {"hybrid", "rrf", "rules", "bm25", "dense", "no scope"}
+    assert metrics["ablation"]["rules"]["answers"]["keypoint_recall"] <= metrics["answers"]["keypoint_recall"]
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == metrics["questions"] == 64
     assert {"id", "answer", "refused", "citations", "passages", "timings_ms", "scores"} <= set(rows[0])

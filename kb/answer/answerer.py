@@ -69,8 +69,12 @@ class Answerer:
             models.tokenizer, retriever.idf, embed_query=retriever.encode_query,
             embed_sentences=self._sentence_cache.embed, passages_used=settings.answer.answer_passages,
             document_text=generation.catalogue.document_text, sections=self._sections, tuning=tuning,
+            # the decision reads the retrieval scores of the learned ranker it was trained with: with RRF fusion
+            # (ranker = "rrf", or no ranker model) or one ranking alone the rules decide
             decision=DecisionModel.load(settings.answer.decision_model)
-            if settings.answer.decision == "learned" and settings.answer.retrieval_mode == "hybrid" else None,
+            if settings.answer.decision == "learned" and settings.answer.retrieval_mode == "hybrid"
+            and settings.answer.ranker == "learned" and retriever.ranker is not None else None,
+            places_in=models.places.places_in,
         )
         # curated answers (标准口径) of this knowledge base, checked against this generation's documents
         self.curated = CuratedAnswers(CuratedStore.of(settings.store.kb_dir), generation.catalogue.documents.values(),

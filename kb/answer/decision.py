@@ -54,6 +54,11 @@ FEATURES: tuple[str, ...] = (
     "place_mismatch",        # the question names a place that the best passage's document does not
     "stale",                 # the best passage's document is no longer in force
     "article",               # the best passage is an article of a law
+    "top_score",             # the first passage's retrieval score (the learned ranker's is in (0, 1))
+    "place_local",           # the question names a place and the best passage's document is of that place
+    "place_unserved",        # it names a place and no passage read is from a document of that place
+    "day_missing",           # it asks for a day (哪天, 截止日期…) and the answer states none (a year is not a day)
+    "support_from_law",      # it asks about support (补贴, 奖励, 资助…) and the best passage is an article of a law
     *(f"asks_{kind}" for kind in ASKED),
 )
 

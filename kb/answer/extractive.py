@@ -42,6 +42,9 @@ from kb.core.tokenizer import Tokenizer
 
 STALE = (STATUS_EXPIRED, STATUS_SUPERSEDED, STATUS_ABOLISHED)
 _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇两\d]+条")
+_ASKS_DAY = re.compile(r"哪一?天|几号|几月几|截止日期|截止时间")
+_DAY = re.compile(r"[0-9０-９一二三四五六七八九十]{1,3}\s*月\s*[0-9０-９一二三四五六七八九十]{1,3}\s*[日号]|之日|日前|日起")
+_SUPPORT = re.compile(r"补贴|补助|奖励|奖金|资助|扶持|贴息|支持")  # what a local policy grants, a law seldom states
 
 
 def _place_stem(place: str) -> str:
@@ -54,8 +57,10 @@ class ExtractiveAnswerer:
                  embed_query: Callable[[str], np.ndarray] | None = None, passages_used: int = 5,
                  document_text: Callable[[str], str] | None = None,
                  sections: Callable[[str], list[list[Passage]]] | None = None, tuning: Tuning = Tuning(),
-                 decision: DecisionModel | None = None):
+                 decision: DecisionModel | None = None,
+                 places_in: Callable[[str], list[tuple[str, ...]]] | None = None):
         self._tokenizer = tokenizer
+        self._places_in = places_in  # the division table's places a question names (kb/core/places.py), as paths
         self.decision = decision  # None: the rules refuse (vetoes); a model: it decides, the rules are its features
         self._sections = sections  # doc id -> its passages in reading order, grouped by section
         self.tuning = tuning
@@ -171,6 +176,9 @@ class ExtractiveAnswerer:
                ranked: list[Candidate], best_dense: float, draft: Draft) -> dict[str, float]:
         """What the decision reads besides the rules (kb/answer/decision.py, FEATURES)."""
         t, wanted, best = self.tuning, intent.wants_value, ranked[0]
+        # places of the division table (not jieba's: 海关, 甬江, 中国 are no place a document is of), national excepted
+        places = [p for p in (self._places_in(question) if self._places_in else []) if p != ("全国",)]
+        article = bool(_ARTICLE.match(squeeze(best.passage.text)))
         coverages = sorted((c.coverage for c in ranked), reverse=True)
         top = coverages[0]
         stating = [c.coverage for c in ranked[: t.value_window] if any(has_value(c.text, k) for k in wanted)]
@@ -191,7 +199,12 @@ class ExtractiveAnswerer:
             "question_terms": math.log1p(len(set(self._tokenizer.tokens(question)))),
             "year_mismatch": self._year_mismatch(question, best.passage),
             "place_mismatch": not self._about(best.passage, self._tokenizer.places(question)),
-            "stale": best.passage.profile.status in STALE, "article": bool(_ARTICLE.match(squeeze(best.passage.text))),
+            "stale": best.passage.profile.status in STALE, "article": article,
+            "top_score": passages[0].score if passages else 0.0,
+            "place_local": bool(places) and _of_place(best.passage, places),
+            "place_unserved": bool(places) and not any(_of_place(p, places) for p in passages[: self._passages_used]),
+            "day_missing": bool(_ASKS_DAY.search(question)) and not _DAY.search(draft.text),
+            "support_from_law": article and bool(_SUPPORT.search(question)),
             **{f"asks_{kind}": kind in intent.asks for kind in ASKED},
         }
 
@@ -322,6 +335,12 @@ def _quote(sentences: list[Candidate], numbers: dict[str, int],
         entry[1].append(c.index)
         entry[2].append(c.span)
     return out + (f"[{owed}]" if owed is not None else "")
+
+
+def _of_place(passage: Passage, places: list[tuple[str, ...]]) -> bool:
+    """Whether the passage's document is of one of the places (as paths): of that place or inside it."""
+    region = passage.profile.region
+    return any(region[: len(place)] == place for place in places) and region not in ((), ("全国",))
 
 
 def _is_article(passage: Passage, max_chars: int) -> bool:
