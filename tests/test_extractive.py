@@ -466,6 +466,10 @@ COMPLETIONS = [
     # a sentence that announces a list is quoted with its items
     ("a list is quoted with its items", "专利专项资金用在哪些方面？",
      [USES + "\n" + "\n".join(ITEMS) + "\n专项资金的管理办法另行制定。"], [USES, *ITEMS], ["管理办法另行制定"]),
+    # a label (a heading line, a table's field) names what follows: quoted with it
+    ("a label is quoted with what it heads", "这个指南的政策依据是什么？",
+     ["一、政策依据\n1.《扶持办法》（穗南开管办〔2017〕1号）第二十五条\n本指南由区科技局负责解释。"],
+     ["一、政策依据", "穗南开管办〔2017〕1号"], ["负责解释"]),
 ]
 
 
