@@ -3,7 +3,8 @@
 A chosen sentence that lacks the asked-for kind of fact (an amount, a date…) is completed with the neighbour
 in its passage that states it ("…发给发明人或者设计人奖金。" then "一项发明专利的奖金最低不少于三千元"); a
 sentence that announces a list ("专利专项资金用于：") with the items after it; a label that only names what
-follows ("一、政策依据", "印证材料") with the line after it (and the items, if a list).
+follows ("一、政策依据", "印证材料"), quoted for a question that asks no figure or date, with the line
+after it (and the items, if a list).
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def completed(chosen: list[Candidate], wanted: list[str], siblings: dict[str, li
             found = next((n for n in neighbours(c, siblings) if has_value(n.text, kind)), None)
             if found is not None:
                 add(found, c)
-        label = is_label(c.text)
+        # (not when a figure or date is asked: "申请材料要交几份" wants the number, not the list)
+        label = not wanted and is_label(c.text)
         if label or c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
             sentences = siblings.get(c.passage.chunk_id, [])
             length = len(c.text)
