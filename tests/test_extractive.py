@@ -151,12 +151,13 @@ def test_composition(tokenizer, fields, expected):
     assert draft.text.count("[") == len({p.chunk_id for p, _, _ in draft.cited})
 
 
-# --- the passage's retrieval score: passage_weight × (its score / the first passage's, at most 1)
+# --- the passage's retrieval score: passage_weight × (its score / the first passage's, at most 1) × (the
+# sentence's coverage / the best coverage)
 
 # The first passage (score 1.0) answers in other words than the question; the third (score 0.5) shares more of
 # them. 保费 补贴 标准 (3 of 专利 保险 专利保险 保费 补贴 保费补贴 标准: 3/7 = 0.43) against the first's
-# 专利 保险 专利保险 (3/7 = 0.43) plus 标准 of its heading at half weight (0.07): 0.43 + 0.02 / 1 = 0.45 for
-# the first, 0.57 + 0.02 / 3 = 0.58 for the third; the prior adds 0.5 × 1.0 and 0.5 × 0.5.
+# 专利 保险 专利保险 (3/7 = 0.43) plus 标准 of its heading at half weight (0.07): 0.50 + 0.02 / 1 = 0.52 for
+# the first, 0.57 + 0.02 / 3 = 0.58 for the third; the prior adds w × 1.0 × 0.50 / 0.57 and w × 0.5 × 1.
 STANDARD_Q = "专利保险的保费补贴标准是什么？"
 FIRST_SAYS = "投保专利保险的，按年度给予奖励。"
 THIRD_SAYS = "保费补贴标准另行制定。"
@@ -166,10 +167,20 @@ RETRIEVED = [passage(1, FIRST_SAYS, heading=("标准",), score=1.0), passage(2, 
 
 @pytest.mark.parametrize("weight, best", [(0.0, THIRD_SAYS), (0.1, THIRD_SAYS), (0.5, FIRST_SAYS)])
 def test_the_passage_retrieval_ranks_first_lends_its_sentences_weight(tokenizer, weight, best):
-    """0.58 + 0.05 > 0.45 + 0.1 at 0.1; 0.58 + 0.25 < 0.45 + 0.5 at 0.5 (the calibrated value)."""
+    """0.58 + 0.05 > 0.52 + 0.09 at 0.1; 0.58 + 0.25 < 0.52 + 0.44 at 0.5."""
     draft = ask(make(tokenizer, Tuning(max_sentences=1, passage_weight=weight)), STANDARD_Q, RETRIEVED)
     assert not draft.refused, draft.reason
     assert quoted(draft) == [best]
+
+
+@pytest.mark.parametrize("weight", [0.8, 5.0])
+def test_a_sentence_covering_little_is_not_made_the_answer_by_its_passages_rank(tokenizer, weight):
+    """"一家企业最多能补多少钱" is not answered with the first passage's "上年度营业收入不超过4亿元": the prior counts
+    in proportion to the sentence's coverage (here none), whatever passage_weight is."""
+    retrieved = [passage(1, "上年度营业收入不超过4亿元。", score=1.0), passage(2, DEADLINE, score=0.9),
+                 passage(3, THIRD_SAYS, score=0.2)]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, passage_weight=weight)), STANDARD_Q, retrieved)
+    assert quoted(draft) == [THIRD_SAYS]
 
 
 def test_the_refusal_rules_read_the_sentences_words_not_the_passage_score(tokenizer):

@@ -164,8 +164,11 @@ class ExtractiveAnswerer:
             vetoes.append(f"the passages never state the asked-for {'/'.join(wanted)}")
         best_dense = dense[candidates.index(best)]
         prior = self._passage_prior(passages, candidates)
-        ranked = sorted((replace(c, score=c.score + t.passage_weight * prior[c.passage.chunk_id]) for c in candidates),
-                        key=lambda c: -c.score)
+        # (in proportion to how much of the question the sentence covers: a sentence of the first passage that
+        # covers little of it is not made the answer by its passage's rank)
+        share = {id(c): c.coverage / top if top else 0.0 for c in candidates}
+        ranked = sorted((replace(c, score=c.score + t.passage_weight * prior[c.passage.chunk_id] * share[id(c)])
+                         for c in candidates), key=lambda c: -c.score)
         if self.decision is None:
             if vetoes:
                 return Draft("", refused=True, reason=vetoes[0])
