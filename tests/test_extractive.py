@@ -95,7 +95,8 @@ def test_a_title_line_and_fragments_are_no_candidates(tokenizer):
     assert list(coverages(make(tokenizer), "补贴标准", [passage(1, text)])) == [OBJECT]
 
 
-# --- ranking: score = coverage + dense_weight × similarity + value_bonus + rank_bonus / rank.
+# --- ranking: score = coverage + dense_weight × similarity + value_bonus + rank_bonus / rank
+# (+ passage_weight × the passage's share of the first passage's score: 0 in these tables, rows of its own below).
 # With max_sentences=1 the answer quotes the best sentence only.
 # RATIO_Q: OBJECT 6/7 + 0.02 = 0.877; RATE 2/7 + 0.25 (holds the ratio) + 0.01 = 0.546.
 # LIST_Q: OBJECT 1 + 0.02, RATE and CAP 1 + 0.01 each.
@@ -114,7 +115,7 @@ RANKING = [
 
 @pytest.mark.parametrize("question, fields, sims, best", [r[1:] for r in RANKING], ids=[r[0] for r in RANKING])
 def test_ranking(tokenizer, question, fields, sims, best):
-    draft = ask(make(tokenizer, Tuning(max_sentences=1, **fields), sims=sims), question)
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, passage_weight=0.0, **fields), sims=sims), question)
     assert not draft.refused, draft.reason
     assert quoted(draft) == [best]
 
@@ -141,13 +142,66 @@ COMPOSITION = [
 
 @pytest.mark.parametrize("fields, expected", [r[1:] for r in COMPOSITION], ids=[r[0] for r in COMPOSITION])
 def test_composition(tokenizer, fields, expected):
-    draft = ask(make(tokenizer, Tuning(**fields)), LIST_Q)
+    draft = ask(make(tokenizer, Tuning(passage_weight=0.0, **fields)), LIST_Q)
     assert not draft.refused, draft.reason
     assert quoted(draft) == expected
     assert draft.text.startswith(OBJECT)
     assert all(sentence in draft.text for sentence in expected)
     # one marker per run of a passage's sentences, after the run
     assert draft.text.count("[") == len({p.chunk_id for p, _, _ in draft.cited})
+
+
+# --- the passage's retrieval score: passage_weight × (its score / the first passage's, at most 1) × (the
+# sentence's coverage / the best coverage)
+
+# The first passage (score 1.0) answers in other words than the question; the third (score 0.5) shares more of
+# them. 保费 补贴 标准 (3 of 专利 保险 专利保险 保费 补贴 保费补贴 标准: 3/7 = 0.43) against the first's
+# 专利 保险 专利保险 (3/7 = 0.43) plus 标准 of its heading at half weight (0.07): 0.50 + 0.02 / 1 = 0.52 for
+# the first, 0.57 + 0.02 / 3 = 0.58 for the third; the prior adds w × 1.0 × 0.50 / 0.57 and w × 0.5 × 1.
+STANDARD_Q = "专利保险的保费补贴标准是什么？"
+FIRST_SAYS = "投保专利保险的，按年度给予奖励。"
+THIRD_SAYS = "保费补贴标准另行制定。"
+RETRIEVED = [passage(1, FIRST_SAYS, heading=("标准",), score=1.0), passage(2, DEADLINE, score=0.9),
+             passage(3, THIRD_SAYS, score=0.5)]
+
+
+@pytest.mark.parametrize("weight, best", [(0.0, THIRD_SAYS), (0.1, THIRD_SAYS), (0.5, FIRST_SAYS)])
+def test_the_passage_retrieval_ranks_first_lends_its_sentences_weight(tokenizer, weight, best):
+    """0.58 + 0.05 > 0.52 + 0.09 at 0.1; 0.58 + 0.25 < 0.52 + 0.44 at 0.5."""
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, passage_weight=weight)), STANDARD_Q, RETRIEVED)
+    assert not draft.refused, draft.reason
+    assert quoted(draft) == [best]
+
+
+@pytest.mark.parametrize("weight", [0.8, 5.0])
+def test_a_sentence_covering_little_is_not_made_the_answer_by_its_passages_rank(tokenizer, weight):
+    """"一家企业最多能补多少钱" is not answered with the first passage's "上年度营业收入不超过4亿元": the prior counts
+    in proportion to the sentence's coverage (here none), whatever passage_weight is."""
+    retrieved = [passage(1, "上年度营业收入不超过4亿元。", score=1.0), passage(2, DEADLINE, score=0.9),
+                 passage(3, THIRD_SAYS, score=0.2)]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, passage_weight=weight)), STANDARD_Q, retrieved)
+    assert quoted(draft) == [THIRD_SAYS]
+
+
+def test_the_refusal_rules_read_the_sentences_words_not_the_passage_score(tokenizer):
+    """The first passage's sentence covers nothing of the question, the second's does: quoted or not, the
+    question is covered (no "do not cover" refusal), at any passage_weight."""
+    retrieved = [passage(1, "本办法自发布之日起施行。", score=1.0), passage(2, OBJECT, score=0.3)]
+    for weight in (0.0, 0.5, 5.0):
+        draft = ask(make(tokenizer, Tuning(passage_weight=weight)), LIST_Q, retrieved)
+        assert not draft.refused, draft.reason
+
+
+def test_a_laws_history_lines_answer_only_a_question_about_its_history(tokenizer):
+    """A law's header records when it was passed and amended: dates, but not the answer to "保护到什么时候"."""
+    header = ("中华人民共和国著作权法\n1990年9月7日 第七届全国人民代表大会常务委员会第十五次会议通过\n"
+              "2020年11月11日 第十三届全国人民代表大会常务委员会第二十三次会议《关于修改〈中华人民共和国著作权法〉的决定》"
+              "第三次修正\n第一条 为保护文学、艺术和科学作品作者的著作权，制定本法。")
+    law = passage(1, header, title="中华人民共和国著作权法", doc_id="law")
+    when = ask(make(tokenizer), "著作权保护到什么时候？", [law])
+    assert "会议通过" not in when.text and "修正" not in when.text
+    history = ask(make(tokenizer), "著作权法是什么时候修改的？", [law])
+    assert "第三次修正" in history.text
 
 
 def test_the_same_sentence_in_two_passages_is_quoted_once(tokenizer):
@@ -357,7 +411,7 @@ def test_the_section_whose_heading_names_what_is_asked_is_quoted(tokenizer):
 def test_a_question_that_asks_no_list_gets_no_section(tokenizer):
     draft = ask_guide(tokenizer, "主管部门核查什么？")
     assert not draft.refused, draft.reason
-    assert "主管部门核查申报材料。" in quoted(draft)  # the sentence that answers, not the procedure
+    assert any("主管部门核查申报材料" in q for q in quoted(draft))  # the sentence that answers, not the procedure
     assert "\n" not in draft.text and "1.企业申报" not in draft.text
 
 
@@ -423,6 +477,10 @@ COMPLETIONS = [
     # a sentence that announces a list is quoted with its items
     ("a list is quoted with its items", "专利专项资金用在哪些方面？",
      [USES + "\n" + "\n".join(ITEMS) + "\n专项资金的管理办法另行制定。"], [USES, *ITEMS], ["管理办法另行制定"]),
+    # a label (a heading line, a table's field) names what follows: quoted with it
+    ("a label is quoted with what it heads", "这个指南的政策依据是什么？",
+     ["一、政策依据\n1.《扶持办法》（穗南开管办〔2017〕1号）第二十五条\n本指南由区科技局负责解释。"],
+     ["一、政策依据", "穗南开管办〔2017〕1号"], ["负责解释"]),
 ]
 
 

@@ -247,6 +247,18 @@ def test_retrieve_searches_the_carried_question_apart_for_the_extractive_draft(c
     assert [p.doc_id for p in turn.passages] == ["law"] and [p.doc_id for p in turn.own] == ["letter"]
 
 
+def test_retrieve_ranks_the_askers_places_own_documents_first(catalogue):
+    """Asked from 宁波 (the asker's region, not the home place), 宁波's rule comes before the national one on the
+    same matter when their scores are close (tests/test_scope.py has the boosts); with no place, the search's order."""
+    national = replace(passage(1, "全国的规定", score=1.0, doc_id="law"), profile=DocumentProfile(region=("全国",)))
+    city = replace(passage(2, "宁波的规定", score=0.9, doc_id="nb"), profile=DocumentProfile(region=("浙江省", "宁波市")))
+    ningbo = ("浙江省", "宁波市")
+    asked = Turn("q", region="宁波市", standalone="q", carried="q", scope=Scope(Filters(region=ningbo), ningbo))
+    assert [p.doc_id for p in RetrieveStage(catalogue, FakeSearch([national, city])).run(asked).passages] == ["nb", "law"]
+    anywhere = Turn("q", standalone="q", carried="q", scope=Scope(None))
+    assert [p.doc_id for p in RetrieveStage(catalogue, FakeSearch([national, city])).run(anywhere).passages] == ["law", "nb"]
+
+
 def test_retrieve_runs_no_search_for_given_passages(catalogue):
     search = FakeSearch()
     given = [passage(1, RISK_POOL, doc_id="letter")]

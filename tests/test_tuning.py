@@ -24,6 +24,7 @@ CALIBRATED = {
     "idf_floor": 1.0, "single_char_weight": 0.5, "heading_weight": 0.5, "context_weight": 0.3,
     "follow_up_documents": 2, "title_tail": 8, "off_topic_dense": 0.88, "off_topic_coverage": 0.25,
     "dense_weight": 0.5, "dense_candidates": 6, "stale_penalty": 0.05, "max_documents": 3, "value_bonus": 0.25, "rank_bonus": 0.02,
+    "passage_weight": 0.8,
     "min_coverage": 0.1, "value_coverage": 0.2, "value_relative": 0.9, "value_window": 8,
     "keep_ratio": 0.8, "max_sentences": 3, "max_chars": 200, "list_max_chars": 700, "article_max_chars": 250,
     "support": 0.7, "refusal_prefix_chars": 10, "refusal_min_chars": 6,

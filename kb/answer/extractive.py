@@ -45,6 +45,11 @@ _ARTICLE = re.compile(r"第[一二三四五六七八九十百零〇两\d]+条")
 _ASKS_DAY = re.compile(r"哪一?天|几号|几月几|截止日期|截止时间")
 _DAY = re.compile(r"[0-9０-９一二三四五六七八九十]{1,3}\s*月\s*[0-9０-９一二三四五六七八九十]{1,3}\s*[日号]|之日|日前|日起")
 _SUPPORT = re.compile(r"补贴|补助|奖励|奖金|资助|扶持|贴息|支持")  # what a local policy grants, a law seldom states
+# A line of a law's header that records its own history ("2001年10月27日 第九届全国人民代表大会常务委员会第二十四次
+# 会议《关于修改…的决定》第一次修正", "（2001年12月20日国务院令第339号公布 …第一次修订）"): it states a date and
+# answers only a question about the law's history, not "著作权保护到什么时候".
+_HISTORY_LINE = re.compile(r"^[（(]?\s*(?:19|20)\d{2}年\d{1,2}月\d{1,2}日.{0,200}?(?:通过|修正|修订|公布|发布|批准|施行)\s*[）)]?[。；]?$")
+_ASKS_HISTORY = re.compile(r"施行|生效|实施|修改|修订|修正|通过|公布|颁布|发布|出台|制定|有效|废止|失效")
 
 
 def _place_stem(place: str) -> str:
@@ -100,6 +105,7 @@ class ExtractiveAnswerer:
         """`check_places`: keep only documents that mention the places the question names (jieba's
         place names); the Answerer turns this off, having selected documents by region already."""
         weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
+        history_lines_out = not _ASKS_HISTORY.search(f"{context} {question}")
         earlier = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(context))) if t not in weights}
         if earlier:  # the follow-up's own terms lead: the earlier question's weigh context_weight of them in all
             scale = self.tuning.context_weight * (sum(weights.values()) or 1.0) / sum(earlier.values())
@@ -111,6 +117,8 @@ class ExtractiveAnswerer:
             for index, (start, end), text in quotable_sentences(passage.text, passage.sentence_spans):
                 if squeeze(text) in squeeze(passage.title):
                     continue  # a title line is not an answer
+                if history_lines_out and _HISTORY_LINE.match(text.strip()):
+                    continue
                 tokens = set(self._tokenizer.tokens(text))
                 coverage = self._coverage(weights, tokens)
                 with_heading = self._coverage(weights, tokens | heading)
@@ -140,8 +148,10 @@ class ExtractiveAnswerer:
             c.score = c.coverage + t.dense_weight * similarity + bonus + t.rank_bonus / max(c.passage.rank, 1)
             if c.passage.profile.status in STALE:  # the same fact in a current document is quoted instead
                 c.score -= t.stale_penalty
-        ranked = sorted(candidates, key=lambda c: -c.score)
-        best = ranked[0]
+        # the rules judge the sentences by their own words (this order); the quote also weighs how strongly
+        # retrieval, which read the whole passage, ranks the passage each stands in
+        by_words = sorted(candidates, key=lambda c: -c.score)
+        best = by_words[0]
         # the rules: each says why the passages would not answer (vetoes when the rules decide)
         vetoes = []
         if best.coverage < t.min_coverage:
@@ -154,9 +164,16 @@ class ExtractiveAnswerer:
         top = max(c.coverage for c in candidates)
         about = min(t.value_coverage, t.value_relative * top)
         missing = [k for k in wanted if not any(has_value(c.text, k) and c.coverage >= about
-                                                 for c in ranked[: t.value_window])]
+                                                 for c in by_words[: t.value_window])]
         if wanted and len(missing) == len(wanted):
             vetoes.append(f"the passages never state the asked-for {'/'.join(wanted)}")
+        best_dense = dense[candidates.index(best)]
+        prior = self._passage_prior(passages, candidates)
+        # (in proportion to how much of the question the sentence covers: a sentence of the first passage that
+        # covers little of it is not made the answer by its passage's rank)
+        share = {id(c): c.coverage / top if top else 0.0 for c in candidates}
+        ranked = sorted((replace(c, score=c.score + t.passage_weight * prior[c.passage.chunk_id] * share[id(c)])
+                         for c in candidates), key=lambda c: -c.score)
         if self.decision is None:
             if vetoes:
                 return Draft("", refused=True, reason=vetoes[0])
@@ -165,12 +182,25 @@ class ExtractiveAnswerer:
         rules = {"rule_low_coverage": best.coverage < t.min_coverage,
                  "rule_off_topic": any(v.startswith("off topic") for v in vetoes),
                  "rule_value_missing": bool(wanted) and len(missing) == len(wanted)}
-        facts = self._facts(question, context, intent, passages, ranked, dense[candidates.index(best)], draft)
+        facts = self._facts(question, context, intent, passages, by_words, best_dense, draft)
         p = self.decision.probability(vector({**rules, **facts}))
         if p < self.decision.threshold:
             why = vetoes[0] if vetoes else "the passages do not answer the question"
             return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
         return replace(draft, flags=[*draft.flags, *(f"answered over the rule (p {p:.2f}): {v}" for v in vetoes)])
+
+    @staticmethod
+    def _passage_prior(passages: list[Passage], candidates: list[Candidate]) -> dict[str, float]:
+        """Each read passage's score as a share of the first one's (at most 1): how strongly retrieval
+        says the passage answers. Sentences are scored one by one; without this a sentence of the
+        fifth passage that shares a few more words with the question beat the first passage's answer.
+        A superseded version gets none: retrieval ranks its article as high as the current version's, and
+        the current one is quoted (the old one still is when no other document answers)."""
+        read = {c.passage.chunk_id: c.passage for c in candidates}
+        scores = [(p.chunk_id, p.score or 0.0) for p in passages if p.chunk_id in read]
+        first = scores[0][1] if scores else 0.0
+        return {chunk: 0.0 if first <= 0 or read[chunk].profile.status == STATUS_SUPERSEDED else min(1.0, score / first)
+                for chunk, score in scores}
 
     def _facts(self, question: str, context: str, intent: Intent, passages: list[Passage],
                ranked: list[Candidate], best_dense: float, draft: Draft) -> dict[str, float]:

@@ -104,8 +104,10 @@ def only_document_called(question: str, catalogue: Catalogue) -> Document | None
 
 
 def home_first(passages: list[Passage], home: tuple[str, ...], tuning: Tuning) -> list[Passage]:
-    """The passages re-ranked for the home place: the home city's documents first, then its province's,
-    then national ones (a score counts 1 + Tuning.home_city_boost / home_province_boost of itself)."""
+    """The passages re-ranked for the place a question is answered for — the deployment's home place, the
+    asker's, or the one the question names — as that place's hotline would: its city's documents first, then
+    its province's, then national ones (a score counts 1 + Tuning.home_city_boost / home_province_boost of
+    itself). An asker in 宁波 gets 宁波市专利管理条例 第十一条 before the national 实施细则's article on the same."""
     def weighed(p: Passage) -> float:
         region = p.profile.region
         boost = tuning.home_city_boost if region and len(region) > 1 and home[: len(region)] == region else \

@@ -2,7 +2,9 @@
 
 A chosen sentence that lacks the asked-for kind of fact (an amount, a date…) is completed with the neighbour
 in its passage that states it ("…发给发明人或者设计人奖金。" then "一项发明专利的奖金最低不少于三千元"); a
-sentence that announces a list ("专利专项资金用于：") with the items after it.
+sentence that announces a list ("专利专项资金用于：") with the items after it; a label that only names what
+follows ("一、政策依据", "印证材料"), quoted for a question that asks no figure or date, with the line
+after it (and the items, if a list).
 """
 from __future__ import annotations
 
@@ -38,6 +40,18 @@ def siblings_of(candidates: list[Candidate]) -> dict[str, list[Candidate]]:
     return out
 
 
+# A line that only names what follows: a section heading ("三、申请时间"), a table's field ("印证材料"), an
+# item's name ("12、高新技术企业研发投入补贴"): short, no punctuation inside or at its end.
+LABEL_MAX_CHARS = 20
+_INNER_PUNCT = re.compile(r"[，。；：！？,;:!?]")
+
+
+def is_label(sentence: str) -> bool:
+    """A line that names what follows rather than saying anything: quoted, it is quoted with what follows."""
+    text = sentence.strip()
+    return 0 < len(text) <= LABEL_MAX_CHARS and not _INNER_PUNCT.search(text)
+
+
 def neighbours(c: Candidate, siblings: dict[str, list[Candidate]]) -> list[Candidate]:
     """The sentences just after and just before `c` in its passage, in that order."""
     sentences = siblings.get(c.passage.chunk_id, [])
@@ -68,11 +82,14 @@ def completed(chosen: list[Candidate], wanted: list[str], siblings: dict[str, li
             found = next((n for n in neighbours(c, siblings) if has_value(n.text, kind)), None)
             if found is not None:
                 add(found, c)
-        if c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
+        # (not when a figure or date is asked: "申请材料要交几份" wants the number, not the list)
+        label = not wanted and is_label(c.text)
+        if label or c.text.rstrip().endswith(("：", ":")):  # the items it announces, as long as they run
             sentences = siblings.get(c.passage.chunk_id, [])
             length = len(c.text)
-            for n in (s for s in sentences if s.index > c.index):
-                if not ITEM.match(n.text) or length + len(n.text) > list_max_chars:
+            for at, n in enumerate(s for s in sentences if s.index > c.index):
+                # a label ("三、申请时间", "印证材料") heads what follows, whatever it is
+                if (not ITEM.match(n.text) and not (label and at == 0)) or length + len(n.text) > list_max_chars:
                     break
                 length += len(n.text)
                 add(n, c)

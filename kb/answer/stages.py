@@ -197,7 +197,7 @@ class RetrieveStage:
         passages = turn.given if turn.given is not None else \
             self.search(turn.standalone, turn.filters if scope.refusal else scope.filters)
         passages, other_year = self._in_year(turn.standalone, passages)
-        if turn.home and scope.place and turn.given is None:
+        if scope.place and turn.given is None:  # the place answered for (home, the asker's, the named): its own first
             passages = home_first(passages, scope.place, self.tuning)
         if other_year:
             return replace(turn, passages=passages, other_year=other_year,
@@ -207,7 +207,7 @@ class RetrieveStage:
         # gives: from the rule-based follow-up, whatever the LLM condensed it to
         if turn.carried != turn.standalone and turn.given is None and not scope.refusal:
             own = self._in_year(turn.carried, self.search(turn.carried, scope.filters))[0]
-            if turn.home and scope.place:
+            if scope.place:
                 own = home_first(own, scope.place, self.tuning)
         return replace(turn, passages=passages, own=own)
 
