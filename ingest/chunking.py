@@ -11,14 +11,19 @@ Laws and regulations are cited by article: inside a 第X条 its enumerated items
 a longer one is cut only between its own paragraphs (items, 款), each part under the
 article's number. The document's title and a LawRefBook header of dates never make a chunk
 of their own: they go with the first body text.
+
+A form repeated down the document, each copy opened by the same line with its number ("普惠类兑现清单(1)",
+"(2)"… of a 政策兑现清单), is a series of records: each record is a top-level section named by its opening
+line and the line after it ("事项名称…"), kept whole up to CAP like an article.
 """
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ingest.clean import LAW_HEADER_LINE, table_flags
-from ingest.headings import ARTICLE, detect_heading
+from ingest.headings import ARTICLE, LABEL_MAX, Heading, detect_heading
 from ingest.records import CleanText
 from kb.core.records import Chunk
 from kb.core.sentences import sentence_spans
@@ -31,6 +36,8 @@ _SOFT_BREAK = re.compile(r"[，,、]")
 CHAPTER_RANKS = (0, 1)  # 第X章/编/节, 附件: they end an article
 _INTRO_END = re.compile(r"[：:]\s*$")  # "…有下列情形之一的：": a lead-in never ends a chunk without its items
 _SPACES = re.compile(r"\s+")
+_RECORD = re.compile(r"^(\S{2,24}?)\s*[（(]\s*(\d{1,3})\s*[)）]$")  # "普惠类兑现清单(12)" on a line of its own
+RECORD_MIN = 3  # copies with distinct numbers before a repeated line counts as a series of records
 
 
 @dataclass
@@ -42,13 +49,14 @@ class _Para:
     table_header: int | None  # paragraph index of the header row of the table this row is in
     lead: bool = False  # no body of its own: a heading line, the title, a dated line of a law's header
     intro: bool = False  # ends with a colon: introduces what follows
+    record: str | None = None  # the label of the record this line opens (see the module's docstring)
 
 
 @dataclass
 class _Section:
     path: list[str]
     paras: list[_Para] = field(default_factory=list)
-    article: bool = False  # opened by a 第X条: packed up to CAP and cut only between its paragraphs
+    article: bool = False  # a 第X条 or a record: packed up to CAP and cut only between its paragraphs
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,30 @@ def _is_title_line(line: str, title: str) -> bool:
     return len(line) >= 3 and bool(title) and line in title and not _INTRO_END.search(line)
 
 
+def record_labels(lines: list[str]) -> dict[int, str]:
+    """Line index -> label of each line that opens a record: the same words numbered (1), (2)… at least
+    RECORD_MIN times, labelled with the next line when that is short ("普惠类兑现清单(1) 事项名称企业主板上市奖励")."""
+    series: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, line in enumerate(lines):
+        if m := _RECORD.match(line.strip()):
+            series[m.group(1)].append((i, int(m.group(2))))
+    labels = {}
+    for hits in series.values():
+        if len({n for _, n in hits}) < RECORD_MIN:
+            continue
+        for i, _ in hits:
+            nxt = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
+            label = lines[i].strip()
+            if nxt and len(label) + 1 + len(nxt) <= LABEL_MAX and not _RECORD.match(nxt):
+                label += " " + nxt
+            labels[i] = label
+    return labels
+
+
 def _paragraphs(text: str, title: str = "") -> list[_Para]:
     lines = text.split("\n")
     flags = table_flags(lines)
+    records = record_labels(lines)
     paras, offset, header = [], 0, None
     for i, (line, table) in enumerate(zip(lines, flags)):
         if table:
@@ -79,10 +108,10 @@ def _paragraphs(text: str, title: str = "") -> list[_Para]:
             header = None
         if line.strip():
             found = None if table else detect_heading(line)
-            heading = found is not None and len(line.strip().rstrip("。.：:；;")) <= len(found.label)
+            heading = i in records or (found is not None and len(line.strip().rstrip("。.：:；;")) <= len(found.label))
             lead = heading or (not table and (_is_title_line(line, title) or bool(LAW_HEADER_LINE.match(line.strip()))))
             paras.append(_Para(i, offset, offset + len(line), heading, header if table else None, lead,
-                               bool(_INTRO_END.search(line))))
+                               bool(_INTRO_END.search(line)), records.get(i)))
         offset += len(line) + 1
     return paras
 
@@ -104,7 +133,8 @@ def _closes_article(text: str, paras: list[_Para], found: list, i: int) -> bool:
 def _sections(text: str, paras: list[_Para]) -> list[_Section]:
     sections = [_Section([])]
     stack: list[tuple[int, str, bool]] = []  # (rank, label, a heading line without body of its own)
-    found = [None if p.table_header is not None else detect_heading(text[p.start : p.end]) for p in paras]
+    found = [Heading(0, p.record) if p.record else None if p.table_header is not None
+             else detect_heading(text[p.start : p.end]) for p in paras]
     in_article = False
     # a text of articles: a law, a regulation, or a book of one; a report whose tables cite "第二十条第（一）项"
     # four times is not one
@@ -138,7 +168,7 @@ def _sections(text: str, paras: list[_Para]) -> list[_Section]:
                 stack.pop()
             stack.append((heading.rank, heading.label, para.heading))
             in_article = heading.rank == ARTICLE
-            sections.append(_Section([label for _, label, _ in stack], article=in_article))
+            sections.append(_Section([label for _, label, _ in stack], article=in_article or bool(para.record)))
         sections[-1].paras.append(para)
     sections = [s for s in sections if s.paras]
     # A section without body ("一、总体情况" right before "（一）…"; the title and a law's header of

@@ -76,3 +76,26 @@ def test_each_article_of_a_regulation_is_its_own_chunk_under_its_chapter():
     _, chunks = _chunks(text)
     assert [c.heading_path for c in chunks] == [["第一章总则", "第一条"], ["第一章总则", "第二条"], ["第二章资助", "第三条"]]
     assert chunks[1].text == "第二条本条例适用于本市。"
+
+
+def test_a_form_repeated_down_the_document_is_one_chunk_per_record():
+    from ingest.chunking import record_labels
+
+    record = ("普惠类兑现清单({n})\n事项名称{name}\n政策依据《扶持办法》申请条件\n1示范区注册、纳税的企业。\n"
+              "2首次认定的企业。\n奖励标准一次性给予{money}万元\n印证材料\n1 认定文件复印件\n2 营业执照复印件\n受理部门 政务大厅")
+    names = ["国家专利金奖奖励", "国内发明专利奖励", "软件著作权奖励"]
+    toc = "\n".join(f"{i}、{name}" for i, name in enumerate(names, 1))
+    text = toc + "\n" + "\n".join(record.format(n=i, name=name, money=10 * i) for i, name in enumerate(names, 1))
+    _, chunks = _chunks(text)
+    records = [c for c in chunks if c.heading_path and c.heading_path[0].startswith("普惠类兑现清单")]
+    assert [c.heading_path[0].split()[0] for c in records] == [f"普惠类兑现清单({i})" for i in (1, 2, 3)]
+    assert all(len(c.heading_path) == 1 and name in c.text for c, name in zip(records, names))
+    assert [c.text.count("奖励标准") for c in records] == [1, 1, 1]  # each record whole, alone
+    lines = ["普惠类兑现清单(1)", "事项名称国家专利金奖奖励", "奖励标准…", "普惠类兑现清单(2)", "", "事项名称软件著作权奖励",
+             "普惠类兑现清单(3)", "事项名称" + "很长" * 20]
+    assert record_labels(lines) == {0: "普惠类兑现清单(1) 事项名称国家专利金奖奖励", 3: "普惠类兑现清单(2) 事项名称软件著作权奖励",
+                                    6: "普惠类兑现清单(3)"}  # a long next line is no label
+    assert not any(p and p[-1].startswith("3、") for p in (c.heading_path for c in chunks))  # the list is no heading
+    # two copies are not yet a series, and a numbered item is not a record
+    assert record_labels(["附表(1)", "甲", "附表(2)", "乙"]) == {}
+    assert record_labels(["（1）甲", "（2）乙", "（3）丙"]) == {}

@@ -291,8 +291,11 @@ class ExtractiveAnswerer:
         if not found:
             return None
         matched, own, section = max(found, key=lambda f: (f[0], f[1]))
-        if matched == 0 and not own:
-            return None  # no heading names what is asked, and the best sentence is in no list
+        here = self._coverage(weights, set(self._tokenizer.tokens(" ".join(best.passage.heading_path))))
+        if not own and matched <= here:
+            # no heading names what is asked better than the best sentence's own: another record's list
+            # ("国家级创新平台奖励"'s materials) is no answer to what this one (示范企业奖励) asks
+            return None
         heading = squeeze(section[0].heading_path[-1])
         out = []
         for order, passage in enumerate(section):
