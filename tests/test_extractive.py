@@ -503,3 +503,17 @@ def test_the_event_a_right_arises_on_answers_when_it_arises(tokenizer):
     draft = ask(make(tokenizer), "专利权质押的质权从什么时候起设立？", law)
     assert not draft.refused, draft.reason
     assert "质权自办理出质登记时设立" in draft.text
+
+
+def test_another_records_list_is_no_answer_to_what_this_record_asks(tokenizer):
+    """Records of one form (a 政策兑现清单): the materials asked about 示范企业奖励 are its own line, not the
+    numbered list of another record whose heading shares only 国家 and 奖励 with the question."""
+    own = passage(1, "普惠类兑现清单(13)\n事项名称国家知识产权示范企业奖励\n印证材料国家知识产权示范企业证书复印件。受理部门政务大厅。",
+                  heading=("普惠类兑现清单(13) 事项名称国家知识产权示范企业奖励",))
+    other = passage(2, "普惠类兑现清单(36)\n事项名称国家级创新平台奖励\n印证材料\n1.国家级创新平台认定文件复印件。\n2.营业执照复印件。",
+                    heading=("普惠类兑现清单(36) 事项名称国家级创新平台奖励",))
+    answerer = ExtractiveAnswerer(tokenizer, lambda term: 1.0, sections=sections_of([own, other]))
+    question = "申请国家知识产权示范企业奖励，要交什么证明材料？"
+    draft = answerer.answer(question, analyse(question), [own, other])
+    assert not draft.refused, draft.reason
+    assert "示范企业证书复印件" in draft.text and "创新平台" not in draft.text
