@@ -77,12 +77,20 @@ def test_features_on_hand_made_chunks(tokenizer):
     assert column(matrix, "doc_candidates") == [1, 2, 2, 1] and column(matrix, "doc_rank") == [1, 2, 2, 3]
     assert column(matrix, "char_bigrams")[0] > column(matrix, "char_bigrams")[3]
     assert column(matrix, "in_force") == [1, 0, 0, 0] and column(matrix, "level")[0] == 0
+    # d1 and d2 share a title: two files of one law count together
+    assert column(matrix, "law_candidates") == [1, 2, 2, 1] and column(matrix, "law_rank") == [1, 2, 2, 3]
+    # the best sentence is read without the title and headings the chunk's cover counts
+    assert column(matrix, "sentence_cover")[0] < column(matrix, "cover_idf")[0]
+    assert column(matrix, "sentence_cover_gap")[0] == 0 > column(matrix, "sentence_cover_gap")[3]
+    assert column(matrix, "asks_definition") == [0, 0, 0, 0]
     # an article named in the title (one file per article) counts as the chunk's own
     other_question = "民法典第九百六十七条说的合伙合同是什么"
     other = make_query(other_question, tokenizer.tokens(other_question), tokenizer.words(other_question), lambda t: 1.0)
     assert "民法典" in other.laws
     matrix = features(other, cands, facts.__getitem__, n=50)
     assert column(matrix, "article_match") == [0, 0, 0, 1] and column(matrix, "law_match") == [0, 0, 0, 1]
+    # "…是什么" asks for a definition; "合伙合同是…的协议" is one
+    assert column(matrix, "match_definition") == [1, 0, 0, 1] and facts[3].law_group == "中华人民共和国民法典"
     bigrams, longest = column(matrix, "bigram_share"), column(matrix, "longest_phrase")
     assert bigrams[3] > max(bigrams[:3]) and longest[3] >= len("合伙合同") > longest[1]
 
