@@ -141,6 +141,20 @@ def test_training_is_reproducible():
     assert tuple(booster.feature_name()) == FEATURES
 
 
+def test_label_mrr_and_the_shape_chosen_within_the_training_groups():
+    from eval.train_ranker import GRID, cross_validate, label_mrr, select
+
+    groups = synthetic_groups(2)
+    gold_first = [g.labels.astype(float) for g in groups]
+    assert label_mrr(groups, gold_first) == 1.0
+    assert label_mrr(groups, [-p for p in gold_first]) < 0.5
+    assert select(groups) in GRID
+    predictions, chosen = cross_validate(groups, folds=3)
+    assert len(chosen) == 3 and all(len(p) == len(g.rows) for p, g in zip(predictions, groups))
+    assert label_mrr(groups, predictions) > label_mrr(groups, [np.zeros(len(g.rows)) - np.arange(len(g.rows))
+                                                               for g in groups])
+
+
 class FakeIndex:
     """Fixed rankings: dense prefers row 1, BM25 prefers rows 0 and 2."""
 
