@@ -16,7 +16,9 @@ candidates and features are kept there too (features.pkl, keyed by the generatio
 Report: 5-fold GroupKFold by question on lecoqa, and train-on-one-set/test-on-another, each with BM25
 alone, dense alone, equal-weight RRF (1:1), today's fusion (settings bm25_weight:dense_weight) and the
 learned ranker: hit@1, hit@5, MRR@10 over the first 10 distinct passages (Retriever.passages). The
-shipped model is then trained on all three sets and written to --out (kb/resources/ranker.txt).
+shipped model is then trained on all three sets and written to --out (kb/resources/ranker.txt). Every
+model's tree shape (GRID) is chosen by CV within its own training data (`select`), never on what it is
+scored on.
 """
 from __future__ import annotations
 
@@ -52,6 +54,13 @@ PARAMS: dict[str, object] = {
     "force_row_wise": True, "num_threads": 2, "verbose": -1,
 }
 ROUNDS = 200
+# Tree shapes tried; `select` picks one by CV within the training data it is given (never the test fold):
+# (name, parameters over PARAMS, rounds)
+GRID: tuple[tuple[str, dict[str, object], int], ...] = (
+    ("15 leaves", {}, ROUNDS),
+    ("31 leaves", {"num_leaves": 31, "min_data_in_leaf": 40, "learning_rate": 0.03}, 400),
+)
+INNER_FOLDS = 3
 METHODS = ("BM25", "dense", "RRF 1:1", "RRF today", "learned")
 
 
@@ -197,7 +206,7 @@ def score(retriever: Retriever, groups: list[Group], settings: Settings,
 
 # ---- training
 
-def train(groups: list[Group], seed: int = SEED, rounds: int = ROUNDS):
+def train(groups: list[Group], seed: int = SEED, rounds: int = ROUNDS, params: dict[str, object] | None = None):
     """A lambdarank booster over the groups that have a gold candidate (the others teach nothing)."""
     import lightgbm
 
@@ -205,24 +214,64 @@ def train(groups: list[Group], seed: int = SEED, rounds: int = ROUNDS):
     data = lightgbm.Dataset(np.vstack([g.features for g in useful]), np.concatenate([g.labels for g in useful]),
                             group=[len(g.rows) for g in useful], feature_name=list(FEATURES),
                             params={"verbose": -1}, free_raw_data=False)
-    return lightgbm.train({**PARAMS, "seed": seed}, data, num_boost_round=rounds)
+    return lightgbm.train({**PARAMS, **(params or {}), "seed": seed}, data, num_boost_round=rounds)
+
+
+def label_mrr(groups: list[Group], predictions: list[np.ndarray]) -> float:
+    """MRR@10 of the first gold candidate by predicted score (candidates, not distinct passages: cheap)."""
+    total = 0.0
+    for g, p in zip(groups, predictions):
+        ranked = g.labels[np.argsort(-p, kind="stable")][:10] if len(p) else np.zeros(0)
+        hits = np.flatnonzero(ranked)
+        total += 1 / (hits[0] + 1) if len(hits) else 0.0
+    return total / max(len(groups), 1)
+
+
+def select(groups: list[Group], folds: int = INNER_FOLDS) -> tuple[str, dict[str, object], int]:
+    """The GRID entry with the best inner-CV label MRR over these (training) groups; ties to the first."""
+    from sklearn.model_selection import GroupKFold
+
+    texts = [g.question for g in groups]
+    if len(set(texts)) < folds:
+        return GRID[0]
+    splits = list(GroupKFold(n_splits=folds).split(texts, groups=texts))
+    best, best_mrr = GRID[0], -1.0
+    for entry in GRID:
+        _, params, rounds = entry
+        scores = []
+        for train_idx, test_idx in splits:
+            booster = train([groups[i] for i in train_idx], rounds=rounds, params=params)
+            test = [groups[i] for i in test_idx]
+            scores.append(label_mrr(test, predict(booster, test)))
+        if float(np.mean(scores)) > best_mrr + 1e-9:
+            best, best_mrr = entry, float(np.mean(scores))
+    return best
+
+
+def fit(groups: list[Group]) -> tuple[object, str]:
+    """A booster of the shape `select` picks on these groups, and that shape's name."""
+    name, params, rounds = select(groups)
+    return train(groups, rounds=rounds, params=params), name
 
 
 def predict(booster, groups: list[Group]) -> list[np.ndarray]:
     return [booster.predict(g.features, num_threads=1) if len(g.rows) else np.zeros(0) for g in groups]
 
 
-def cross_validate(groups: list[Group], folds: int = FOLDS) -> list[np.ndarray]:
-    """Out-of-fold predictions, folds grouped by question text (GroupKFold)."""
+def cross_validate(groups: list[Group], folds: int = FOLDS) -> tuple[list[np.ndarray], list[str]]:
+    """Out-of-fold predictions, folds grouped by question text (GroupKFold), each fold's tree shape chosen
+    by CV inside its training part; and the shapes chosen."""
     from sklearn.model_selection import GroupKFold
 
     out: list[np.ndarray] = [np.zeros(0)] * len(groups)
+    chosen = []
     texts = [g.question for g in groups]
     for train_idx, test_idx in GroupKFold(n_splits=folds).split(texts, groups=texts):
-        booster = train([groups[i] for i in train_idx])
+        booster, name = fit([groups[i] for i in train_idx])
+        chosen.append(name)
         for i, p in zip(test_idx, predict(booster, [groups[i] for i in test_idx])):
             out[i] = p
-    return out
+    return out, chosen
 
 
 # ---- the command
@@ -258,20 +307,25 @@ def run_training(settings: Settings, work: Path, out: Path | None, lecoqa: Path 
         items = [(q.id, q.question, tuple(q.evidence)) for q in load_testset(testsets / file) if q.answerable]
         sets[name] = Dataset(name, kb, cached_collect(cache, retrievers[kb], name, items, False))
 
-    report: dict = {"date": started, "features": len(FEATURES), "params": PARAMS, "rounds": ROUNDS}
-    lines = [f"learned ranker, {started}: {len(FEATURES)} features, LightGBM lambdarank, {ROUNDS} rounds, seed {SEED}"]
+    report: dict = {"date": started, "features": len(FEATURES), "params": PARAMS,
+                    "grid": [[name, params, rounds] for name, params, rounds in GRID]}
+    lines = [f"learned ranker, {started}: {len(FEATURES)} features, LightGBM lambdarank, seed {SEED}; tree shape "
+             f"({', '.join(name for name, _, _ in GRID)}) chosen by {INNER_FOLDS}-fold CV within each training set"]
     lec = sets["lecoqa"]
-    cv = score(retrievers["lecoqa"], lec.groups, settings, cross_validate(lec.groups))
+    predictions, chosen = cross_validate(lec.groups)
+    cv = score(retrievers["lecoqa"], lec.groups, settings, predictions)
     report["cv_lecoqa"] = cv
+    report["cv_chosen"] = chosen
     lines += [""] + table(f"lecoqa, {FOLDS}-fold GroupKFold by question (KB: {retrievers['lecoqa'].size} chunks)",
                           cv, len(lec.groups))
+    lines += [f"  (shapes chosen in the folds: {', '.join(chosen)})"]
     cross: dict[str, dict] = {}
     splits = [("sample", ["lecoqa"]), ("sample", ["policies"]), ("sample", ["lecoqa", "policies"]),
               ("policies", ["lecoqa"]), ("policies", ["sample"]), ("policies", ["lecoqa", "sample"]),
               ("sample@letter", ["lecoqa", "policies"])]
     for test, trains in splits:
         test_set = sets[test]
-        booster = train([g for name in trains for g in sets[name].groups])
+        booster, _ = fit([g for name in trains for g in sets[name].groups])
         result = score(retrievers[test_set.kb], test_set.groups, settings, predict(booster, test_set.groups))
         entry = cross.setdefault(test, {m: result[m] for m in METHODS if m != "learned"})
         entry[f"learned (trained on {'+'.join(trains)})"] = result["learned"]
@@ -279,12 +333,13 @@ def run_training(settings: Settings, work: Path, out: Path | None, lecoqa: Path 
     for test, rows in cross.items():
         lines += [""] + table(f"{test} (KB: {retrievers[sets[test].kb].size} chunks)", rows, len(sets[test].groups))
 
-    booster = train([g for s in ("lecoqa", "sample", "policies") for g in sets[s].groups])
+    booster, shape = fit([g for s in ("lecoqa", "sample", "policies") for g in sets[s].groups])
+    report["model_shape"] = shape
     model = booster.model_to_string()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(model, encoding="utf-8")
-        lines += ["", f"model (trained on lecoqa+sample+policies) -> {out} ({len(model.encode()) / 1024:.0f} KB)"]
+        lines += ["", f"model (trained on lecoqa+sample+policies, {shape}) -> {out} ({len(model.encode()) / 1024:.0f} KB)"]
     report["latency_ms"] = latency(retrievers["bundled"], LearnedRanker.from_string(model), sets["policies"].groups)
     lat = report["latency_ms"]
     lines += [f"ranker cost per query (features + model, {lat['candidates']:.0f} candidates on average): "

@@ -77,12 +77,20 @@ def test_features_on_hand_made_chunks(tokenizer):
     assert column(matrix, "doc_candidates") == [1, 2, 2, 1] and column(matrix, "doc_rank") == [1, 2, 2, 3]
     assert column(matrix, "char_bigrams")[0] > column(matrix, "char_bigrams")[3]
     assert column(matrix, "in_force") == [1, 0, 0, 0] and column(matrix, "level")[0] == 0
+    # d1 and d2 share a title: two files of one law count together
+    assert column(matrix, "law_candidates") == [1, 2, 2, 1] and column(matrix, "law_rank") == [1, 2, 2, 3]
+    # the best sentence is read without the title and headings the chunk's cover counts
+    assert column(matrix, "sentence_cover")[0] < column(matrix, "cover_idf")[0]
+    assert column(matrix, "sentence_cover_gap")[0] == 0 > column(matrix, "sentence_cover_gap")[3]
+    assert column(matrix, "asks_definition") == [0, 0, 0, 0]
     # an article named in the title (one file per article) counts as the chunk's own
     other_question = "民法典第九百六十七条说的合伙合同是什么"
     other = make_query(other_question, tokenizer.tokens(other_question), tokenizer.words(other_question), lambda t: 1.0)
     assert "民法典" in other.laws
     matrix = features(other, cands, facts.__getitem__, n=50)
     assert column(matrix, "article_match") == [0, 0, 0, 1] and column(matrix, "law_match") == [0, 0, 0, 1]
+    # "…是什么" asks for a definition; "合伙合同是…的协议" is one
+    assert column(matrix, "match_definition") == [1, 0, 0, 1] and facts[3].law_group == "中华人民共和国民法典"
     bigrams, longest = column(matrix, "bigram_share"), column(matrix, "longest_phrase")
     assert bigrams[3] > max(bigrams[:3]) and longest[3] >= len("合伙合同") > longest[1]
 
@@ -131,6 +139,20 @@ def test_training_is_reproducible():
     assert first != train(synthetic_groups(1), seed=7, rounds=20).model_to_string()  # the seed is used
     booster = train(groups, rounds=20)
     assert tuple(booster.feature_name()) == FEATURES
+
+
+def test_label_mrr_and_the_shape_chosen_within_the_training_groups():
+    from eval.train_ranker import GRID, cross_validate, label_mrr, select
+
+    groups = synthetic_groups(2)
+    gold_first = [g.labels.astype(float) for g in groups]
+    assert label_mrr(groups, gold_first) == 1.0
+    assert label_mrr(groups, [-p for p in gold_first]) < 0.5
+    assert select(groups) in GRID
+    predictions, chosen = cross_validate(groups, folds=3)
+    assert len(chosen) == 3 and all(len(p) == len(g.rows) for p, g in zip(predictions, groups))
+    assert label_mrr(groups, predictions) > label_mrr(groups, [np.zeros(len(g.rows)) - np.arange(len(g.rows))
+                                                               for g in groups])
 
 
 class FakeIndex:

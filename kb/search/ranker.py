@@ -45,6 +45,9 @@ _ASKS: dict[str, re.Pattern[str]] = {
     "condition": re.compile(r"条件|资格|符合|满足|情形|情况下|才能|才可以|前提"),
     "yesno": re.compile(r"是否|能不能|能否|可不可以|可以吗|有没有|有无|会不会|算不算|是不是|合法吗|违法吗|吗[？?]?$|么[？?]?$"),
     "who": re.compile(r"谁|哪个部门|哪个单位|哪家|哪位|由谁|找哪|归谁"),
+    # what something is: "…属于民间借贷吗", "…算不算劳动关系"; answered by a definition (借款合同是…的合同)
+    "definition": re.compile(r"属于|算不算|算是|是不是|什么是|是什么|何为|何谓|定义|视为|认定|区分|性质|哪种|什么关系|"
+                             r"什么合同|什么行为"),
 }
 # ---- what a chunk holds
 _HOLDS: dict[str, re.Pattern[str]] = {
@@ -57,6 +60,7 @@ _HOLDS: dict[str, re.Pattern[str]] = {
     "condition": re.compile(r"应当|符合|具备|条件|情形|不得|除外|但是|方可"),
     "yesno": re.compile(r"不得|应当|可以|有权|禁止|无效|不予|必须"),
     "who": re.compile(r"负责|主管|部门|机关|机构|委员会|人民政府|由.{1,12}(?:承担|负责|办理)"),
+    "definition": re.compile(r"是指|所称|是.{2,40}的(?:合同|协议|行为|组织|人|财产|权利)|为.{1,20}(?:合同|行为)。|包括|视为"),
 }
 KINDS: tuple[str, ...] = tuple(_ASKS)
 
@@ -66,6 +70,8 @@ _ARTICLE = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八�
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _LAW_SUFFIXES = ("法", "法典", "条例", "细则", "规定", "办法", "解释", "决定")
 _TITLE_ONLY_CHARS = 8  # a chunk whose text adds at most this much to its title holds no rule
+# a title naming one article (a file per article: 劳动合同法第七条): the law is the title without it
+_ARTICLE_TAIL = re.compile(r"第[0-9０-９零〇一二两三四五六七八九十百千]+条(?:之[一二三四五六七八九十]+)?$")
 
 FEATURES: tuple[str, ...] = (
     # the retrievers
@@ -76,7 +82,11 @@ FEATURES: tuple[str, ...] = (
     "cover_idf", "cover_idf_text", "cover_terms", "cover_words", "head_cover_idf", "bigram_share", "longest_phrase",
     "proximity", "char_bigrams", "query_terms", "query_chars",
     # the chunk's document among the candidates (a document that several candidates come from is on topic)
-    "doc_candidates", "doc_best_rrf", "doc_rank",
+    "doc_candidates", "doc_best_rrf", "doc_rank", "doc_best_dense", "doc_best_cover",
+    # the same for its law (documents whose titles differ only by an article number: one file per article)
+    "law_candidates", "law_best_rrf", "law_sum_rrf", "law_rank",
+    # the chunk's best sentence: a question is usually answered by one sentence, not the chunk's sum
+    "sentence_cover", "sentence_cover_gap", "sentences",
     # titles, law names, article numbers
     "asks_article", "article_match", "article_other", "asks_law", "law_match",
     # what the question asks for and what the chunk holds
@@ -149,6 +159,8 @@ class ChunkFacts:
     text: str  # the chunk's own text, lower-cased
     head: str  # title and heading path
     law: str  # the title as a law name key
+    law_group: str  # the title without a closing article number: which law a one-article file is of
+    sentences: tuple[str, ...]  # the text's sentences, lower-cased
     articles: frozenset[int]  # article numbers of the heading path, title or the text's first line
     holds: frozenset[str]
     chars: int
@@ -177,6 +189,8 @@ def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
     level = LEVELS.index(doc.profile.level) if doc.profile.level in LEVELS else len(LEVELS) - 1
     return ChunkFacts(
         search=_lower(chunk.search_text), text=_lower(text), head=_lower(head), law=_law_key(title),
+        law_group=_ARTICLE_TAIL.sub("", title.strip()) or title,
+        sentences=tuple(_lower(text[s:e]) for s, e in chunk.sentences) or (_lower(text),),
         articles=article_numbers(head) | article_numbers(first_line),
         holds=frozenset(k for k, p in _HOLDS.items() if p.search(text)), chars=len(body), title_only=title_only,
         depth=len(chunk.heading_path), level=level, in_force=doc.profile.status == STATUS_IN_FORCE,
@@ -226,10 +240,25 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
                  for c in cands]
     doc_count: dict[str, int] = {}
     doc_best: dict[str, float] = {}
-    for c, r in zip(cands, rrf_equal):
+    doc_dense: dict[str, float] = {}
+    doc_cover: dict[str, float] = {}
+    law_count: dict[str, int] = {}
+    law_best: dict[str, float] = {}
+    law_sum: dict[str, float] = {}
+    covers = [_contains_share(facts(c.row).search, query.terms, query.idf) for c in cands]
+    for c, r, cover in zip(cands, rrf_equal, covers):
         doc_count[c.doc_id] = doc_count.get(c.doc_id, 0) + 1
         doc_best[c.doc_id] = max(doc_best.get(c.doc_id, 0.0), r)
+        doc_dense[c.doc_id] = max(doc_dense.get(c.doc_id, dense_low), c.dense[1] if c.dense else dense_low)
+        doc_cover[c.doc_id] = max(doc_cover.get(c.doc_id, 0.0), cover)
+        law = facts(c.row).law_group
+        law_count[law] = law_count.get(law, 0) + 1
+        law_best[law] = max(law_best.get(law, 0.0), r)
+        law_sum[law] = law_sum.get(law, 0.0) + r
     doc_order = {d: i for i, d in enumerate(sorted(doc_best, key=lambda d: -doc_best[d]), start=1)}
+    law_order = {d: i for i, d in enumerate(sorted(law_sum, key=lambda d: -law_sum[d]), start=1)}
+    sentence_covers = [max(_contains_share(s, query.terms, query.idf) for s in facts(c.row).sentences) for c in cands]
+    best_sentence = max(sentence_covers)
     for i, c in enumerate(cands):
         f = facts(c.row)
         b_rank, b_score = c.bm25 or (miss, 0.0)
@@ -251,13 +280,15 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
             d_score, d_rank, d_score / dense_best if dense_best else 0.0, dense_best - d_score,
             float(c.dense is not None),
             rrf_b + rrf_d, 2 * rrf_b + rrf_d, min(b_rank, d_rank), bm25_best, dense_best,
-            _contains_share(f.search, query.terms, query.idf), _contains_share(f.text, query.terms, query.idf),
+            covers[i], _contains_share(f.text, query.terms, query.idf),
             _contains_share(f.search, query.terms, (1.0,) * len(query.terms)),
             _contains_share(f.search, query.words, ones), _contains_share(f.head, query.terms, query.idf),
             sum(b in f.search for b in bigrams) / len(bigrams) if bigrams else 0.0, longest,
             proximity, sum(b in f.search for b in query.bigrams) / len(query.bigrams) if query.bigrams else 0.0,
             len(query.terms), len(query.text),
-            doc_count[c.doc_id], doc_best[c.doc_id], doc_order[c.doc_id],
+            doc_count[c.doc_id], doc_best[c.doc_id], doc_order[c.doc_id], doc_dense[c.doc_id], doc_cover[c.doc_id],
+            law_count[f.law_group], law_best[f.law_group], law_sum[f.law_group], law_order[f.law_group],
+            sentence_covers[i], sentence_covers[i] - best_sentence, len(f.sentences),
             float(bool(query.articles)), float(article_match), float(bool(query.articles and f.articles)
                                                                      and not article_match),
             float(bool(query.laws)), float(any(law in f.law for law in query.laws)),
