@@ -286,3 +286,13 @@ def test_a_gbk_test_set_is_read_and_an_unreadable_one_refused_in_chinese(tmp_pat
     garbage.write_bytes(bytes(range(128, 256)) * 8)
     with pytest.raises(BadTestSetError, match="测试集不是 UTF-8 文本.*请另存为 UTF-8"):
         load_testset(garbage)
+
+
+def test_the_cutoff_table_counts_gold_kept_passages_shown_and_questions_left_without_gold():
+    from eval.cutoff import at_ratio
+
+    ranked = [[(1.0, True), (0.5, False), (0.1, False)],  # gold first
+              [(1.0, False), (0.3, True), (0.25, True)]]  # gold only below the best
+    assert at_ratio(ranked, 0.0) == (1.0, 3.0, 0)
+    assert at_ratio(ranked, 0.26) == (2 / 3, 2.0, 0)
+    assert at_ratio(ranked, 0.4) == (1 / 3, 1.5, 1)

@@ -202,10 +202,12 @@ class AnswerSettings(_Group):
     rrf_k: int = Field(60, ge=0)
     candidates: int = Field(50, ge=1)  # taken from each ranking before fusion
     annex_weight: float = Field(0.5, ge=0)  # an annex's (附件: forms, templates) score counts this much (bench/retrieval.py)
-    # 检索 lists only passages whose fused score is at least this fraction of the best one's (0 = always
-    # k passages). Not calibrated: 0.35 drops a passage found by the dense ranking alone (1/(rrf_k+rank)
-    # < 1/3 of a top hit of both rankings, 3/(rrf_k+1)) when others match the query's words.
-    search_min_score_ratio: float = Field(0.35, ge=0, le=1)
+    # 检索 lists only passages whose score is at least this fraction of the best one's (0 = always k passages).
+    # Calibrated 2026-12-06 on the learned ranker's scores (`python -m eval.cutoff`, bundled corpus, sample,
+    # policies and library sets): 0.2 keeps every gold passage of the top 10 and shows 7-8 of them; 0.25 already
+    # leaves a library question without its gold passage. (Weighted RRF's scores fall off slowly: even 0.6
+    # cuts nothing there.)
+    search_min_score_ratio: float = Field(0.2, ge=0, le=1)
     retrieval_mode: RetrievalMode = "hybrid"  # "rrf" (hybrid, never the learned ranker), "dense", "bm25": ablations
     # Hybrid order: "rrf" (the weighted fusion above) or "learned" (the LightGBM ranker of kb/search/ranker.py
     # over both rankings' candidates, trained by `python -m eval train-ranker`; docs/ranker.md). On by default
