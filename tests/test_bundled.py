@@ -84,3 +84,14 @@ def test_an_unknown_home_place_stops_start_up(bundled):
 
     with pytest.raises(SettingsError, match="home_region"):
         Answerer(bundled.generation, bundled.settings.replace(home_region="不存在市"), bundled.prompts)
+
+
+@pytest.mark.parametrize("question, stated", [("这份答复是哪个单位发出来的？", "宁波市市场监督管理局"),
+                                              ("这封答复落款是哪一天？", "2019年")])
+def test_a_fact_of_the_document_itself_lists_the_passage_that_states_it_first(bundled, question, stated):
+    """Answered from the letter's metadata: the passage the answer cites, which states the fact, leads the
+    passages (the search restricted to the letter ranked its header third or ninth)."""
+    answer = bundled.answer(question)
+    assert not answer.refused and stated in answer.body, answer.flags
+    assert answer.passages[0].chunk_id == answer.citations[0].chunk_id
+    assert [p.rank for p in answer.passages] == list(range(1, len(answer.passages) + 1))

@@ -242,8 +242,11 @@ class DraftStage:
         own = turn.passages if turn.own is None else turn.own
         if intent.metadata:
             draft = metadata_draft(intent.metadata, own, self.catalogue)
-            if draft is not None:
-                return replace(turn, intent=intent, extractive=draft, from_metadata=True)
+            if draft is not None:  # the passage that states the fact (the letter's header, its signature) leads
+                stated = draft.cited[0][0]
+                ordered = [stated, *(p for p in turn.passages if p.chunk_id != stated.chunk_id)]
+                return replace(turn, intent=intent, extractive=draft, from_metadata=True,
+                               passages=[replace(p, rank=i) for i, p in enumerate(ordered, start=1)])
         context = turn.carried if turn.carried != turn.question else ""
         extractive = self.extractive_answerer.answer(turn.question, intent, own, context=context, check_places=False)
         return replace(turn, intent=intent, extractive=extractive)
