@@ -184,6 +184,12 @@ class ExtractiveAnswerer:
                  "rule_value_missing": bool(wanted) and len(missing) == len(wanted)}
         facts = self._facts(question, context, intent, passages, by_words, best_dense, draft)
         p = self.decision.probability(vector({**rules, **facts}))
+        if context:
+            # a follow-up ("那保险呢？") is judged by the rules: the decision reads the question as asked, and
+            # one or two words leaning on the conversation look unanswerable to it (p 0.23 for a question the
+            # letter answers); the rules read coverage with the carried question's terms. (The model is still
+            # asked, so training records follow-ups as before.)
+            return Draft("", refused=True, reason=vetoes[0]) if vetoes else draft
         if p < self.decision.threshold:
             why = vetoes[0] if vetoes else "the passages do not answer the question"
             return Draft("", refused=True, reason=f"{why} (p {p:.2f} < {self.decision.threshold:.2f})", flags=vetoes[1:])
