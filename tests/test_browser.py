@@ -29,7 +29,7 @@ PASSWORD = "browser-test-password"
 PLANTED_QUESTION = "海豚救护专项资金由谁安排？"
 PLANTED = """宁波市海豚救护专项资金管理办法
 
-第一条 海豚救护专项资金由市海洋渔业局统一安排<script>window.__pwned = 1</script>，用于搁浅海豚的救护与放生。
+第一条 海豚救护专项资金由市海洋渔业局统一安排<script>window.__pwned = 1</script>，用于搁浅海豚<img src="http://evil.example/b.png">的救护与放生。
 第二条 申请海豚救护专项资金的单位应提交救护记录<img src=x onerror="window.__pwned=2">和现场照片<img src="http://evil.example/b.png">，经审核后拨付。
 第三条 救护记录的格式见附图![x](http://evil.example/a.png)。
 """
@@ -166,7 +166,7 @@ def test_html_in_a_document_shows_as_text_and_runs_nothing(session):
 
     # 咨询: the planted passages as citation cards, and quoted in the chat bubble
     page.get_by_role("tab", name="咨询").click()
-    ask(page, PLANTED_QUESTION)
+    ask(page, PLANTED_QUESTION)  # answered from 第一条 alone: it holds a script and an image of its own
     cited, chat = page.locator("#ipkb-cited"), page.locator("#ipkb-chat")
     expect(cited).to_contain_text("<script>window.__pwned = 1</script>")
     expect(cited).to_contain_text('<img src="http://evil.example/b.png">')
