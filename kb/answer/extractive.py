@@ -185,10 +185,8 @@ class ExtractiveAnswerer:
         facts = self._facts(question, context, intent, passages, by_words, best_dense, draft)
         p = self.decision.probability(vector({**rules, **facts}))
         if context:
-            # a follow-up ("那保险呢？") is judged by the rules: the decision reads the question as asked, and
-            # one or two words leaning on the conversation look unanswerable to it (p 0.23 for a question the
-            # letter answers); the rules read coverage with the carried question's terms. (The model is still
-            # asked, so training records follow-ups as before.)
+            # a follow-up ("那保险呢？"): the rules judge (they weigh the carried question's terms; the model reads
+            # two words as unanswerable). The model is still asked above, so training records follow-ups.
             return Draft("", refused=True, reason=vetoes[0]) if vetoes else draft
         if p < self.decision.threshold:
             why = vetoes[0] if vetoes else "the passages do not answer the question"
