@@ -37,6 +37,12 @@ _LAYOUT_SPACE = re.compile(rf"(?<={_NON_ASCII})\s+(?={_NON_ASCII}|\d)|(?<=\d)\s+
 _TABLE_PUNCT = re.compile(r"[。；;！？!?，,：:]")
 _NUMERIC = re.compile(r"^[-+]?[\d.,%％]+$")
 _MAX_CELL = 20
+# A form's field label: a short word alone on its line ("申请条件", "备注") or before a space and its value
+# ("受理部门 政务大厅政策兑现窗口"). One seen at least _LABEL_MIN times in a document (a 政策兑现清单's records
+# repeat their form) starts a line of its own: joined to the line above, "政策依据《…》申请条件" out-covered
+# the line that answers.
+_LABEL = re.compile(r"^([\u4e00-\u9fff]{2,6})(?:$|\s+\S)")
+_LABEL_MIN = 3
 
 # Bounds (characters) on the length from which an unfinished line counts as wrapped.
 _MAX_JOIN_WIDTH = 40
@@ -166,12 +172,23 @@ def _page_lines(pages: list[str], first_page: int) -> list[_Line]:
     return lines
 
 
+def form_labels(lines: list[str]) -> set[str]:
+    """The field labels of a form repeated in the document (see _LABEL): lines as loaded, spaces kept."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        if m := _LABEL.match(line):
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return {label for label, n in counts.items() if n >= _LABEL_MIN}
+
+
 def clean_pages(pages: list[str], first_page: int = 1, authored: bool = False) -> CleanText:
     """Clean a document given as a list of page texts; paragraphs end up one per line.
 
     `authored`: text written as text (Markdown), not laid out on pages: a blank line always
     ends a paragraph and spaces are the author's, so neither is repaired."""
     lines = _page_lines(pages, first_page)
+    labels = form_labels([x.text for x in lines])
+    labelled = [bool((m := _LABEL.match(x.text)) and m.group(1) in labels) for x in lines]
     for line, table in zip(lines, table_flags([x.text for x in lines])):
         line.table = table
         if not table and not authored:
@@ -182,8 +199,8 @@ def clean_pages(pages: list[str], first_page: int = 1, authored: bool = False) -
     page_starts: list[tuple[int, int]] = []
     offset = 0
     prev: _Line | None = None
-    for line in lines:
-        if prev is not None and not (authored and line.blank_before) and _joins(prev, line, typical):
+    for line, label in zip(lines, labelled):
+        if prev is not None and not label and not (authored and line.blank_before) and _joins(prev, line, typical):
             sep = _glue(out[-1], line.text)
             out[-1] += sep + line.text
         else:

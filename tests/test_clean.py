@@ -1,4 +1,4 @@
-from ingest.clean import clean_pages, collapse_spaced_text, is_page_number, table_flags
+from ingest.clean import clean_pages, collapse_spaced_text, form_labels, is_page_number, table_flags
 
 
 def test_page_number_lines_are_recognised():
@@ -60,3 +60,22 @@ def test_reply_letter_repairs(reply_letter_text):
     # No character of the letter is lost apart from layout whitespace and the list bullet.
     squeeze = lambda s: "".join(s.split())  # noqa: E731
     assert squeeze(text) == squeeze(reply_letter_text).replace("-1、", "1、")
+
+
+def _record(n: int, name: str) -> str:
+    return "\n".join([f"普惠类兑现清单({n})", f"事项名称 {name}", "政策依据 《山西转型综合改革示范区促进企业自主创新扶持办法》",
+                      "申请条件", "1 示范区注册、纳税，具有独立法人资格，且符合示范区产业发展方向的企业和社会组织。",
+                      "会审部门 政策法规事务部、财政管理运营部、安全生产监督运行部、工商局、环保分局", "备注",
+                      "专利申请须以示范区内生产或经营场所作为专利申请地址方可申请奖励。"])
+
+
+def test_a_forms_repeated_field_labels_start_lines_of_their_own():
+    """A 政策兑现清单's records repeat their form: its labels ("申请条件", "备注") are not glued to the line above
+    ("政策依据《…》申请条件" out-covered the line that answers). Three records make a form; two do not."""
+    names = ["国内发明专利奖励", "实用新型专利奖励", "PCT专利奖励"]
+    three = clean_pages(["\n".join(_record(n, name) for n, name in enumerate(names, 1))]).text.split("\n")
+    assert "申请条件" in three and "备注" in three
+    assert "政策依据《山西转型综合改革示范区促进企业自主创新扶持办法》" in three
+    two = clean_pages(["\n".join(_record(n, name) for n, name in enumerate(names[:2], 1))]).text.split("\n")
+    assert "政策依据《山西转型综合改革示范区促进企业自主创新扶持办法》申请条件" in two
+    assert form_labels(_record(1, names[0]).split("\n") * 3) >= {"事项名称", "政策依据", "申请条件", "会审部门", "备注"}

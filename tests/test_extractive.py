@@ -517,3 +517,50 @@ def test_another_records_list_is_no_answer_to_what_this_record_asks(tokenizer):
     draft = answerer.answer(question, analyse(question), [own, other])
     assert not draft.refused, draft.reason
     assert "示范企业证书复印件" in draft.text and "创新平台" not in draft.text
+
+
+# 山西 3 示范 示范区 一家 企业 专利 奖励 上限 (10 in all). NAMES_TITLE holds 山西 示范 示范区 企业 (0.6), 0.5 of it only
+# as its document's title words; CAPPED holds 企业 专利 奖励, and the title adds half of 山西 示范 示范区: 0.55.
+ECHO_TITLE = "山西转型综合改革示范区普惠类政策兑现清单"
+NAMES_TITLE = "政策依据《山西转型综合改革示范区促进企业自主创新扶持办法》"
+CAPPED = "单个企业申请专利等奖励，累计不超过10万元。"
+
+
+@pytest.mark.parametrize("echo, best", [(0.0, NAMES_TITLE), (0.05, NAMES_TITLE), (0.5, CAPPED)])
+def test_a_sentence_repeating_its_documents_title_is_not_quoted_for_those_words(tokenizer, echo, best):
+    """0.6 − echo × 0.5 against 0.55: the line naming the title is quoted below title_echo 0.1, the cap above."""
+    record = [passage(1, f"{NAMES_TITLE}\n{CAPPED}", title=ECHO_TITLE)]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, title_echo=echo), idf={"山西": 3.0}),
+                "山西示范区一家企业的专利奖励有没有上限？", record)
+    assert not draft.refused, draft.reason
+    assert quoted(draft) == [best]
+
+
+def test_the_best_sentence_lacking_the_figure_is_completed_from_its_passage_not_only_its_neighbours(tokenizer):
+    """"补多少" of a record whose name is the best sentence: the amount four lines down is quoted with it."""
+    record = [passage(1, "高新技术企业研发投入补贴\n申报企业须在示范区注册。\n申报企业须按时申报材料。\n"
+                         "研发补贴标准给予超出部分50%的补贴，最高300万元。")]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1)), "高新技术企业研发投入补贴补多少？", record)
+    assert not draft.refused, draft.reason
+    assert quoted(draft) == ["高新技术企业研发投入补贴", "研发补贴标准给予超出部分50%的补贴，最高300万元。"]
+
+
+@pytest.mark.parametrize("line, item", [("1权利人为两个以上企业的，提供申请授权书原件", True), ("2 国内发明专利证书复印件", True),
+                                        ("1. 申请表", True), ("3个月内提交", False), ("12月31日前", False),
+                                        ("10万元以下", False), ("2017年度", False)])
+def test_a_forms_bare_numbered_cells_are_list_items(line, item):
+    from kb.answer.span import ITEM
+    assert bool(ITEM.match(line)) is item
+
+
+RULE = "不可同时申报甲奖励和乙奖励。"
+EXCEPTION = "对于获得奖励后又被认定为更高级别的称号的，给予差额奖励。"
+
+
+@pytest.mark.parametrize("limit, whole", [(len(RULE + EXCEPTION) - 1, False), (len(RULE + EXCEPTION), True)])
+def test_a_yes_no_question_quotes_the_rule_with_its_paragraph_within_yesno_paragraph_chars(tokenizer, limit, whole):
+    """"还能再领吗" of a rule followed by its exception in one paragraph: both, when the paragraph fits."""
+    notes = [passage(1, f"受理部门 政务大厅\n{RULE}{EXCEPTION}\n业务部门 创新发展部")]
+    draft = ask(make(tokenizer, Tuning(max_sentences=1, yesno_paragraph_chars=limit)), "拿了甲奖励还能再领乙奖励吗？", notes)
+    assert not draft.refused, draft.reason
+    assert quoted(draft) == ([RULE, EXCEPTION] if whole else [RULE])

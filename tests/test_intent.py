@@ -43,6 +43,9 @@ QUESTIONS = [
     ("贴息比例是多少？", {"ratio", "number"}, ["ratio"], None),  # a ratio asked: not money
     ("单位应当在多少天内发奖金？", {"duration", "number"}, ["duration"], None),
     ("专利权质押的质权从什么时候起设立？", {"date"}, ["date"], None),
+    # the materials by another name; proving something is no procedure
+    ("申请布图设计专有权奖励，要交什么证明？", {"steps"}, [], None),
+    ("怎么证明对方侵权？", set(), [], None),
 ]
 
 

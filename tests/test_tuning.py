@@ -25,8 +25,10 @@ CALIBRATED = {
     "follow_up_documents": 2, "title_tail": 8, "off_topic_dense": 0.88, "off_topic_coverage": 0.25,
     "dense_weight": 0.5, "dense_candidates": 6, "stale_penalty": 0.05, "max_documents": 3, "value_bonus": 0.25, "rank_bonus": 0.02,
     "passage_weight": 0.8,
+    "title_echo": 0.5,
     "min_coverage": 0.1, "value_coverage": 0.2, "value_relative": 0.9, "value_window": 8,
     "keep_ratio": 0.8, "max_sentences": 3, "max_chars": 200, "list_max_chars": 700, "article_max_chars": 250,
+    "yesno_paragraph_chars": 200,
     "support": 0.7, "refusal_prefix_chars": 10, "refusal_min_chars": 6,
     "llm_max_dropped": 0.5, "llm_coverage_margin": 0.25,
 }

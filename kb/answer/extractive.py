@@ -14,9 +14,8 @@ no retrieved document mentions (sentences only come from documents about that pl
 With a decision model (setting `decision = "learned"`, kb/answer/decision.py) those rules are features
 and the model decides; the rules' words still say why it refused, or which rule it answered over.
 
-The quoted span is completed where the answer stands next to the best sentence: the neighbour that states
-the asked-for kind of fact ("…发给发明人奖金。" then "奖金最低不少于三千元"), and the items after a sentence
-that announces a list ("专项资金用于：").
+The quoted span is completed where the answer stands next to the best sentence: the neighbour that states the
+asked-for kind of fact ("…发给发明人奖金。" then "奖金最低不少于三千元"), the items after a list's lead ("…用于：").
 
 Every threshold and weight is a field of `Tuning` (kb/answer/tuning.py).
 """
@@ -102,8 +101,8 @@ class ExtractiveAnswerer:
 
     def candidates(self, question: str, passages: list[Passage], context: str = "",
                    check_places: bool = True) -> list[Candidate]:
-        """`check_places`: keep only documents that mention the places the question names (jieba's
-        place names); the Answerer turns this off, having selected documents by region already."""
+        """`check_places`: only documents that mention the places the question names (jieba's place names); the
+        Answerer turns this off, having selected documents by region already."""
         weights = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(question)))}
         history_lines_out = not _ASKS_HISTORY.search(f"{context} {question}")
         earlier = {t: self._weight(t) for t in sorted(set(self._tokenizer.tokens(context))) if t not in weights}
@@ -113,7 +112,8 @@ class ExtractiveAnswerer:
         places = self._tokenizer.places(f"{context} {question}") if check_places else []
         out = []
         for passage in [p for p in passages if self._about(p, places)][: self._passages_used]:
-            heading = set(self._tokenizer.tokens(" ".join([passage.title, *passage.heading_path])))
+            title = set(self._tokenizer.tokens(passage.title))
+            heading = title | set(self._tokenizer.tokens(" ".join(passage.heading_path)))
             for index, (start, end), text in quotable_sentences(passage.text, passage.sentence_spans):
                 if squeeze(text) in squeeze(passage.title):
                     continue  # a title line is not an answer
@@ -121,9 +121,9 @@ class ExtractiveAnswerer:
                     continue
                 tokens = set(self._tokenizer.tokens(text))
                 coverage = self._coverage(weights, tokens)
-                with_heading = self._coverage(weights, tokens | heading)
-                coverage += self.tuning.heading_weight * (with_heading - coverage)
-                out.append(Candidate(passage, index, (start, end), text, coverage))
+                echo = coverage - self._coverage(weights, tokens - title)
+                coverage += self.tuning.heading_weight * (self._coverage(weights, tokens | heading) - coverage)
+                out.append(Candidate(passage, index, (start, end), text, coverage, echo=echo))
         return out
 
     def answer(self, question: str, intent: Intent, passages: list[Passage], context: str = "",
@@ -172,8 +172,8 @@ class ExtractiveAnswerer:
         # (in proportion to how much of the question the sentence covers: a sentence of the first passage that
         # covers little of it is not made the answer by its passage's rank)
         share = {id(c): c.coverage / top if top else 0.0 for c in candidates}
-        ranked = sorted((replace(c, score=c.score + t.passage_weight * prior[c.passage.chunk_id] * share[id(c)])
-                         for c in candidates), key=lambda c: -c.score)
+        ranked = sorted((replace(c, score=c.score + t.passage_weight * prior[c.passage.chunk_id] * share[id(c)]
+                                 - t.title_echo * c.echo) for c in candidates), key=lambda c: -c.score)
         if self.decision is None:
             if vetoes:
                 return Draft("", refused=True, reason=vetoes[0])
@@ -252,8 +252,7 @@ class ExtractiveAnswerer:
 
     def _chosen(self, question: str, intent: Intent, ranked: list[Candidate], candidates: list[Candidate]) -> Draft:
         """The answer from the ranked sentences: the best, what completes it, and what else answers as well."""
-        t = self.tuning
-        wanted = intent.wants_value
+        t, wanted = self.tuning, intent.wants_value
         best = ranked[0]
         chosen = [best]
         length = len(best.text)
@@ -276,7 +275,8 @@ class ExtractiveAnswerer:
             chosen = whole + [c for c in chosen if c.passage.chunk_id != best.passage.chunk_id]
         if intent.asks & {"list", "yesno"}:  # "宁波专利质押有什么支持？": what each applicable document says
             chosen += self._other_documents(ranked, chosen, best)
-        return self._compose(completed(chosen, wanted, siblings_of(candidates), t.list_max_chars))
+        return self._compose(completed(chosen, wanted, siblings_of(candidates), t.list_max_chars, ranked,
+                                       t.yesno_paragraph_chars if "yesno" in intent.asks else 0))
 
     def _list_section(self, question: str, best: Candidate) -> list[Candidate] | None:
         """The sentences of a list section (its heading, then at least two numbered items, at most

@@ -48,7 +48,8 @@ _ASKS: list[tuple[str, re.Pattern[str]]] = [
     ("yesno", re.compile(r"是否|能不能|能否|可不可以|可以吗|有没有|有无|会不会|算不算|是不是|吗[？?]?$|么[？?]?$")),
     ("list", re.compile(r"哪些|有什么|有啥|包括|都有|哪几")),
     # materials, procedures, conditions: answered by a list or a sequence of steps, quoted whole
-    ("steps", re.compile(r"材料|流程|程序|手续|步骤|(?:怎么|如何|怎样)(?:办理|申请|申报|走)|条件")),
+    # ("要交什么证明": the materials, by another name)
+    ("steps", re.compile(r"材料|流程|程序|手续|步骤|(?:怎么|如何|怎样)(?:办理|申请|申报|走)|条件|(?:交|提交|提供|附)(?:什么|哪些)证明")),
     ("name", re.compile(r"谁|哪位|哪个|哪家|哪所|什么名|叫什么|题目|名称")),
 ]
 

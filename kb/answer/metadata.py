@@ -65,8 +65,9 @@ def validity_draft(passages: list[Passage], catalogue: Catalogue) -> Draft | Non
             continue
         passage = next((p for p in passages if p.chunk_id == chunk.chunk_id), None)
         passage = passage or catalogue.passage_for(chunk, rank=len(passages) + 1)
+        # (and what it abolished: "《山东省专利保护条例》同时废止" answers "原来的条例还有效吗")
         indices = [i for i, (s, e) in enumerate(chunk.sentences)
-                   if any(w in chunk.text[s:e] for w in ("施行", "有效期", "生效"))]
+                   if any(w in chunk.text[s:e] for w in ("施行", "有效期", "生效", "废止", "失效"))]
         stated = "".join(chunk.text[s:e] for s, e in (chunk.sentences[i] for i in indices))
         text = text.replace("。[1]", f"。原文：“{stated}”[1]") if stated else text
         return Draft(text, [(passage, indices, [chunk.sentences[i] for i in indices])])

@@ -113,6 +113,12 @@ class Tuning:
     # 0.939 (letter), library 0.754 → 0.797; citation precision up on every set (0.658 → 0.733, 0.611 → 0.706,
     # 0.780 → 0.840, 0.861 → 0.896, library 0.628 → 0.750).
     passage_weight: float = 0.8
+    # Taken off the quoting score, times the share of the question a sentence covers only by repeating its
+    # document's title words ("政策依据《山西转型综合改革示范区…扶持办法》" in every record of the 山西 示范区
+    # 政策兑现清单): every sentence of the document is credited those words already (heading_weight), and a
+    # sentence that names the title says which document, not what the question asks. Quoting only: the refusal
+    # rules still read the coverage. Calibrated 2026-12-06 on policies.jsonl (18 documents and bundled).
+    title_echo: float = 0.5
 
     # --- Extractive answerer: refusing ------------------------------------------------------
     # The best sentence must hold at least this share of the question's weighted terms, else the
@@ -152,6 +158,11 @@ class Tuning:
     # characters: the article is quoted whole, the unit a law is read in. Chosen on policies.jsonl
     # (keypoint recall 0.701 / 0.713 / 0.717 at 150 / 250 / 400; sample and shared-pdfs hold no articles).
     article_max_chars: int = 250
+    # A yes/no question ("能申请吗", "还能再领吗") quotes the best sentence with the rest of its paragraph when the
+    # paragraph is at most this many characters: a rule is answered with its exceptions ("…不可同时申报。对于获得
+    # 奖励后又被认定为更高级别的称号的，给予差额奖励。", "…方可申请奖励。非职务发明和购买专利的不予以奖励。").
+    # Calibrated 2026-12-06 on policies.jsonl (18 documents and bundled); sample.jsonl and library.jsonl the checks.
+    yesno_paragraph_chars: int = 200
 
     # --- Citation checks of LLM answers (kb/answer/validation.py) -----------------------------
     # A passage supports an answer sentence when one of its sentences (with the passage's title,
