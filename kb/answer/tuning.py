@@ -165,7 +165,7 @@ class Tuning:
     # paragraph is at most this many characters: a rule is answered with its exceptions ("…不可同时申报。对于获得
     # 奖励后又被认定为更高级别的称号的，给予差额奖励。", "…方可申请奖励。非职务发明和购买专利的不予以奖励。").
     # Set to max_chars (the quote's budget), not swept; on policies.jsonl it completes three 山西 records' 备注
-    # (18 documents and bundled, 2026-12-06); sample.jsonl and library.jsonl unchanged (their paragraphs are longer).
+    # (18 documents and bundled, 2026-12-06); sample.jsonl and library.jsonl: keypoint recall unchanged.
     yesno_paragraph_chars: int = 200
 
     # --- Citation checks of LLM answers (kb/answer/validation.py) -----------------------------
