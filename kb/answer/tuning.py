@@ -121,6 +121,8 @@ class Tuning:
     # does), not swept; measured 2026-12-06 with the changes of that evening (labels on lines of their own, the
     # paragraph of a yes/no rule): policies keypoint recall 0.811 → 0.878 on the 18 documents and on the bundled
     # corpus, citation precision up on all four sets (library, sample the checks: keypoint recall unchanged).
+    # Its cost, held out (shared-pdfs, bench/answers.py): one unanswerable question more answered (3/4 refused),
+    # a figure of another thing now the best sentence over a sentence that only repeats the report's title.
     title_echo: float = 0.5
 
     # --- Extractive answerer: refusing ------------------------------------------------------
