@@ -39,7 +39,9 @@ from eval.metrics import supports
 from eval.testset import load_testset
 from kb.core.settings import Settings
 from kb.search.generation import Generation, SearchModels
-from kb.search.ranker import FEATURES, SCORE_DEPTH, LearnedRanker, positive
+from eval.ranker_words import featured, learn_table, out_of_fold, prepare
+from kb.search.associations import ASSOCIATIONS_RESOURCE
+from kb.search.ranker import FEATURES, SCORE_DEPTH, ChunkFacts, LearnedRanker, Query, positive
 from kb.search.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +79,10 @@ class Group:
     labels: np.ndarray
     gold: tuple[str, ...]  # gold file stems (lecoqa) or evidence strings
     by_file: bool  # gold names files, else evidence texts
+    # set by `prepare` (not cached): what the association features and tables are computed from
+    query: Query | None = None
+    facts: tuple[ChunkFacts, ...] = ()  # of `rows`
+    gold_words: frozenset[str] = frozenset()  # the words of the gold passages
 
 
 @dataclass
@@ -267,9 +273,10 @@ def cross_validate(groups: list[Group], folds: int = FOLDS) -> tuple[list[np.nda
     chosen = []
     texts = [g.question for g in groups]
     for train_idx, test_idx in GroupKFold(n_splits=folds).split(texts, groups=texts):
-        booster, name = fit([groups[i] for i in train_idx])
+        train_groups, test_groups = featured([groups[i] for i in train_idx], [groups[i] for i in test_idx])
+        booster, name = fit(train_groups)
         chosen.append(name)
-        for i, p in zip(test_idx, predict(booster, [groups[i] for i in test_idx])):
+        for i, p in zip(test_idx, predict(booster, test_groups)):
             out[i] = p
     return out, chosen
 
@@ -306,6 +313,8 @@ def run_training(settings: Settings, work: Path, out: Path | None, lecoqa: Path 
                            ("sample@letter", "letter", "sample.jsonl")):
         items = [(q.id, q.question, tuple(q.evidence)) for q in load_testset(testsets / file) if q.answerable]
         sets[name] = Dataset(name, kb, cached_collect(cache, retrievers[kb], name, items, False))
+    for dataset in sets.values():
+        prepare(retrievers[dataset.kb], dataset.groups)
 
     report: dict = {"date": started, "features": len(FEATURES), "params": PARAMS,
                     "grid": [[name, params, rounds] for name, params, rounds in GRID]}
@@ -325,22 +334,31 @@ def run_training(settings: Settings, work: Path, out: Path | None, lecoqa: Path 
               ("sample@letter", ["lecoqa", "policies"])]
     for test, trains in splits:
         test_set = sets[test]
-        booster, _ = fit([g for name in trains for g in sets[name].groups])
-        result = score(retrievers[test_set.kb], test_set.groups, settings, predict(booster, test_set.groups))
+        train_groups, test_groups = featured([g for name in trains for g in sets[name].groups], test_set.groups)
+        booster, _ = fit(train_groups)
+        result = score(retrievers[test_set.kb], test_groups, settings, predict(booster, test_groups))
         entry = cross.setdefault(test, {m: result[m] for m in METHODS if m != "learned"})
         entry[f"learned (trained on {'+'.join(trains)})"] = result["learned"]
     report["cross"] = cross
     for test, rows in cross.items():
         lines += [""] + table(f"{test} (KB: {retrievers[sets[test].kb].size} chunks)", rows, len(sets[test].groups))
 
-    booster, shape = fit([g for s in ("lecoqa", "sample", "policies") for g in sets[s].groups])
+    everything = [g for s in ("lecoqa", "sample", "policies") for g in sets[s].groups]
+    booster, shape = fit(out_of_fold(everything))
+    words = learn_table(everything)
     report["model_shape"] = shape
+    report["associations"] = len(words)
     model = booster.model_to_string()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(model, encoding="utf-8")
-        lines += ["", f"model (trained on lecoqa+sample+policies, {shape}) -> {out} ({len(model.encode()) / 1024:.0f} KB)"]
-    report["latency_ms"] = latency(retrievers["bundled"], LearnedRanker.from_string(model), sets["policies"].groups)
+        table_path = out.with_name(ASSOCIATIONS_RESOURCE)
+        table_path.write_text(words.to_text(), encoding="utf-8")
+        lines += ["", f"model (trained on lecoqa+sample+policies, {shape}) -> {out} ({len(model.encode()) / 1024:.0f} KB)",
+                  f"word associations ({len(words.table)} question words, {len(words)} pairs) -> {table_path} "
+                  f"({table_path.stat().st_size / 1024:.0f} KB)"]
+    report["latency_ms"] = latency(retrievers["bundled"], LearnedRanker.from_string(model, associations=words),
+                                   sets["policies"].groups)
     lat = report["latency_ms"]
     lines += [f"ranker cost per query (features + model, {lat['candidates']:.0f} candidates on average): "
               f"p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms; of that the model {lat['model_p50']:.2f} ms"]
@@ -359,7 +377,8 @@ def latency(retriever: Retriever, ranker: LearnedRanker | None, groups: list[Gro
     for _ in range(2):
         for g in groups:
             start = time.perf_counter()
-            _, matrix = retriever.candidate_table(g.question, g.dense, g.lexical, retriever.depth(10))
+            _, matrix = retriever.candidate_table(g.question, g.dense, g.lexical, retriever.depth(10),
+                                                  ranker.associations)
             mid = time.perf_counter()
             ranker.scores(matrix)
             end = time.perf_counter()

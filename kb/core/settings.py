@@ -214,7 +214,7 @@ class AnswerSettings(_Group):
     # since 2026-12-06: on the library's questions, which it was never trained on, hit@1 0.739 → 0.812 and
     # refusal recall 0.692 → 0.846 over the bundled corpus (docs/evaluation.md).
     ranker: RankerKind = "learned"
-    ranker_model: Path | None = None  # another model file (default: the packaged kb/resources/ranker.txt)
+    ranker_model: Path | None = None  # another model file, its associations.tsv beside it (default: kb/resources/)
     _no_model = field_validator("ranker_model", mode="before")(_optional_path)
     # Answer or refuse: "rules" (the extractive answerer's refusal rules veto an answer) or "learned" (a
     # logistic regression over those rules and other answer-level facts, kb/answer/decision.py, trained by

@@ -4,10 +4,12 @@ For each candidate chunk of a question, `features` computes cheap figures (no em
 query's own): the two retrievers' scores and ranks (raw and relative to the best), reciprocal-rank
 fusions, how much of the question's IDF weight the chunk covers, phrase and proximity matches, title,
 heading, law-name and article-number matches, whether the chunk holds the kind of fact the question
-asks for (an amount, a date, a list…), and the chunk's own shape (length, title only, annex, level,
-status). A LightGBM `lambdarank` model (kb/resources/ranker.txt, trained by
-`python -m eval train-ranker`) scores them; `Retriever.search` orders by that score when the setting
-`ranker` is "learned" and the model file is there, else by weighted RRF as before.
+asks for (an amount, a date, a list…), the chunk's own shape (length, title only, annex, level,
+status), and learned word associations between the question's words and the chunk's (丈夫 → 配偶;
+kb/search/associations.py, kb/resources/associations.tsv). A LightGBM `lambdarank` model
+(kb/resources/ranker.txt, trained by `python -m eval train-ranker`) scores them; `Retriever.search`
+orders by that score when the setting `ranker` is "learned" and the model file is there, else by
+weighted RRF as before.
 
 Question-type patterns are kept here rather than imported from kb/answer/intent.py: kb.search may not
 import kb.answer (tests/test_layers.py), and the ranker needs only coarse kinds.
@@ -25,6 +27,7 @@ import numpy as np
 
 from kb.core.profile import LEVELS, STATUS_IN_FORCE, STATUS_UNKNOWN
 from kb.core.records import Chunk, Document
+from kb.search.associations import ASSOC_FEATURES, ASSOCIATIONS_RESOURCE, Associations, association_columns
 
 MODEL_RESOURCE = "ranker.txt"  # in kb/resources, versioned with the code that computes its features
 RRF_K = 60  # the fusions used as features are those of the default settings, whatever is configured
@@ -68,6 +71,8 @@ _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四":
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _ARTICLE = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千]+)\s*条")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
+# numbers and article numbers (第九百六十七条) are no words to associate: they would name articles, not meanings
+_NUMBER_WORD = re.compile(r"第?[0-9０-９零〇一二两三四五六七八九十百千万.]+[条款项章节编年月日号]?")
 _LAW_SUFFIXES = ("法", "法典", "条例", "细则", "规定", "办法", "解释", "决定")
 _TITLE_ONLY_CHARS = 8  # a chunk whose text adds at most this much to its title holds no rule
 # a title naming one article (a file per article: 劳动合同法第七条): the law is the title without it
@@ -95,6 +100,8 @@ FEATURES: tuple[str, ...] = (
     "dense_z", "bm25_z", "cover_gap", "cover_rank", "char_bigrams_gap", "char_bigrams_rank",
     # the chunk
     "chunk_chars", "title_only", "heading_depth", "annex", "level", "in_force", "status_unknown",
+    # learned word associations, colloquial → legal (kb/search/associations.py), the last columns
+    *ASSOC_FEATURES,
 )
 
 
@@ -139,6 +146,7 @@ class Query:
     asks: frozenset[str]
     articles: frozenset[int]
     laws: tuple[str, ...]  # law names the question names (民法典, 劳动合同法…), without 中华人民共和国
+    word_idf: tuple[float, ...] = ()  # of `words`
 
 
 def make_query(text: str, tokens: list[str], words: list[str], idf: Callable[[str], float]) -> Query:
@@ -148,7 +156,7 @@ def make_query(text: str, tokens: list[str], words: list[str], idf: Callable[[st
     laws += [_law_key(w) for w in words_ if len(w) >= 3 and w.endswith(_LAW_SUFFIXES)]
     return Query(text, terms, tuple(idf(t) for t in terms), words_, char_bigrams(text),
                  frozenset(k for k, p in _ASKS.items() if p.search(text)), article_numbers(text),
-                 tuple(dict.fromkeys(x for x in laws if len(x) >= 2)))
+                 tuple(dict.fromkeys(x for x in laws if len(x) >= 2)), tuple(idf(w) for w in words_))
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,7 @@ class ChunkFacts:
     level: int
     in_force: bool
     status_unknown: bool
+    words: frozenset[str] = frozenset()  # jieba words of title, headings and text (Tokenizer.words)
 
 
 def _lower(text: str) -> str:
@@ -177,7 +186,7 @@ def _lower(text: str) -> str:
     return text if low == text else low
 
 
-def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
+def chunk_facts(chunk: Chunk, doc: Document, words: Callable[[str], list[str]] | None = None) -> ChunkFacts:
     title = doc.meta.title
     head = " ".join([title, *chunk.heading_path])
     text = chunk.text
@@ -194,7 +203,8 @@ def chunk_facts(chunk: Chunk, doc: Document) -> ChunkFacts:
         articles=article_numbers(head) | article_numbers(first_line),
         holds=frozenset(k for k, p in _HOLDS.items() if p.search(text)), chars=len(body), title_only=title_only,
         depth=len(chunk.heading_path), level=level, in_force=doc.profile.status == STATUS_IN_FORCE,
-        status_unknown=doc.profile.status == STATUS_UNKNOWN)
+        status_unknown=doc.profile.status == STATUS_UNKNOWN,
+        words=frozenset(w for w in words(f"{head}\n{text}") if not _NUMBER_WORD.fullmatch(w)) if words else frozenset())
 
 
 @dataclass(frozen=True)
@@ -221,9 +231,10 @@ def _contains_share(haystack: str, terms: tuple[str, ...], weights: tuple[float,
     return sum(w for t, w in zip(terms, weights) if t in haystack) / total if total else 0.0
 
 
-def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkFacts], n: int) -> np.ndarray:
+def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkFacts], n: int,
+             associations: Associations | None = None) -> np.ndarray:
     """One row of FEATURES per candidate. `n` is how deep each ranking was read (a candidate the other
-    ranking did not find gets rank n + 1)."""
+    ranking did not find gets rank n + 1). Without `associations` their columns are zero."""
     out = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
     if not cands:
         return out
@@ -296,9 +307,12 @@ def features(query: Query, cands: list[Candidate], facts: Callable[[int], ChunkF
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0,  # the relative columns, filled below
             math.log1p(f.chars), float(f.title_only), f.depth, float(c.annex), f.level, float(f.in_force),
             float(f.status_unknown),
+            *(0.0,) * len(ASSOC_FEATURES),  # filled below
         ]
         out[i] = row
     _relative(out)
+    if associations is not None:
+        out[:, -len(ASSOC_FEATURES):] = association_columns(query, [facts(c.row) for c in cands], associations)
     return out
 
 
@@ -322,34 +336,41 @@ def _relative(out: np.ndarray) -> None:
 class LearnedRanker:
     """A LightGBM model over FEATURES; `load` gives None when there is no usable model file."""
 
-    def __init__(self, booster, source: str):
+    def __init__(self, booster, source: str, associations: Associations | None = None):
         self.booster = booster
         self.source = source
+        self.associations = associations  # the table its association features were trained with
 
     @classmethod
     def load(cls, path: Path | None = None) -> LearnedRanker | None:
-        """The model at `path`, or the packaged kb/resources/ranker.txt. None when the file is absent or
-        was trained on other features (then search falls back to RRF)."""
+        """The model at `path`, or the packaged kb/resources/ranker.txt, with the association table beside
+        it (associations.tsv, written with it). None when either file is absent or the model was trained on
+        other features (then search falls back to RRF)."""
         if path is None:
             resource = resources.files("kb").joinpath("resources", MODEL_RESOURCE)
             if not resource.is_file():
                 return None
             text = resource.read_text(encoding="utf-8")
             source = f"kb/resources/{MODEL_RESOURCE}"
+            associations = Associations.load()
         else:
             if not Path(path).is_file():
                 return None
             text, source = Path(path).read_text(encoding="utf-8"), str(path)
-        return cls.from_string(text, source)
+            associations = Associations.load(Path(path).with_name(ASSOCIATIONS_RESOURCE))
+        if associations is None:
+            return None
+        return cls.from_string(text, source, associations)
 
     @classmethod
-    def from_string(cls, text: str, source: str = "<string>") -> LearnedRanker | None:
+    def from_string(cls, text: str, source: str = "<string>",
+                    associations: Associations | None = None) -> LearnedRanker | None:
         import lightgbm
 
         booster = lightgbm.Booster(model_str=text)
         if tuple(booster.feature_name()) != FEATURES:
             return None
-        return cls(booster, source)
+        return cls(booster, source, associations)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         if not len(matrix):

@@ -24,9 +24,10 @@ from kb.core.settings import Settings
 from kb.core.text import squeeze
 from kb.core.tokenizer import Tokenizer
 from kb.models.embeddings import QueryEncoder
+from kb.search.associations import Associations
 from kb.search.filters import Filters
-from kb.search.ranker import (SCORE_DEPTH, Candidate, ChunkFacts, LearnedRanker, chunk_facts, features, make_query,
-                              positive)
+from kb.search.ranker import (SCORE_DEPTH, Candidate, ChunkFacts, LearnedRanker, Query, chunk_facts, features,
+                              make_query, positive)
 from kb.search.ranker import candidates as candidates_of
 from kb.store.catalogue import Catalogue
 from kb.store.indexes import RowFilter, SearchIndex
@@ -117,18 +118,24 @@ class Retriever:
         return dense, lexical
 
     def candidate_table(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
-                        n: int) -> tuple[list[Candidate], np.ndarray]:
+                        n: int, associations: Associations | None = None) -> tuple[list[Candidate], np.ndarray]:
         """The union of both rankings' first n and the ranker's features of each (kb/search/ranker.py); the
-        rankings are read SCORE_DEPTH × n deep (`rankings(query, n * SCORE_DEPTH)`)."""
-        q = make_query(query, self.tokenizer.tokens(query), self.tokenizer.words(query), self.index.idf)
+        rankings are read SCORE_DEPTH × n deep (`rankings(query, n * SCORE_DEPTH)`). The association
+        features read `associations`, else the ranker's table (zero without either)."""
         cands = candidates_of(dense, lexical, self._is_annex.__getitem__, lambda row: self._chunks[row].doc_id, n)
-        return cands, features(q, cands, self.facts, n * SCORE_DEPTH)
+        if associations is None and self.ranker is not None:
+            associations = self.ranker.associations
+        return cands, features(self.query_of(query), cands, self.facts, n * SCORE_DEPTH, associations)
+
+    def query_of(self, query: str) -> Query:
+        """What the ranker's features need of the question."""
+        return make_query(query, self.tokenizer.tokens(query), self.tokenizer.words(query), self.index.idf)
 
     def facts(self, row: int) -> ChunkFacts:
         found = self._facts.get(row)
         if found is None:
             chunk = self._chunks[row]
-            found = self._facts[row] = chunk_facts(chunk, self.catalogue.documents[chunk.doc_id])
+            found = self._facts[row] = chunk_facts(chunk, self.catalogue.documents[chunk.doc_id], self.tokenizer.words)
         return found
 
     def learned_order(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
