@@ -1,7 +1,10 @@
-"""The learned ranker's word associations in training (kb/search/associations.py): each table is learned
-from training questions only. In `python -m eval train-ranker`'s CV and cross-set splits the training
-questions' own association columns come from tables learned without them (out of fold), the tested
-questions' from the table of all the training questions; the shipped table from every training set.
+"""The learned ranker's word associations in training (kb/search/associations.py).
+
+Tables are learned from lecoqa's colloquial questions only (groups whose gold names files). The IP test
+sets' questions (sample, policies) never enter a table, so their association columns are computed the same
+way in training as in the app: from a table that has not seen them. lecoqa's own training rows get their
+columns from tables learned without them (out of fold), so the model learns how far the table's word pairs
+carry to questions it has not seen. The shipped table is learned from all of lecoqa.
 """
 from __future__ import annotations
 
@@ -33,7 +36,9 @@ def prepare(retriever: Retriever, groups: list[Group]) -> None:
 
 
 def learn_table(groups: list[Group]) -> Associations:
-    return learn((g.query.words, g.gold_words) for g in groups if g.gold_words and g.query is not None)
+    """The table of the lecoqa groups among `groups`."""
+    return learn((g.query.words, g.gold_words) for g in groups
+                 if g.by_file and g.gold_words and g.query is not None)
 
 
 def with_table(groups: list[Group], table: Associations) -> list[Group]:
@@ -48,16 +53,23 @@ def with_table(groups: list[Group], table: Associations) -> list[Group]:
 
 
 def out_of_fold(groups: list[Group], folds: int = 5) -> list[Group]:
-    """Training groups, each with association columns from a table learned without its question (GroupKFold
-    by question), so the model learns how far the table's word pairs carry to questions it has not seen."""
+    """Training groups with their association columns: lecoqa's from tables learned without their question
+    (GroupKFold by question), the others' from the table of every lecoqa group here (it never holds them)."""
     from sklearn.model_selection import GroupKFold
 
-    texts = [g.question for g in groups]
+    learned = [i for i, g in enumerate(groups) if g.by_file]
+    others = [i for i, g in enumerate(groups) if not g.by_file]
     out: list[Group] = list(groups)
-    for train_idx, test_idx in GroupKFold(n_splits=min(folds, len(set(texts)))).split(texts, groups=texts):
-        table = learn_table([groups[i] for i in train_idx])
-        for i, g in zip(test_idx, with_table([groups[i] for i in test_idx], table)):
+    if others:
+        for i, g in zip(others, with_table([groups[i] for i in others], learn_table(groups))):
             out[i] = g
+    texts = [groups[i].question for i in learned]
+    if len(set(texts)) < 2:
+        return out
+    for train_idx, test_idx in GroupKFold(n_splits=min(folds, len(set(texts)))).split(texts, groups=texts):
+        table = learn_table([groups[learned[j]] for j in train_idx])
+        for j, g in zip(test_idx, with_table([groups[learned[j]] for j in test_idx], table)):
+            out[learned[j]] = g
     return out
 
 
