@@ -9,7 +9,8 @@ import pytest
 from kb.core.profile import LEVEL_LAW, STATUS_IN_FORCE, DocumentProfile
 from kb.core.records import Chunk, Document, DocumentMeta
 from kb.core.settings import Settings
-from kb.search.ranker import FEATURES, Candidate, LearnedRanker, article_numbers, chunk_facts, cn_number, features, make_query
+from kb.search.ranker import (FEATURES, Candidate, LearnedRanker, article_numbers, chunk_facts, cn_number, features,
+                              make_query, models_text, split_models)
 from kb.search.retriever import Retriever
 from kb.store.catalogue import Catalogue
 
@@ -111,9 +112,37 @@ def test_packaged_model_ranks_a_clear_case(tokenizer):
 
 def test_model_of_other_features_or_no_file_gives_none(tmp_path):
     assert LearnedRanker.load(tmp_path / "absent.txt") is None
-    text = LearnedRanker.load().booster.model_to_string()
+    text = LearnedRanker.load().boosters[0].model_to_string()
     renamed = text.replace("feature_names=bm25_score ", "feature_names=bm25_raw ", 1)
     assert renamed != text and LearnedRanker.from_string(renamed) is None
+    assert LearnedRanker.from_string(text + renamed) is None  # one model of other features spoils the file
+    assert LearnedRanker.from_string("") is None
+
+
+def test_a_model_file_of_several_boosters_scores_their_average():
+    from eval.train_ranker import BAG, fit, predict
+
+    groups = synthetic_groups(3)
+    boosters = [train_one(groups, seed) for seed in (1, 2)]
+    text = models_text(boosters)
+    assert len(split_models(text)) == 2
+    ranker = LearnedRanker.from_string(text)
+    assert ranker is not None and len(ranker.boosters) == 2
+    matrix = groups[0].features
+    each = [b.predict(matrix, num_threads=1) for b in boosters]
+    assert not np.allclose(each[0], each[1])  # two seeds, two models: the average is not either
+    assert np.allclose(ranker.scores(matrix), (each[0] + each[1]) / 2)
+    assert np.allclose(predict(boosters, groups[:1])[0], ranker.scores(matrix))  # training scores the same way
+    shipped = LearnedRanker.load()
+    assert shipped is not None and len(shipped.boosters) == BAG
+    bag, _ = fit(groups, bag=2)
+    assert len(bag) == 2 and bag[0].model_to_string() != bag[1].model_to_string()
+
+
+def train_one(groups, seed):
+    from eval.train_ranker import train
+
+    return train(groups, seed=seed, rounds=20)
 
 
 def synthetic_groups(seed: int):

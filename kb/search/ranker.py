@@ -70,6 +70,7 @@ KINDS: tuple[str, ...] = tuple(_ASKS)
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _ARTICLE = re.compile(r"第\s*([0-9０-９]+|[零〇一二两三四五六七八九十百千]+)\s*条")
+_MODEL_START = re.compile(r"(?m)^(?=tree\nversion=)")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 # numbers and article numbers (第九百六十七条) are no words to associate: they would name articles, not meanings
 _NUMBER_WORD = re.compile(r"第?[0-9０-９零〇一二两三四五六七八九十百千万.]+[条款项章节编年月日号]?")
@@ -334,10 +335,12 @@ def _relative(out: np.ndarray) -> None:
 
 
 class LearnedRanker:
-    """A LightGBM model over FEATURES; `load` gives None when there is no usable model file."""
+    """LightGBM models over FEATURES whose scores are averaged (seeds of one training: averaging them evens
+    out what one seed's row and feature sampling picked); `load` gives None when there is no usable model
+    file. The file is the models' texts one after the other."""
 
-    def __init__(self, booster, source: str, associations: Associations | None = None):
-        self.booster = booster
+    def __init__(self, boosters: tuple, source: str, associations: Associations | None = None):
+        self.boosters = boosters
         self.source = source
         self.associations = associations  # the table its association features were trained with
 
@@ -367,15 +370,25 @@ class LearnedRanker:
                     associations: Associations | None = None) -> LearnedRanker | None:
         import lightgbm
 
-        booster = lightgbm.Booster(model_str=text)
-        if tuple(booster.feature_name()) != FEATURES:
+        boosters = tuple(lightgbm.Booster(model_str=part) for part in split_models(text))
+        if not boosters or any(tuple(b.feature_name()) != FEATURES for b in boosters):
             return None
-        return cls(booster, source, associations)
+        return cls(boosters, source, associations)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         if not len(matrix):
             return np.zeros(0)
-        return self.booster.predict(matrix, num_threads=1)
+        return np.mean([b.predict(matrix, num_threads=1) for b in self.boosters], axis=0)
+
+
+def models_text(boosters) -> str:
+    """The file of an average of boosters: their model texts one after the other."""
+    return "".join(b.model_to_string() for b in boosters)
+
+
+def split_models(text: str) -> list[str]:
+    """The model texts of a file written by `models_text` (each LightGBM text begins "tree\nversion=")."""
+    return [part for part in _MODEL_START.split(text) if part.strip()]
 
 
 def positive(scores: np.ndarray) -> np.ndarray:
