@@ -2,7 +2,7 @@
 
     python -m eval run --testset FILE [--kb DIR] [--out DIR] [--no-ablation] [--floors eval/floors.toml]
     python -m eval compare OLD_DIR NEW_DIR
-    python -m eval train-ranker [--work DIR] [--out kb/resources/ranker.txt | --no-write] [--json FILE]
+    python -m eval train-ranker [--work DIR] [--out kb/resources/ranker.txt | --no-write] [--json FILE] [--min-gain G]
     python -m eval train-decision [--set NAME=TESTSET:CORPUS[,CORPUS]]… [--work DIR]
                                   [--out kb/resources/decision.json | --no-write] [--json FILE]
 
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                           help="model file to write (default: the packaged kb/resources/ranker.txt)")
     rank_cmd.add_argument("--no-write", action="store_true", help="report only")
     rank_cmd.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    rank_cmd.add_argument("--min-gain", type=float, metavar="G",
+                          help="exit 1 when the lecoqa CV is less than G above RRF 1:1 on hit@1 or MRR@10, or any "
+                               "cross-set split is below RRF 1:1 (`make bench-ranker`: 0.06)")
     dec_cmd = commands.add_parser("train-decision", help="train the answer-or-refuse decision, report it against "
                                   "the rules (cross-validated, each set held out), write its model file")
     dec_cmd.add_argument("--set", action="append", dest="sets", metavar="NAME=TESTSET:CORPUS[,CORPUS]",
@@ -97,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             report = run_training(load_settings(), args.work, None if args.no_write else args.out)
             if args.json:
                 args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+            if args.min_gain is not None:
+                from eval.train_ranker import shortfalls
+
+                missed = shortfalls(report, args.min_gain)
+                print("\n".join(["", *(f"SHORT: {m}" for m in missed)]) if missed else
+                      f"\nlecoqa CV at least {args.min_gain:+.2f} over RRF 1:1 on hit@1 and MRR@10; no split below it")
+                return 1 if missed else 0
             return 0
         if args.command == "train-decision":
             from eval.train_decision import run_training as train_decision

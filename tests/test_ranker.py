@@ -255,3 +255,18 @@ def test_candidates_are_the_first_n_of_each_ranking_with_scores_from_deeper():
     by_row = {c.row: c for c in cands}
     assert by_row[1].dense == (4, 0.6) and by_row[5].bm25 == (3, 7.0)  # found deeper than n
     assert by_row[6].bm25 is None and by_row[2].annex and by_row[1].doc_id == "1"
+
+
+def test_shortfalls_name_what_the_acceptance_misses():
+    from eval.train_ranker import shortfalls
+
+    def row(h, m):
+        return {"hit@1": h, "hit@5": 0.0, "MRR@10": m}
+
+    report = {"cv_lecoqa": {"RRF 1:1": row(0.4862, 0.5912), "learned": row(0.5543, 0.6515)},
+              "cross": {"sample": {"RRF 1:1": row(0.571, 0.663), "learned (trained on lecoqa)": row(0.653, 0.714)}}}
+    assert shortfalls(report, 0.06) == []
+    short = shortfalls(report, 0.065)  # hit@1 +0.068 clears it, MRR@10 +0.060 does not
+    assert len(short) == 1 and short[0].startswith("lecoqa MRR@10")
+    report["cross"]["sample"]["learned (trained on policies)"] = row(0.571, 0.662)  # MRR one hair under RRF
+    assert [s.split(":")[0] for s in shortfalls(report, 0.06)] == ["sample, learned (trained on policies)"]
