@@ -265,9 +265,9 @@ def fit(groups: list[Group], bag: int = BAG) -> tuple[list, str]:
 
 
 def predict(boosters: list, groups: list[Group]) -> list[np.ndarray]:
-    """The boosters' average score of each group's candidates (LearnedRanker.scores)."""
-    return [np.mean([b.predict(g.features, num_threads=1) for b in boosters], axis=0) if len(g.rows)
-            else np.zeros(0) for g in groups]
+    """The boosters' average score of each group's candidates, as the app computes it."""
+    ranker = LearnedRanker(tuple(boosters), "training")
+    return [ranker.scores(g.features) for g in groups]
 
 
 def cross_validate(groups: list[Group], folds: int = FOLDS) -> tuple[list[np.ndarray], list[str]]:
