@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
             if args.min_gain is not None:
-                from eval.train_ranker import shortfalls
+                from eval.ranker_acceptance import shortfalls
 
                 missed = shortfalls(report, args.min_gain)
                 print("\n".join(["", *(f"SHORT: {m}" for m in missed)]) if missed else

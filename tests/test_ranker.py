@@ -258,7 +258,7 @@ def test_candidates_are_the_first_n_of_each_ranking_with_scores_from_deeper():
 
 
 def test_shortfalls_name_what_the_acceptance_misses():
-    from eval.train_ranker import shortfalls
+    from eval.ranker_acceptance import shortfalls
 
     def row(h, m):
         return {"hit@1": h, "hit@5": 0.0, "MRR@10": m}
